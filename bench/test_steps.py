@@ -1,0 +1,60 @@
+"""Micro-benchmarks of the compiled steps a trial is timed with.
+
+For each default backbone x mode at a small batch: one training step (forward,
+backward, optimizer) and one inference step, with stand-in weights (same
+architecture, random initial weights; speed and memory don't depend on the
+values). `extra_info` carries images/s, peak bytes and how they were measured.
+
+    pytest bench/ --benchmark-only
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tlbench.registry import DEFAULT_BACKBONES, MODES, get_backbone
+
+BATCH_SIZE = 8
+
+
+@pytest.fixture(scope="module", params=[(b, m) for b in DEFAULT_BACKBONES for m in MODES], ids="-".join)
+def classifier_and_batch(request):
+    import numpy as np
+    import tensorflow as tf
+
+    from tlbench.model import Classifier
+    from tlbench.weights import export_standin
+
+    name, mode = request.param
+    backbone = get_backbone(name)
+    classifier = Classifier(str(export_standin(backbone)), backbone.image_size, 10, trainable=mode == "finetune")
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.random((BATCH_SIZE, backbone.image_size, backbone.image_size, 3), dtype=np.float32))
+    labels = tf.constant(rng.integers(0, 10, BATCH_SIZE, dtype=np.int32))
+    return classifier, images, labels
+
+
+def _run(benchmark, step):
+    from tlbench.measure import TensorFlowPeakMemory
+
+    memory = TensorFlowPeakMemory("CPU:0")
+    step()  # trace outside the measured rounds
+    memory.reset()
+    benchmark.pedantic(step, rounds=3, warmup_rounds=1, iterations=1)
+    peak, method = memory.peak()
+    benchmark.extra_info.update(
+        batch_size=BATCH_SIZE,
+        images_per_sec=BATCH_SIZE / benchmark.stats.stats.median if benchmark.stats else None,
+        peak_memory_bytes=peak,
+        memory_method=method,
+    )
+
+
+def test_train_step(benchmark, classifier_and_batch):
+    classifier, images, labels = classifier_and_batch
+    _run(benchmark, lambda: float(classifier.train_step(images, labels)))
+
+
+def test_inference_step(benchmark, classifier_and_batch):
+    classifier, images, _ = classifier_and_batch
+    _run(benchmark, lambda: classifier.predict(images).numpy())

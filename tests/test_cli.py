@@ -1,0 +1,95 @@
+"""Bad input: one clear line on stderr and exit status 2, never a traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tlbench import results
+from tlbench.cli import main
+
+
+def _module_dir(tmp_path):
+    module = tmp_path / "module"
+    module.mkdir()
+    (module / "saved_model.pb").write_bytes(b"")
+    return module
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "say a command"),
+        (["rn"], "unknown command 'rn': did you mean 'run'?"),
+        (["run"], "say what to run"),
+        (["run", "--all", "--backbone", "resnet_v2_50"], "--all runs the default grid"),
+        (["run", "--backbone", "resnet50"], "unknown backbone 'resnet50': did you mean 'resnet_v2_50'?"),
+        (["run", "--mode", "finetuning"], "unknown mode 'finetuning': did you mean 'finetune'?"),
+        (["run", "--batch-size", "0"], "between 1 and 4096, got 0"),
+        (["run", "--batch-size", "-8"], "between 1 and 4096, got -8"),
+        (["run", "--batch-size", "1e9"], "whole number, got '1e9'"),
+        (["run", "--batch-size", "16.5"], "whole number, got '16.5'"),
+        (["run", "--batch-size", "100000"], "between 1 and 4096, got 100000"),
+        (["run", "--all", "--seed", "x"], "seed must be a whole number"),
+        (["run", "--all", "--weights", "pretrained"], "invalid choice: 'pretrained'"),
+        (["run", "--all", "--module", "resnet_v2_50"], "--module takes NAME=PATH_OR_URL"),
+        (["run", "--all", "--module", "resnet=/tmp"], "unknown backbone 'resnet'"),
+        (["run", "--all", "--module", "resnet_v2_50=/no/such/dir"], "is not a directory"),
+        (["run", "--all", "--module", "resnet_v2_50={tmp}"], "holds no saved_model.pb"),
+        (["run", "--all", "--dataset", "cifar"], "neither 'digits' nor an existing folder"),
+        (["run", "--all", "--out", "{file}"], "is a file"),
+        (["run", "--all", "--bogus"], "unrecognized arguments: --bogus"),
+        (["report", "{tmp}"], "not a tlbench run folder"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    argv = [a.format(tmp=tmp_path, file=tmp_path / "file") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tlbench: error: ")
+    assert message in err
+
+
+def test_module_override_accepts_a_saved_model_folder(tmp_path):
+    from tlbench.weights import parse_module_overrides
+
+    module = _module_dir(tmp_path)
+    assert parse_module_overrides([f"mobilenet_v2_035_128={module}"]) == {"mobilenet_v2_035_128": str(module)}
+    assert parse_module_overrides(["resnet_v2_50=https://example.org/m/1"]) == {"resnet_v2_50": "https://example.org/m/1"}
+
+
+def test_exit_status_and_stderr_of_the_real_command(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "tlbench", "run", "--backbone", "resnet50"], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tlbench: error: unknown backbone 'resnet50'")
+    assert "Traceback" not in done.stderr
+
+
+def test_list_shows_every_backbone_mode_and_the_default_dataset(capsys):
+    from tlbench.registry import BACKBONES
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for backbone in BACKBONES:
+        assert backbone.name in out and backbone.handle in out
+    assert "transfer, finetune" in out and "'digits'" in out
+
+
+def test_report_reprints_a_saved_run(tmp_path, capsys):
+    run_dir = tmp_path / "20261128T000000Z-h-cpu"
+    run_dir.mkdir()
+    record = {
+        "trial_id": "x", "backbone": "resnet_v2_50", "mode": "transfer", "batch_size": 16, "dataset": "digits",
+        "status": "ok", "test_accuracy": 0.5, "train_images_per_sec": 12.5,
+    }
+    results.append_record(run_dir, record)
+    (run_dir / results.ENV).write_text(json.dumps({"host": "h"}))
+    assert main(["report", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "resnet_v2_50" in out and "12.5" in out and "0.500" in out
+    assert (run_dir / results.REPORT_MD).read_text().count("resnet_v2_50") == 1

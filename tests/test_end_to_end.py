@@ -1,0 +1,71 @@
+"""The real command, a real local Ray, fresh worker processes per trial.
+
+Each run goes through a wrapper that fails if the driver imported TensorFlow.
+"""
+
+import json
+from pathlib import Path
+
+from tlbench.results import ENV, REPORT_MD, TRIALS
+
+
+def _only_run_dir(out: Path) -> Path:
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def test_quick_grid_on_mobilenet_writes_records_env_and_report(tmp_path, run_in_subprocess):
+    out = tmp_path / "runs"
+    done = run_in_subprocess(
+        "run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "finetune",
+        "--batch-size", "16", "--quick", "--out", out,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    run_dir = _only_run_dir(out)
+    records = [json.loads(line) for line in (run_dir / TRIALS).read_text().splitlines()]
+    assert [(r["mode"], r["status"]) for r in records] == [("transfer", "ok"), ("finetune", "ok")]
+    by_mode = {r["mode"]: r for r in records}
+    for record in records:
+        assert record["train_images_per_sec"] > 0 and record["infer_images_per_sec"] > 0
+        assert record["weights"] == "standin:random-init"  # no network here, --weights auto
+        assert record["budget"] == "quick"
+    assert by_mode["finetune"]["peak_memory_bytes"] > by_mode["transfer"]["peak_memory_bytes"]
+
+    env = json.loads((run_dir / ENV).read_text())
+    assert env["versions"]["tensorflow"] and env["versions"]["ray"] and env["versions"]["tensorflow-hub"]
+    assert env["cpu"]["model"] and "run --backbone mobilenet_v2_035_128" in env["command"]
+    assert env["cluster"]["trial_resources"] == {"num_cpus": env["cluster"]["cpus"]}  # one trial at a time
+    report = (run_dir / REPORT_MD).read_text()
+    assert report.count("| mobilenet_v2_035_128 |") == 2 and "Stand-in weights" in report
+
+    # `report` prints the same table again, from the files alone.
+    table_rows = [line for line in done.stdout.splitlines() if "mobilenet_v2_035_128 │" in line]
+    again = run_in_subprocess("report", run_dir)
+    assert again.returncode == 0, again.stderr
+    assert [line for line in again.stdout.splitlines() if "mobilenet_v2_035_128 │" in line] == table_rows
+    assert len(table_rows) == 2
+
+
+def test_a_tf1_module_runs_in_transfer_and_refuses_finetune_without_stopping_the_grid(
+    tmp_path, run_in_subprocess, shared_module
+):
+    out = tmp_path / "runs"
+    done = run_in_subprocess(
+        "run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "finetune", "--batch-size", "32",
+        "--quick", "--out", out, "--module", f"mobilenet_v2_035_128={shared_module}",
+    )
+    assert done.returncode == 1  # a trial ended in error; the others were kept
+    records = {r["mode"]: r for r in map(json.loads, (_only_run_dir(out) / TRIALS).read_text().splitlines())}
+    assert records["transfer"]["status"] == "ok" and records["transfer"]["weights"] == f"local:{shared_module}"
+    assert records["finetune"]["status"] == "error" and "TF1 Hub format" in records["finetune"]["error"]
+
+
+def test_weights_hub_offline_is_one_line_and_exit_2(tmp_path, run_in_subprocess):
+    done = run_in_subprocess(
+        "run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "--batch-size", "8",
+        "--weights", "hub", "--quick", "--out", tmp_path,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "can't be reached" in lines[0] and "TFHUB_CACHE_DIR" in lines[0]
+    assert not list(tmp_path.iterdir())  # no run folder for a run that never started

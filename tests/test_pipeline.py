@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from tlbench import data
+
+
+@pytest.fixture(scope="module")
+def tf():
+    import tensorflow
+
+    return tensorflow
+
+
+def test_digits_become_rgb_floats_at_the_backbone_size(tf):
+    from tlbench.pipeline import SplitPipeline
+
+    digits = data.open_dataset("digits")
+    pipeline = SplitPipeline(digits, np.arange(10), image_size=128)
+    images, labels = next(iter(pipeline.batches(4)))
+    assert images.shape == (4, 128, 128, 3) and images.dtype == tf.float32
+    assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 1.0
+    assert np.array_equal(images[..., 0], images[..., 2])  # grey copied to RGB
+    assert labels.numpy().tolist() == digits.labels[:4].tolist()
+
+
+def test_repeat_gives_full_batches_forever(tf):
+    from tlbench.pipeline import SplitPipeline
+
+    pipeline = SplitPipeline(data.open_dataset("digits"), np.arange(5), image_size=32)
+    stream = iter(pipeline.batches(4, shuffle_seed=0, repeat=True))
+    assert all(next(stream)[0].shape[0] == 4 for _ in range(6))
+    assert [x.shape[0] for x, _ in pipeline.batches(4)] == [4, 1]
+
+
+def test_image_files_of_any_mode_become_rgb_in_unit_range(tf, tmp_path):
+    from tlbench.pipeline import SplitPipeline
+
+    files = {
+        "grey.png": Image.new("L", (20, 30), 255),
+        "rgba.png": Image.new("RGBA", (40, 10), (255, 0, 0, 10)),
+        "palette.gif": Image.new("P", (8, 8), 3),
+        "photo.JPG": Image.new("RGB", (300, 200), (0, 128, 255)),
+        "deep16.png": Image.fromarray(np.full((16, 16), 65535, dtype=np.uint16)),
+    }
+    for i, (name, image) in enumerate(files.items()):
+        (tmp_path / f"c{i % 2}").mkdir(exist_ok=True)
+        image.save(tmp_path / f"c{i % 2}" / name)
+    (tmp_path / "c0" / "extra.png").write_bytes((tmp_path / "c0" / "grey.png").read_bytes())
+    (tmp_path / "c1" / "extra.png").write_bytes((tmp_path / "c0" / "grey.png").read_bytes())
+    images = data.open_dataset(str(tmp_path))
+    pipeline = SplitPipeline(images, np.arange(len(images.labels)), image_size=24)
+    batch, _ = next(iter(pipeline.batches(len(images.labels))))
+    assert batch.shape == (len(images.labels), 24, 24, 3)
+    assert float(tf.reduce_min(batch)) >= 0.0 and float(tf.reduce_max(batch)) <= 1.0
+    by_name = {p.rsplit("/", 1)[-1]: i for i, p in enumerate(images.paths)}
+    assert np.allclose(batch[by_name["grey.png"]], 1.0)
+    assert np.allclose(batch[by_name["deep16.png"]], 1.0)  # 16-bit white is white, not 1/257
+    assert np.allclose(batch[by_name["rgba.png"]][..., 0], 1.0)

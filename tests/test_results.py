@@ -1,0 +1,76 @@
+import json
+
+import pytest
+
+from tlbench import results
+from tlbench.errors import UsageError
+
+
+def _record(i, status="ok"):
+    return {
+        "trial_id": f"t{i}", "backbone": "resnet_v2_50", "mode": "transfer", "batch_size": 16,
+        "dataset": "digits", "status": status,
+    }
+
+
+def test_run_ids_are_never_reused(tmp_path):
+    first = results.new_run_dir(tmp_path, "cpu")
+    second = results.new_run_dir(tmp_path, "cpu")
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.name.endswith("-cpu") and first.name[:8].isdigit()
+
+
+def test_records_round_trip_one_line_each(tmp_path):
+    for i in range(3):
+        results.append_record(tmp_path, _record(i))
+    lines = (tmp_path / results.TRIALS).read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["trial_id"] == f"t{i}" for i, line in enumerate(lines))
+    run = results.read_run(tmp_path)
+    assert [r["trial_id"] for r in run.records] == ["t0", "t1", "t2"] and not run.warnings
+
+
+def test_a_cut_last_line_loses_only_that_line(tmp_path):
+    for i in range(2):
+        results.append_record(tmp_path, _record(i))
+    with open(tmp_path / results.TRIALS, "a") as f:
+        f.write('{"trial_id": "t2", "backb')  # a crash mid-write
+    run = results.read_run(tmp_path)
+    assert [r["trial_id"] for r in run.records] == ["t0", "t1"]
+    assert run.warnings == [f"{results.TRIALS} line 3 is cut or garbled; skipped"]
+
+
+def test_records_without_required_keys_are_skipped_with_a_warning(tmp_path):
+    (tmp_path / results.TRIALS).write_text('{"trial_id": "old"}\n[1, 2]\n' + json.dumps(_record(1)) + "\n")
+    run = results.read_run(tmp_path)
+    assert [r["trial_id"] for r in run.records] == ["t1"]
+    assert len(run.warnings) == 2
+
+
+def test_env_json_is_written_atomically(tmp_path):
+    results.write_json_atomic(tmp_path / results.ENV, {"a": 1})
+    results.write_json_atomic(tmp_path / results.ENV, {"a": 2})
+    assert json.loads((tmp_path / results.ENV).read_text()) == {"a": 2}
+    assert [p.name for p in tmp_path.iterdir()] == [results.ENV]
+
+
+def test_out_must_be_a_writable_folder(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="is a file"):
+        results.prepare_parent(str(tmp_path / "file"))
+    assert results.prepare_parent(str(tmp_path / "new" / "runs")).is_dir()
+
+
+def test_reading_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(UsageError, match="not a tlbench run folder"):
+        results.read_run(tmp_path)
+    with pytest.raises(UsageError, match="does not exist"):
+        results.read_run(tmp_path / "absent")
+    with pytest.raises(UsageError, match="no run folders"):
+        results.latest_run_dir(tmp_path)
+
+
+def test_latest_run_dir_is_the_newest(tmp_path):
+    for name in ("20260101T000000Z-h-cpu", "20261231T000000Z-h-cpu", "20260601T000000Z-h-cpu"):
+        (tmp_path / name).mkdir()
+        results.append_record(tmp_path / name, _record(0))
+    assert results.latest_run_dir(tmp_path).name == "20261231T000000Z-h-cpu"

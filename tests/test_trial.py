@@ -1,0 +1,78 @@
+"""Real trials, in this process, on real modules and the embedded data."""
+
+import pytest
+
+from tlbench.plan import BUDGETS, ModuleSource, TrialSpec
+from tlbench.trial import _is_out_of_memory, run_trial
+
+REQUIRED = (
+    "trial_id", "backbone", "mode", "batch_size", "dataset", "status", "error", "weights", "device", "host",
+    "test_accuracy", "val_accuracy", "train_images_per_sec", "infer_images_per_sec", "peak_memory_bytes", "seconds",
+)
+
+
+def _spec(mode, module, budget="quick", batch_size=16, backbone="mobilenet_v2_035_128"):
+    return TrialSpec(backbone, mode, batch_size, "digits", 0, BUDGETS[budget], ModuleSource("local", module))
+
+
+@pytest.fixture(scope="module")
+def tiny_records(tiny_module):
+    return {mode: run_trial(_spec(mode, tiny_module)) for mode in ("transfer", "finetune")}
+
+
+@pytest.mark.parametrize("mode", ["transfer", "finetune"])
+def test_a_trial_of_each_mode_gives_a_complete_record(tiny_records, tiny_module, mode):
+    record = tiny_records[mode]
+    assert record["status"] == "ok", record["error"]
+    assert set(REQUIRED) <= set(record) and record["error"] is None
+    assert record["trial_id"] == f"mobilenet_v2_035_128-{mode}-bs16-digits-seed0"
+    assert record["weights"] == f"local:{tiny_module}" and record["module_format"] == "tf2-savedmodel"
+    assert record["device"].startswith("CPU:") and record["host"]
+    for key in ("test_accuracy", "val_accuracy", "train_accuracy"):
+        assert 0.0 <= record[key] <= 1.0
+    assert record["train_images_per_sec"] > 0 and record["infer_images_per_sec"] > 0
+    assert record["peak_memory_bytes"] > 0 and record["seconds"] > 0
+    assert record["split_sizes"] == {"train": 16, "val": 10, "test": 10}
+    assert [c["learning_rate"] for c in record["lr_search"]] == list(BUDGETS["quick"].learning_rates[mode])
+    assert record["learning_rate"] in BUDGETS["quick"].learning_rates[mode]
+    assert record["train_timing"]["timed_steps"] >= BUDGETS["quick"].min_timed_steps
+
+
+def test_only_finetune_trains_the_backbone(tiny_records):
+    transfer, finetune = tiny_records["transfer"], tiny_records["finetune"]
+    assert transfer["trainable_params"] == 16 * 10 + 10  # the Dense head alone
+    assert finetune["trainable_params"] > transfer["trainable_params"]
+    assert finetune["total_params"] == transfer["total_params"]
+
+
+def test_finetune_needs_more_memory_than_transfer_at_the_same_batch(tiny_records):
+    assert tiny_records["finetune"]["peak_memory_bytes"] > tiny_records["transfer"]["peak_memory_bytes"]
+
+
+def test_the_real_tf1_module_reaches_real_accuracy_in_transfer(shared_module):
+    record = run_trial(_spec("transfer", shared_module, budget="cpu"))
+    assert record["status"] == "ok", record["error"]
+    assert record["module_format"] == "tf1-hub" and record["feature_dim"] == 1280
+    assert record["test_accuracy"] >= 0.85  # pretrained ImageNet features separate the digits
+
+
+def test_the_real_tf1_module_in_finetune_is_a_clear_error(shared_module):
+    record = run_trial(_spec("finetune", shared_module))
+    assert record["status"] == "error"
+    assert "TF1 Hub format" in record["error"] and "--mode transfer" in record["error"]
+    assert "test_accuracy" not in record  # refused before any training
+
+
+def test_a_module_that_is_not_a_feature_vector_is_an_error(tmp_path):
+    from modules import save_spatial_module
+
+    record = run_trial(_spec("transfer", save_spatial_module(tmp_path / "spatial")))
+    assert record["status"] == "error" and "feature-vector module" in record["error"]
+
+
+def test_out_of_memory_is_told_apart_from_other_failures():
+    import tensorflow as tf
+
+    assert _is_out_of_memory(tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"))
+    assert _is_out_of_memory(MemoryError())
+    assert not _is_out_of_memory(ValueError("bad"))

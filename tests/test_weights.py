@@ -1,0 +1,86 @@
+"""Module loading through the real hub.KerasLayer path, offline."""
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from tlbench import weights
+from tlbench.errors import UsageError
+from tlbench.registry import get_backbone
+
+UNREACHABLE = "http://127.0.0.1:9/google/imagenet/unreachable/feature_vector/5"  # discard port: refused at once
+
+
+def test_tiny_saved_model_loads_through_hub_keras_layer(tiny_module):
+    import tensorflow as tf
+    import tensorflow_hub as hub
+
+    layer = hub.KerasLayer(tiny_module, trainable=True)
+    features = layer(tf.zeros((2, 64, 64, 3)), training=True)
+    assert features.shape == (2, 16)
+    assert len(layer.trainable_weights) > 0 and not weights.is_tf1_hub_module(tiny_module)
+
+
+def test_the_real_tf1_module_loads_for_inference(shared_module):
+    import tensorflow as tf
+    import tensorflow_hub as hub
+
+    assert weights.is_tf1_hub_module(shared_module)
+    features = hub.KerasLayer(shared_module)(tf.zeros((1, 128, 128, 3)))
+    assert features.shape == (1, 1280)
+
+
+def test_local_module_wins_over_everything(tiny_module):
+    source = weights.choose_source(get_backbone("resnet_v2_50"), "hub", tiny_module)
+    assert (source.kind, source.weights) == ("local", f"local:{tiny_module}")
+    assert weights.materialize(source, get_backbone("resnet_v2_50")) == tiny_module
+
+
+def test_hub_handle_is_found_in_tfhub_cache_dir_without_network(shared_module, tmp_path, monkeypatch):
+    # tensorflow_hub caches a handle under TFHUB_CACHE_DIR/sha1(handle).
+    backbone = dataclasses.replace(get_backbone("mobilenet_v2_035_128"), handle=UNREACHABLE)
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
+    os.symlink(shared_module, tmp_path / hashlib.sha1(UNREACHABLE.encode()).hexdigest())
+    source = weights.choose_source(backbone, "hub", None)
+    assert (source.kind, source.weights) == ("tfhub", f"tfhub:{UNREACHABLE}")
+    path = weights.materialize(source, backbone)
+    assert Path(path, "saved_model.pb").exists()
+
+
+def test_weights_hub_fails_clearly_when_the_handle_cannot_be_reached(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
+    backbone = dataclasses.replace(get_backbone("resnet_v2_50"), handle=UNREACHABLE)
+    with pytest.raises(UsageError) as caught:
+        weights.choose_source(backbone, "hub", None)
+    message = str(caught.value)
+    assert "\n" not in message and UNREACHABLE in message
+    assert "TFHUB_CACHE_DIR" in message and "--module resnet_v2_50=PATH" in message
+    assert "Connection refused" in message
+
+
+def test_weights_auto_falls_back_to_a_stand_in_and_says_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
+    backbone = dataclasses.replace(get_backbone("mobilenet_v2_035_128"), handle=UNREACHABLE)
+    source = weights.choose_source(backbone, "auto", None)
+    assert source.kind == "standin" and source.weights == "standin:random-init"
+    assert "TF Hub handle unreachable" in source.note and "Connection refused" in source.note
+
+
+def test_stand_in_is_exported_once_and_loads_through_hub():
+    import tensorflow as tf
+    import tensorflow_hub as hub
+
+    backbone = get_backbone("mobilenet_v2_035_128")
+    source = weights.choose_source(backbone, "standin", None)
+    assert source.note == "--weights standin"
+    path = Path(source.location)
+    assert path == weights.standin_dir(backbone) and (path / "saved_model.pb").exists()
+    stamp = (path / "saved_model.pb").stat().st_mtime_ns
+    assert weights.export_standin(backbone) == path
+    assert (path / "saved_model.pb").stat().st_mtime_ns == stamp  # cached, not exported again
+    assert not list(path.parent.glob("*.tmp-*"))  # no staging folder left behind
+    features = hub.KerasLayer(str(path), trainable=True)(tf.zeros((2, 128, 128, 3)), training=True)
+    assert features.shape == (2, 1280)

@@ -1,0 +1,35 @@
+"""tlbench: which TF Hub backbone, in which mode, at which batch size?
+
+Each module has one job:
+
+| module           | its job                                                                 |
+| ---------------- | ----------------------------------------------------------------------- |
+| `cli.py`         | the command line: parse, validate, dispatch; usage errors exit 2        |
+| `registry.py`    | the backbones tlbench knows (TF Hub handle, input size, stand-in)       |
+| `plan.py`        | trial specs, budgets (quick / cpu / gpu) and the grid                   |
+| `data.py`        | datasets as arrays or files, stratified splits (no TensorFlow)          |
+| `pipeline.py`    | `tf.data` input pipelines: resize, cache, batch, prefetch               |
+| `weights.py`     | where a backbone comes from: `--module`, TF Hub cache/network, stand-in |
+| `model.py`       | Input -> hub.KerasLayer -> Dense, and the compiled steps                |
+| `training.py`    | learning-rate search on validation, evaluation                          |
+| `measure.py`     | timed passes (warm-up excluded) and peak memory                         |
+| `trial.py`       | one trial in one worker process: spec in, record out                    |
+| `cluster.py`     | Ray: start or join a cluster, place trials, collect records             |
+| `results.py`     | run folders, `env.json`, atomic `trials.jsonl` appends, reading back    |
+| `environment.py` | versions, CPU, GPUs, git commit, command line                           |
+| `columns.py`     | one column list for the terminal table and `report.md`                  |
+| `report.py`      | `report.md` and the `report` command                                    |
+
+The driver (cli, cluster, results, report) never imports TensorFlow; only the
+Ray worker processes that run trials do.
+"""
+
+import os
+
+# tensorflow_hub.KerasLayer is a tf-keras layer; TF >= 2.16 defaults to Keras 3
+# unless this is set before TensorFlow is first imported. Every process that
+# imports tlbench (driver and Ray workers alike) gets it.
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from tlbench.cli import main
+
+sys.exit(main())

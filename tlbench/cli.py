@@ -1,0 +1,228 @@
+"""The command line: `list`, `run` and `report` (see DESIGN.md).
+
+Everything the user typed is checked here, before Ray starts; a bad value ends
+the command with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from tlbench import __version__, data, results
+from tlbench.errors import UsageError
+from tlbench.plan import build_grid, choose_budget, default_selection
+from tlbench.registry import BACKBONES, DEFAULT_BACKBONES, MODES, check_mode, get_backbone
+from tlbench.weights import WEIGHTS_POLICIES, parse_module_overrides
+
+COMMANDS = ("list", "run", "report")
+MAX_BATCH_SIZE = 4096
+DEFAULT_OUT = "results"
+EXIT_USAGE = 2
+EXIT_TRIAL_ERRORS = 1
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print usage and exit; one line is enough
+        raise UsageError(message)
+
+
+def batch_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch size must be a whole number, got '{text}'") from None
+    if not 1 <= value <= MAX_BATCH_SIZE:
+        raise argparse.ArgumentTypeError(f"batch size must be between 1 and {MAX_BATCH_SIZE}, got {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a whole number, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be 0 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m tlbench", description="Benchmark TF Hub backbones for transfer learning.")
+    parser.add_argument("--version", action="version", version=f"tlbench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    commands.add_parser("list", help="backbones, modes and datasets known")
+
+    run = commands.add_parser("run", help="run a grid of trials")
+    run.add_argument("--all", action="store_true", help="the default grid: default backbones x both modes x default batch sizes")
+    run.add_argument("--backbone", nargs="+", metavar="B", help=f"backbones (default: {' '.join(DEFAULT_BACKBONES)})")
+    run.add_argument("--mode", nargs="+", metavar="M", help="transfer and/or finetune (default: both)")
+    run.add_argument("--batch-size", nargs="+", type=batch_size, metavar="N", help="batch sizes (default: by budget)")
+    run.add_argument("--dataset", default=data.EMBEDDED, metavar="NAME_OR_FOLDER",
+                     help=f"'{data.EMBEDDED}' (embedded) or a folder with one sub-folder per class")
+    run.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="parent folder for run folders (default: results)")
+    run.add_argument("--quick", action="store_true", help="same grid and code path, a few steps each (smoke test)")
+    run.add_argument("--weights", choices=WEIGHTS_POLICIES, default="auto",
+                     help="auto: TF Hub, else a random-init stand-in; hub: TF Hub or fail; standin: no network")
+    run.add_argument("--module", action="append", metavar="BACKBONE=PATH_OR_URL",
+                     help="use this SavedModel / TF Hub module for a backbone (repeatable)")
+    run.add_argument("--address", metavar="RAY_ADDRESS", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)")
+    run.add_argument("--seed", type=seed, default=0, help="split, shuffle and initialisation seed (default 0)")
+
+    report = commands.add_parser("report", help="re-render the table and report.md of a run")
+    report.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (default: the newest under results/)")
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file: don't squeeze the table into 80 columns
+        console = Console(width=160)
+    try:
+        _check_command(argv)
+        args = build_parser().parse_args(argv)
+        return {"list": cmd_list, "run": cmd_run, "report": cmd_report}[args.command](args, argv, console)
+    except UsageError as error:
+        print(f"tlbench: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _check_command(argv) -> None:
+    """An unknown subcommand, with the closest valid one."""
+    if not argv:
+        raise UsageError(f"say a command: {', '.join(COMMANDS)} (see --help)")
+    first = argv[0]
+    if not first.startswith("-") and first not in COMMANDS:
+        close = difflib.get_close_matches(first, COMMANDS, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise UsageError(f"unknown command '{first}': {hint}commands: {', '.join(COMMANDS)}")
+
+
+def cmd_list(args, argv, console: Console) -> int:
+    table = Table(title="backbones (TF Hub image feature vectors)")
+    for header in ("name", "input", "features", "default grid", "stand-in"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("TF Hub handle", overflow="fold")
+    for b in BACKBONES:
+        table.add_row(
+            b.name, f"{b.image_size}x{b.image_size}", str(b.feature_dim), "yes" if b.in_default_grid else "",
+            b.standin, b.handle,
+        )
+    console.print(table)
+    console.print(f"modes: {', '.join(MODES)}")
+    console.print(
+        f"datasets: '{data.EMBEDDED}' (embedded: scikit-learn's 1,797 handwritten digits, 10 classes), "
+        "or a folder with one sub-folder of images per class"
+    )
+    return 0
+
+
+def _selection(args) -> dict:
+    chosen = {"backbones": args.backbone, "modes": args.mode, "batch_sizes": args.batch_size}
+    if args.all and any(chosen.values()):
+        raise UsageError("--all runs the default grid; drop it, or drop --backbone/--mode/--batch-size")
+    if not args.all and not any(chosen.values()):
+        raise UsageError("say what to run: --all for the default grid, or --backbone/--mode/--batch-size")
+    for name in chosen["backbones"] or ():
+        get_backbone(name)
+    for mode in chosen["modes"] or ():
+        check_mode(mode)
+    return {key: tuple(dict.fromkeys(values)) for key, values in chosen.items() if values}
+
+
+def cmd_run(args, argv, console: Console) -> int:
+    from tlbench import cluster, environment
+    from tlbench.report import print_table, write_report
+
+    chosen = _selection(args)
+    overrides = parse_module_overrides(args.module)
+    images = data.open_dataset(args.dataset)
+    dataset = data.EMBEDDED if args.dataset == data.EMBEDDED else str(Path(args.dataset).resolve())
+    parent = results.prepare_parent(args.out)
+
+    console.print("[dim]starting Ray ...[/]")
+    info = cluster.connect(args.address)
+    run_dir = None
+    finished: list[dict] = []
+    try:
+        budget = choose_budget(args.quick, info.gpus)
+        selection = {**default_selection(info.gpus), **chosen}
+        console.print(f"[dim]choosing weights for {', '.join(selection['backbones'])} ...[/]")
+        sources = cluster.prepare_sources(selection["backbones"], args.weights, overrides)
+        specs = build_grid(
+            selection["backbones"], selection["modes"], selection["batch_sizes"], dataset, args.seed, budget, sources
+        )
+        run_dir = results.new_run_dir(parent, info.device_tag)
+        env = environment.describe(argv, info.describe())
+        env.update(
+            budget=asdict(budget),
+            selection={key: list(values) for key, values in selection.items()},
+            dataset={
+                "name": dataset,
+                "images": len(images.labels),
+                "classes": images.num_classes,
+                "skipped_files": images.skipped_files,
+            },
+            weights={name: asdict(source) for name, source in sources.items()},
+        )
+        results.write_json_atomic(run_dir / results.ENV, env)
+        console.print(
+            f"run {run_dir}: {len(specs)} trials, budget '{budget.name}', "
+            f"{info.nodes} node(s), {info.gpus} GPU(s), {info.cpus} CPU(s)"
+        )
+
+        def on_record(record: dict) -> None:
+            results.append_record(run_dir, record)
+            finished.append(record)
+            console.print(_progress_line(record, len(finished), len(specs)))
+
+        cluster.run_trials(specs, images, info, on_record)
+    except KeyboardInterrupt:
+        where = f" in {run_dir / results.TRIALS}" if run_dir else ""
+        console.print(f"[yellow]interrupted:[/] {len(finished)} finished trial(s) kept{where}")
+        return EXIT_INTERRUPTED
+    finally:
+        cluster.shutdown()
+
+    run = results.read_run(run_dir)
+    write_report(run)
+    print_table(run, console)
+    console.print(f"records: {run_dir / results.TRIALS}\nreport:  {run_dir / results.REPORT_MD}")
+    return EXIT_TRIAL_ERRORS if any(r["status"] == "error" for r in run.records) else 0
+
+
+def _progress_line(record: dict, done: int, total: int) -> str:
+    status = record["status"]
+    colour = "green" if status == "ok" else "red"
+    line = f"\\[{done}/{total}] {escape(record['trial_id'])} [{colour}]{status}[/]"
+    if status == "ok":
+        line += (
+            f"  test acc {record['test_accuracy']:.3f}  train {record['train_images_per_sec']:.1f} img/s"
+            f"  infer {record['infer_images_per_sec']:.1f} img/s"
+        )
+    else:
+        line += f"  {escape(str(record.get('error')))}"
+    if record.get("seconds") is not None:
+        line += f"  ({record['seconds']:.0f} s)"
+    return line
+
+
+def cmd_report(args, argv, console: Console) -> int:
+    from tlbench.report import print_table, write_report
+
+    run_dir = Path(args.run_dir) if args.run_dir else results.latest_run_dir(Path(DEFAULT_OUT))
+    run = results.read_run(run_dir)
+    write_report(run)
+    print_table(run, console)
+    console.print(f"report: {run_dir / results.REPORT_MD}")
+    return 0

@@ -1,0 +1,149 @@
+"""Ray: start a local cluster or join one, place trials, collect records.
+
+Every trial is a Ray task in a fresh worker process (`max_calls=1`): no
+TensorFlow state, graph or allocator statistics carry over from one trial to
+the next. With GPUs, each trial gets one (Ray sets CUDA_VISIBLE_DEVICES) and
+as many run at once as there are GPUs; on CPU-only nodes a trial takes every
+core of its node, so trials never share cores and corrupt each other's
+timings. This module never imports TensorFlow: only the workers do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tlbench.data import ImageSet
+from tlbench.errors import UsageError
+from tlbench.plan import TrialSpec
+
+# Ray keeps sockets under its temp dir, and Unix socket paths are short.
+RAY_TEMP_DIR = Path(tempfile.gettempdir()) / "tlbench-ray"
+OBJECT_STORE_BYTES = 256 * 1024 * 1024  # records are small; don't reserve GBs of /dev/shm
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    address: str  # "local" or what was joined
+    nodes: int
+    cpus: int  # logical CPUs, all nodes
+    gpus: int  # GPUs, all nodes
+    cpus_per_trial: int  # on CPU-only clusters: every core of the smallest node
+
+    @property
+    def device_tag(self) -> str:
+        return f"{self.gpus}gpu" if self.gpus else "cpu"
+
+    def trial_resources(self) -> dict:
+        if self.gpus:
+            return {"num_gpus": 1, "num_cpus": 1}
+        return {"num_cpus": self.cpus_per_trial}
+
+    def describe(self) -> dict:
+        return {
+            "address": self.address,
+            "nodes": self.nodes,
+            "cpus": self.cpus,
+            "gpus": self.gpus,
+            "trial_resources": self.trial_resources(),
+        }
+
+
+def connect(address: str | None) -> ClusterInfo:
+    """Join `address` (or RAY_ADDRESS); with neither, start a local Ray with
+    the dashboard off and its temporary files under RAY_TEMP_DIR."""
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    common = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
+    try:
+        if address:
+            ray.init(address=address, **common)
+        else:
+            RAY_TEMP_DIR.mkdir(parents=True, exist_ok=True)
+            ray.init(
+                address="local",
+                include_dashboard=False,
+                _temp_dir=str(RAY_TEMP_DIR),
+                object_store_memory=OBJECT_STORE_BYTES,
+                **common,
+            )
+    except Exception as error:  # noqa: BLE001 - whatever Ray raises, the user needs one line
+        message = " ".join(str(error).split())[:300]
+        raise UsageError(f"can't start or join Ray at '{address or 'local'}': {message}") from None
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    node_cpus = [int(n["Resources"].get("CPU", 0)) for n in nodes]
+    return ClusterInfo(
+        address=address or "local",
+        nodes=len(nodes),
+        cpus=sum(node_cpus),
+        gpus=int(sum(n["Resources"].get("GPU", 0) for n in nodes)),
+        cpus_per_trial=max(1, min((c for c in node_cpus if c > 0), default=1)),
+    )
+
+
+def shutdown() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def _prepare_in_worker(backbone_names, policy, overrides):
+    from tlbench.weights import prepare_sources
+
+    return prepare_sources(backbone_names, policy, overrides)
+
+
+def _trial_in_worker(spec: TrialSpec, images) -> dict:
+    from tlbench.trial import run_trial
+
+    return run_trial(spec, images)
+
+
+def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
+    """Decide every backbone's weights source once, in a worker process (it
+    may download from TF Hub and export stand-ins): {name: ModuleSource}."""
+    import ray
+
+    task = ray.remote(max_calls=1, num_cpus=1)(_prepare_in_worker)
+    result = ray.get(task.remote(tuple(backbone_names), policy, overrides))
+    if "error" in result:
+        raise UsageError(result["error"])
+    return result
+
+
+def run_trials(specs, images: ImageSet, cluster: ClusterInfo, on_record: Callable[[dict], None]) -> None:
+    """Run every spec as its own Ray task and hand each record to `on_record`
+    as soon as its trial ends. A worker that dies becomes an "error" record.
+    The dataset, checked once by the driver, goes to the workers through Ray's
+    object store rather than being read again by every trial."""
+    import ray
+
+    task = ray.remote(max_calls=1, max_retries=1)(_trial_in_worker)
+    resources = cluster.trial_resources()
+    images_ref = ray.put(images)
+    pending = {}
+    for spec in specs:
+        pending[task.options(name=spec.trial_id, **resources).remote(spec, images_ref)] = spec
+    try:
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            spec = pending.pop(ref)
+            try:
+                record = ray.get(ref)
+            except ray.exceptions.RayError as error:
+                record = {
+                    **spec.describe(),
+                    "status": "error",
+                    "error": f"{type(error).__name__}: {' '.join(str(error).split())[:500]}",
+                    "seconds": None,  # the worker died before it could say
+                }
+            on_record(record)
+    finally:
+        for ref in pending:  # interrupted: stop what is still running
+            ray.cancel(ref, force=True)

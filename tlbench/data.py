@@ -1,0 +1,170 @@
+"""Datasets and their splits, without TensorFlow.
+
+A dataset is either the embedded default (scikit-learn's bundled handwritten
+digits: 1,797 real 8x8 grey images, 10 classes) or an image folder with one
+sub-folder per class. Both are checked here, in the driver, before any trial
+starts; `pipeline.py` turns a split into a `tf.data` pipeline in the worker.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tlbench.errors import UsageError
+
+EMBEDDED = "digits"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # the rest trains
+MIN_IMAGES_PER_CLASS = 3  # one each for train, validation and test
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A whole dataset: either arrays (grey or RGB floats in [0, 1]) or files."""
+
+    name: str
+    class_names: tuple[str, ...]
+    labels: np.ndarray  # int32, one per image
+    arrays: np.ndarray | None = None  # (n, h, w) or (n, h, w, 3) float32 in [0, 1]
+    paths: tuple[str, ...] | None = None  # image files, decoded by the pipeline
+    skipped_files: int = 0  # files in the folder that are not usable images
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def items(self, indices: np.ndarray):
+        """The images (arrays) or file paths at `indices`."""
+        if self.arrays is not None:
+            return self.arrays[indices]
+        return np.array(self.paths, dtype=object)[indices].astype(str)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Indices into an ImageSet; disjoint, each stratified by class."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def sizes(self) -> dict:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def open_dataset(name_or_folder: str) -> ImageSet:
+    """The embedded default or an image folder; bad input raises UsageError."""
+    if name_or_folder == EMBEDDED:
+        return load_digits()
+    path = Path(name_or_folder)
+    if not path.exists():
+        raise UsageError(
+            f"dataset '{name_or_folder}' is neither '{EMBEDDED}' nor an existing folder"
+        )
+    if not path.is_dir():
+        raise UsageError(f"dataset '{name_or_folder}' is a file; give a folder with one sub-folder per class")
+    return load_image_folder(path)
+
+
+def load_digits() -> ImageSet:
+    from sklearn.datasets import load_digits as sklearn_digits  # ships with scikit-learn
+
+    digits = sklearn_digits()
+    images = (digits.images / 16.0).astype(np.float32)  # pixel values are 0..16
+    return ImageSet(
+        name=EMBEDDED,
+        class_names=tuple(str(c) for c in digits.target_names),
+        labels=digits.target.astype(np.int32),
+        arrays=images,
+    )
+
+
+def load_image_folder(root: Path) -> ImageSet:
+    """One class per sub-folder (nested folders inside it count for it).
+    Hidden files, non-images and files Pillow can't read are skipped and
+    counted."""
+    from PIL import Image
+
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(class_dirs) < 2:
+        raise UsageError(
+            f"dataset folder '{root}' has {len(class_dirs)} class sub-folder(s); at least 2 are needed"
+        )
+    paths, labels, skipped = [], [], 0
+    for label, class_dir in enumerate(class_dirs):
+        for dirpath, dirnames, filenames in os.walk(class_dir):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                file = Path(dirpath, filename)
+                if filename.startswith(".") or file.suffix.lower() not in IMAGE_SUFFIXES:
+                    skipped += 1
+                    continue
+                try:
+                    with Image.open(file) as image:
+                        image.verify()
+                except Exception:
+                    skipped += 1
+                    continue
+                paths.append(str(file))
+                labels.append(label)
+    labels = np.array(labels, dtype=np.int32)
+    counts = np.bincount(labels, minlength=len(class_dirs))
+    for class_dir, count in zip(class_dirs, counts):
+        if count < MIN_IMAGES_PER_CLASS:
+            raise UsageError(
+                f"class '{class_dir.name}' in '{root}' has {count} usable image(s); "
+                f"at least {MIN_IMAGES_PER_CLASS} are needed for train/validation/test splits"
+            )
+    return ImageSet(
+        name=str(root),
+        class_names=tuple(d.name for d in class_dirs),
+        labels=labels,
+        paths=tuple(paths),
+        skipped_files=skipped,
+    )
+
+
+def split(labels: np.ndarray, seed: int) -> Splits:
+    """Stratified train/validation/test split: within each class, a seeded
+    shuffle, then 15% validation, 15% test (at least one each), rest train."""
+    rng = np.random.default_rng(seed)
+    parts = {"train": [], "val": [], "test": []}
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_val = max(1, round(len(members) * SPLIT_FRACTIONS["val"]))
+        n_test = max(1, round(len(members) * SPLIT_FRACTIONS["test"]))
+        parts["val"].append(members[:n_val])
+        parts["test"].append(members[n_val : n_val + n_test])
+        parts["train"].append(members[n_val + n_test :])
+    return Splits(**{name: np.sort(np.concatenate(p)) for name, p in parts.items()})
+
+
+def stratified_subset(indices: np.ndarray, labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """At most `limit` of `indices`, keeping class proportions (largest
+    remainder), chosen with a seeded shuffle. `None` keeps them all."""
+    if limit is None or len(indices) <= limit:
+        return indices
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels[indices], return_counts=True)
+    exact = counts * limit / len(indices)
+    quota = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - quota))[: limit - quota.sum()]:
+        quota[i] += 1
+    chosen = [
+        rng.permutation(indices[labels[indices] == c])[:q] for c, q in zip(classes, quota)
+    ]
+    return np.sort(np.concatenate(chosen))
+
+
+def capped_splits(images: ImageSet, seed: int, max_train: int | None, max_eval: int | None) -> Splits:
+    """The seeded stratified split, each part capped by the run's budget."""
+    full = split(images.labels, seed)
+    return Splits(
+        train=stratified_subset(full.train, images.labels, max_train, seed),
+        val=stratified_subset(full.val, images.labels, max_eval, seed),
+        test=stratified_subset(full.test, images.labels, max_eval, seed),
+    )

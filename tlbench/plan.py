@@ -1,0 +1,156 @@
+"""What a run will do: budgets, module sources, trial specs and the grid.
+
+Plain dataclasses, no TensorFlow: the driver builds them and Ray ships them to
+the worker processes that run the trials.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from tlbench.registry import DEFAULT_BACKBONES, MODES
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much data a trial trains on and how long it is timed.
+
+    The same budget holds for every trial of a run, so backbones are compared on
+    the same images with the same number of passes.
+    """
+
+    name: str  # "quick", "cpu" or "gpu"
+    max_train_images: int | None  # stratified cap per split; None = whole split
+    max_eval_images: int | None  # cap for validation and for test, each
+    transfer_epochs: int  # passes over the cached training features (head only)
+    finetune_epochs: int  # passes over the training images (whole model)
+    # Learning rates tried per mode (Adam); the one with the best validation
+    # accuracy is kept. Fine-tuning moves pretrained weights, so it gets a
+    # range ten times lower.
+    learning_rates: dict = field(
+        default_factory=lambda: {"transfer": (1e-3, 1e-2), "finetune": (1e-4, 1e-3)}
+    )
+    warmup_steps: int = 2  # untimed steps first: tracing and allocator warm-up
+    min_timed_steps: int = 5  # a timed pass lasts at least this many steps ...
+    min_timed_seconds: float = 2.0  # ... and at least this long
+
+
+BUDGETS = {
+    # Smoke test and CI: the same grid and code path, a few steps each.
+    "quick": Budget(
+        name="quick",
+        max_train_images=16,
+        max_eval_images=10,
+        transfer_epochs=5,
+        finetune_epochs=1,
+        warmup_steps=1,
+        min_timed_steps=1,
+        min_timed_seconds=0.0,
+    ),
+    # CPU-only machines: sized so the default grid (ResNet V2 50 fine-tuning
+    # included) finishes in minutes on 2 cores.
+    "cpu": Budget(
+        name="cpu",
+        max_train_images=256,
+        max_eval_images=128,
+        transfer_epochs=30,
+        finetune_epochs=1,
+    ),
+    # GPUs: the whole dataset, several fine-tuning epochs, larger batches.
+    "gpu": Budget(
+        name="gpu",
+        max_train_images=None,
+        max_eval_images=None,
+        transfer_epochs=30,
+        finetune_epochs=5,
+        min_timed_steps=20,
+        min_timed_seconds=5.0,
+    ),
+}
+
+
+# The grid of `run --all`, by the devices of the cluster (not by the budget:
+# `--quick` runs the same grid).
+DEFAULT_BATCH_SIZES = {"cpu": (8, 16), "gpu": (32, 64, 128)}
+
+
+def choose_budget(quick: bool, cluster_gpus: int) -> Budget:
+    if quick:
+        return BUDGETS["quick"]
+    return BUDGETS["gpu"] if cluster_gpus > 0 else BUDGETS["cpu"]
+
+
+@dataclass(frozen=True)
+class ModuleSource:
+    """Where one backbone's weights come from, decided once per run."""
+
+    kind: str  # "local", "tfhub" or "standin"
+    location: str  # directory, TF Hub handle/URL, or stand-in cache directory
+    note: str | None = None  # why this source was chosen when it is a fallback
+
+    @property
+    def weights(self) -> str:
+        """The record's `weights` field, e.g. `tfhub:<handle>`."""
+        if self.kind == "standin":
+            return "standin:random-init"
+        return f"{self.kind}:{self.location}"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    backbone: str
+    mode: str
+    batch_size: int
+    dataset: str  # "digits" or an image folder
+    seed: int
+    budget: Budget
+    module: ModuleSource
+
+    @property
+    def trial_id(self) -> str:
+        return trial_id(self.backbone, self.mode, self.batch_size, self.dataset, self.seed)
+
+    def describe(self) -> dict:
+        """The record fields that say what was run."""
+        return {
+            "trial_id": self.trial_id,
+            "backbone": self.backbone,
+            "mode": self.mode,
+            "batch_size": self.batch_size,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "budget": self.budget.name,
+            "weights": self.module.weights,
+            "weights_note": self.module.note,
+        }
+
+
+def dataset_tag(dataset: str) -> str:
+    """A short, path-safe name for a dataset (a folder's last component)."""
+    last = dataset.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or "dataset"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", last)
+
+
+def trial_id(backbone: str, mode: str, batch_size: int, dataset: str, seed: int) -> str:
+    return f"{backbone}-{mode}-bs{batch_size}-{dataset_tag(dataset)}-seed{seed}"
+
+
+def build_grid(
+    backbones, modes, batch_sizes, dataset: str, seed: int, budget: Budget, sources: dict
+) -> list[TrialSpec]:
+    """Every backbone x mode x batch size, in that order."""
+    return [
+        TrialSpec(b, m, n, dataset, seed, budget, sources[b])
+        for b in backbones
+        for m in modes
+        for n in batch_sizes
+    ]
+
+
+def default_selection(cluster_gpus: int) -> dict:
+    return {
+        "backbones": DEFAULT_BACKBONES,
+        "modes": MODES,
+        "batch_sizes": DEFAULT_BATCH_SIZES["gpu" if cluster_gpus else "cpu"],
+    }

@@ -1,0 +1,62 @@
+"""report.md for a run folder, and the terminal table, from saved files only."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from tlbench.columns import markdown_table, rich_table, sort_key
+from tlbench.results import REPORT_MD, RunContents, write_text_atomic
+
+
+def render_markdown(run: RunContents) -> str:
+    env, records = run.env, run.records
+    versions = env.get("versions", {})
+    cpu = env.get("cpu", {})
+    lines = [f"# tlbench run {run.run_dir.name}", ""]
+    lines += [
+        "## Environment",
+        "",
+        f"- host: {env.get('host', '?')}; CPU: {cpu.get('model', '?')} "
+        f"({cpu.get('logical_cores', '?')} logical cores); GPUs: {', '.join(env.get('gpus') or []) or 'none'}",
+        "- versions: " + ", ".join(f"{name} {version}" for name, version in versions.items() if version),
+        f"- git commit: {(env.get('git') or {}).get('commit') or 'unknown'}",
+        f"- command: `{env.get('command', '?')}`",
+        f"- budget: {env.get('budget', {}).get('name', '?')}",
+        "",
+        "## Trials",
+        "",
+        markdown_table(records),
+    ]
+    standins = sorted({r["backbone"] for r in records if str(r.get("weights", "")).startswith("standin")})
+    if standins:
+        lines += [
+            f"**Stand-in weights** for {', '.join(standins)}: their accuracies come from randomly "
+            "initialised networks of the same architecture, not from pretrained weights. They say "
+            "nothing about which backbone transfers better; their speed and memory figures hold.",
+            "",
+        ]
+    failed = [r for r in sorted(records, key=sort_key) if r.get("status") != "ok"]
+    if failed:
+        lines += ["## Trials that did not finish", ""]
+        lines += [f"- `{r['trial_id']}`: {r['status']}: {r.get('error') or 'no message'}" for r in failed]
+        lines.append("")
+    if run.warnings:
+        lines += ["## Warnings while reading this run", ""] + [f"- {w}" for w in run.warnings] + [""]
+    lines += [
+        "Accuracies are fractions; `val acc` chose the learning rate, `test acc` was measured once "
+        "afterwards. Throughputs are steady-state images/s with warm-up steps excluded; `peak mem` "
+        "is the peak during the timed training steps (see `memory_method` in trials.jsonl). "
+        "See results/README.md for every field.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(run: RunContents) -> None:
+    write_text_atomic(run.run_dir / REPORT_MD, render_markdown(run))
+
+
+def print_table(run: RunContents, console: Console) -> None:
+    for warning in run.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(rich_table(run.records, title=f"tlbench run {run.run_dir.name}"))

@@ -1,0 +1,198 @@
+"""Where a backbone's weights come from, in the order DESIGN.md fixes:
+
+1. `--module NAME=PATH_OR_URL`: a local SavedModel / TF Hub module directory,
+   or a URL resolved by tensorflow_hub;
+2. the backbone's TF Hub handle, through `TFHUB_CACHE_DIR` or the network;
+3. with `--weights auto` only: a stand-in of the same architecture from
+   `tf_keras.applications` with random initial weights, exported once as a TF2
+   SavedModel into tlbench's cache and loaded through the same hub.KerasLayer.
+
+The checks on command-line values run in the driver without TensorFlow; the
+functions that resolve or export modules import it and run in Ray workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import uuid
+from pathlib import Path
+
+from tlbench.errors import UsageError
+from tlbench.plan import ModuleSource
+from tlbench.registry import Backbone, get_backbone
+
+WEIGHTS_POLICIES = ("auto", "hub", "standin")
+STANDIN_SEED = 0  # stand-ins are random but reproducible
+HUB_TIMEOUT_SECONDS = 60  # a network that hangs must not hang the run
+
+
+def cache_root() -> Path:
+    """tlbench's own cache (stand-in SavedModels): `TLBENCH_CACHE_DIR`, else
+    `~/.cache/tlbench`."""
+    return Path(os.environ.get("TLBENCH_CACHE_DIR") or Path.home() / ".cache" / "tlbench")
+
+
+def is_url(location: str) -> bool:
+    return location.startswith(("http://", "https://", "gs://"))
+
+
+def is_tf1_hub_module(path: str) -> bool:
+    """TF1 Hub format modules carry `tfhub_module.pb`; hub.KerasLayer runs them
+    for inference only."""
+    return Path(path, "tfhub_module.pb").exists()
+
+
+def check_local_module(path: str) -> str:
+    """An existing SavedModel directory, as an absolute path."""
+    module = Path(path).expanduser()
+    if not module.is_dir():
+        raise UsageError(f"module path '{path}' is not a directory")
+    if not any((module / f).exists() for f in ("saved_model.pb", "saved_model.pbtxt")):
+        raise UsageError(f"module path '{path}' holds no saved_model.pb; give a SavedModel or TF Hub module folder")
+    return str(module.resolve())
+
+
+def parse_module_overrides(items) -> dict[str, str]:
+    """`--module NAME=PATH_OR_URL` values as {backbone name: location}."""
+    overrides = {}
+    for item in items or ():
+        name, sep, location = item.partition("=")
+        if not sep or not name or not location:
+            raise UsageError(f"--module takes NAME=PATH_OR_URL, got '{item}'")
+        get_backbone(name)  # unknown names are usage errors
+        overrides[name] = location if is_url(location) else check_local_module(location)
+    return overrides
+
+
+def choose_source(backbone: Backbone, policy: str, override: str | None) -> ModuleSource:
+    """Decide, once per run, where a backbone's weights come from. Downloads
+    into TFHUB_CACHE_DIR and exports stand-ins as a side effect, so that the
+    trials find them cached."""
+    if override is not None:
+        if is_url(override):
+            try:
+                _resolve(override)
+            except Exception as error:  # noqa: BLE001 - any failure to fetch means "not reachable"
+                raise UsageError(f"--module {backbone.name}={override} can't be reached ({_one_line(error)})") from None
+            return ModuleSource("tfhub", override)
+        return ModuleSource("local", override)
+    if policy in ("auto", "hub"):
+        try:
+            _resolve(backbone.handle)
+            return ModuleSource("tfhub", backbone.handle)
+        except Exception as error:  # noqa: BLE001 - any failure to fetch means "not reachable"
+            reason = _one_line(error)
+            if policy == "hub":
+                raise UsageError(
+                    f"TF Hub handle {backbone.handle} for {backbone.name} can't be reached ({reason}); "
+                    f"put the module in TFHUB_CACHE_DIR (now {_hub_cache_dir()}), "
+                    f"pass --module {backbone.name}=PATH, or use --weights auto"
+                ) from None
+            note = f"TF Hub handle unreachable ({reason}); stand-in with random initial weights"
+    else:
+        note = "--weights standin"
+    return ModuleSource("standin", str(export_standin(backbone)), note)
+
+
+def materialize(source: ModuleSource, backbone: Backbone) -> str:
+    """A local directory for hub.KerasLayer, from cache where possible."""
+    if source.kind == "local":
+        return source.location
+    if source.kind == "tfhub":
+        return _resolve(source.location)
+    return str(export_standin(backbone))
+
+
+def standin_dir(backbone: Backbone) -> Path:
+    import tf_keras
+
+    return cache_root() / "standin" / f"{backbone.name}-seed{STANDIN_SEED}-tfkeras{tf_keras.__version__}"
+
+
+def export_standin(backbone: Backbone) -> Path:
+    """The stand-in SavedModel for `backbone`, exported on first use.
+
+    It takes images in [0, 1] like a TF Hub module and returns the pooled
+    feature vector. The export goes to a temporary sibling folder that is
+    renamed into place, so a crash or a concurrent export never leaves a
+    half-written module where a trial would load it.
+    """
+    target = standin_dir(backbone)
+    if (target / "saved_model.pb").exists():
+        return target
+    import tensorflow as tf
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(STANDIN_SEED)
+    size = backbone.image_size
+    architecture = getattr(keras.applications, backbone.standin)(
+        include_top=False,
+        weights=None,
+        pooling="avg",
+        input_shape=(size, size, 3),
+        **backbone.standin_kwargs,
+    )
+    images = keras.Input((size, size, 3), name="images")
+    features = architecture(images * 2.0 - 1.0)  # hub convention [0, 1] -> Keras "tf" [-1, 1]
+    if features.shape[-1] != backbone.feature_dim:
+        raise RuntimeError(
+            f"stand-in {backbone.standin} gives {features.shape[-1]} features, registry says {backbone.feature_dim}"
+        )
+    model = keras.Model(images, features, name=f"{backbone.name}_standin")
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
+    try:
+        tf.saved_model.save(model, str(staging))
+        (staging / "tlbench_standin.json").write_text(
+            json.dumps(
+                {
+                    "backbone": backbone.name,
+                    "architecture": backbone.standin,
+                    "kwargs": backbone.standin_kwargs,
+                    "seed": STANDIN_SEED,
+                    "weights": "random-init",
+                }
+            )
+        )
+        os.rename(staging, target)
+    except OSError:
+        if not (target / "saved_model.pb").exists():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # lost a race, or failed
+    return target
+
+
+def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
+    """{name: ModuleSource} for every backbone, or {"error": one line} for the
+    first that can't be had. Runs once per run, in a Ray worker."""
+    try:
+        return {
+            name: choose_source(get_backbone(name), policy, overrides.get(name)) for name in backbone_names
+        }
+    except UsageError as error:
+        return {"error": str(error)}
+
+
+def _resolve(handle: str) -> str:
+    import tensorflow_hub as hub
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(HUB_TIMEOUT_SECONDS)
+    try:
+        return hub.resolve(handle)
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _hub_cache_dir() -> str:
+    return os.environ.get("TFHUB_CACHE_DIR") or "unset: a temporary folder"
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:300]
