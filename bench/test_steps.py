@@ -3,7 +3,8 @@
 For each default backbone x mode at a small batch: one training step (forward,
 backward, optimizer) and one inference step, with stand-in weights (same
 architecture, random initial weights; speed and memory don't depend on the
-values). `extra_info` carries images/s, peak bytes and how they were measured.
+values). `extra_info` carries images/s, peak bytes, the bytes a step adds on top
+of what is resident, and how they were measured.
 
     pytest bench/ --benchmark-only
 """
@@ -40,12 +41,14 @@ def _run(benchmark, step):
     memory = TensorFlowPeakMemory("CPU:0")
     step()  # trace outside the measured rounds
     memory.reset()
+    before = memory.in_use()  # this process also holds other benchmarks' models
     benchmark.pedantic(step, rounds=3, warmup_rounds=1, iterations=1)
     peak, method = memory.peak()
     benchmark.extra_info.update(
         batch_size=BATCH_SIZE,
         images_per_sec=BATCH_SIZE / benchmark.stats.stats.median if benchmark.stats else None,
         peak_memory_bytes=peak,
+        step_memory_bytes=peak - before,  # what one step adds on top of what is resident
         memory_method=method,
     )
 

@@ -67,7 +67,11 @@ def run_in_subprocess():
     def run(*args, timeout=600):
         return subprocess.run(
             [sys.executable, "-c", wrapper, *map(str, args)],
-            capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+            check=False,
         )
 
     return run

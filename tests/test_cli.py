@@ -57,12 +57,14 @@ def test_module_override_accepts_a_saved_model_folder(tmp_path):
 
     module = _module_dir(tmp_path)
     assert parse_module_overrides([f"mobilenet_v2_035_128={module}"]) == {"mobilenet_v2_035_128": str(module)}
-    assert parse_module_overrides(["resnet_v2_50=https://example.org/m/1"]) == {"resnet_v2_50": "https://example.org/m/1"}
+    assert parse_module_overrides(["resnet_v2_50=https://example.org/m/1"]) == {
+        "resnet_v2_50": "https://example.org/m/1"
+    }
 
 
 def test_exit_status_and_stderr_of_the_real_command(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "tlbench", "run", "--backbone", "resnet50"], capture_output=True, text=True
+        [sys.executable, "-m", "tlbench", "run", "--backbone", "resnet50"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -84,8 +86,14 @@ def test_report_reprints_a_saved_run(tmp_path, capsys):
     run_dir = tmp_path / "20261128T000000Z-h-cpu"
     run_dir.mkdir()
     record = {
-        "trial_id": "x", "backbone": "resnet_v2_50", "mode": "transfer", "batch_size": 16, "dataset": "digits",
-        "status": "ok", "test_accuracy": 0.5, "train_images_per_sec": 12.5,
+        "trial_id": "x",
+        "backbone": "resnet_v2_50",
+        "mode": "transfer",
+        "batch_size": 16,
+        "dataset": "digits",
+        "status": "ok",
+        "test_accuracy": 0.5,
+        "train_images_per_sec": 12.5,
     }
     results.append_record(run_dir, record)
     (run_dir / results.ENV).write_text(json.dumps({"host": "h"}))

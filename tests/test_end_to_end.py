@@ -17,8 +17,17 @@ def _only_run_dir(out: Path) -> Path:
 def test_quick_grid_on_mobilenet_writes_records_env_and_report(tmp_path, run_in_subprocess):
     out = tmp_path / "runs"
     done = run_in_subprocess(
-        "run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "finetune",
-        "--batch-size", "16", "--quick", "--out", out,
+        "run",
+        "--backbone",
+        "mobilenet_v2_035_128",
+        "--mode",
+        "transfer",
+        "finetune",
+        "--batch-size",
+        "16",
+        "--quick",
+        "--out",
+        out,
     )
     assert done.returncode == 0, done.stderr + done.stdout
     run_dir = _only_run_dir(out)
@@ -30,6 +39,7 @@ def test_quick_grid_on_mobilenet_writes_records_env_and_report(tmp_path, run_in_
         assert record["weights"] == "standin:random-init"  # no network here, --weights auto
         assert record["budget"] == "quick"
     assert by_mode["finetune"]["peak_memory_bytes"] > by_mode["transfer"]["peak_memory_bytes"]
+    assert by_mode["finetune"]["process_id"] != by_mode["transfer"]["process_id"]  # a fresh process each
 
     env = json.loads((run_dir / ENV).read_text())
     assert env["versions"]["tensorflow"] and env["versions"]["ray"] and env["versions"]["tensorflow-hub"]
@@ -51,8 +61,19 @@ def test_a_tf1_module_runs_in_transfer_and_refuses_finetune_without_stopping_the
 ):
     out = tmp_path / "runs"
     done = run_in_subprocess(
-        "run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "finetune", "--batch-size", "32",
-        "--quick", "--out", out, "--module", f"mobilenet_v2_035_128={shared_module}",
+        "run",
+        "--backbone",
+        "mobilenet_v2_035_128",
+        "--mode",
+        "transfer",
+        "finetune",
+        "--batch-size",
+        "32",
+        "--quick",
+        "--out",
+        out,
+        "--module",
+        f"mobilenet_v2_035_128={shared_module}",
     )
     assert done.returncode == 1  # a trial ended in error; the others were kept
     records = {r["mode"]: r for r in map(json.loads, (_only_run_dir(out) / TRIALS).read_text().splitlines())}
@@ -62,8 +83,18 @@ def test_a_tf1_module_runs_in_transfer_and_refuses_finetune_without_stopping_the
 
 def test_weights_hub_offline_is_one_line_and_exit_2(tmp_path, run_in_subprocess):
     done = run_in_subprocess(
-        "run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "--batch-size", "8",
-        "--weights", "hub", "--quick", "--out", tmp_path,
+        "run",
+        "--backbone",
+        "mobilenet_v2_035_128",
+        "--mode",
+        "transfer",
+        "--batch-size",
+        "8",
+        "--weights",
+        "hub",
+        "--quick",
+        "--out",
+        tmp_path,
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

@@ -9,15 +9,30 @@ from tlbench.results import RunContents
 
 RECORDS = [
     {
-        "trial_id": "resnet_v2_50-finetune-bs16-digits-seed0", "backbone": "resnet_v2_50", "mode": "finetune",
-        "batch_size": 16, "dataset": "digits", "status": "ok", "val_accuracy": 0.875, "test_accuracy": 0.8125,
-        "train_images_per_sec": 7.25, "infer_images_per_sec": 26.5, "peak_memory_bytes": 3 * 2**30,
-        "weights": "standin:random-init", "seconds": 61.2,
+        "trial_id": "resnet_v2_50-finetune-bs16-digits-seed0",
+        "backbone": "resnet_v2_50",
+        "mode": "finetune",
+        "batch_size": 16,
+        "dataset": "digits",
+        "status": "ok",
+        "val_accuracy": 0.875,
+        "test_accuracy": 0.8125,
+        "train_images_per_sec": 7.25,
+        "infer_images_per_sec": 26.5,
+        "peak_memory_bytes": 3 * 2**30,
+        "weights": "standin:random-init",
+        "seconds": 61.2,
     },
     {
-        "trial_id": "mobilenet_v2_035_128-transfer-bs16-digits-seed0", "backbone": "mobilenet_v2_035_128",
-        "mode": "transfer", "batch_size": 16, "dataset": "digits", "status": "oom", "error": "ResourceExhaustedError: x",
-        "weights": "local:/m", "seconds": 3.0,
+        "trial_id": "mobilenet_v2_035_128-transfer-bs16-digits-seed0",
+        "backbone": "mobilenet_v2_035_128",
+        "mode": "transfer",
+        "batch_size": 16,
+        "dataset": "digits",
+        "status": "oom",
+        "error": "ResourceExhaustedError: x",
+        "weights": "local:/m",
+        "seconds": 3.0,
     },
 ]
 

@@ -8,8 +8,12 @@ from tlbench.errors import UsageError
 
 def _record(i, status="ok"):
     return {
-        "trial_id": f"t{i}", "backbone": "resnet_v2_50", "mode": "transfer", "batch_size": 16,
-        "dataset": "digits", "status": status,
+        "trial_id": f"t{i}",
+        "backbone": "resnet_v2_50",
+        "mode": "transfer",
+        "batch_size": 16,
+        "dataset": "digits",
+        "status": status,
     }
 
 

@@ -6,8 +6,22 @@ from tlbench.plan import BUDGETS, ModuleSource, TrialSpec
 from tlbench.trial import _is_out_of_memory, run_trial
 
 REQUIRED = (
-    "trial_id", "backbone", "mode", "batch_size", "dataset", "status", "error", "weights", "device", "host",
-    "test_accuracy", "val_accuracy", "train_images_per_sec", "infer_images_per_sec", "peak_memory_bytes", "seconds",
+    "trial_id",
+    "backbone",
+    "mode",
+    "batch_size",
+    "dataset",
+    "status",
+    "error",
+    "weights",
+    "device",
+    "host",
+    "test_accuracy",
+    "val_accuracy",
+    "train_images_per_sec",
+    "infer_images_per_sec",
+    "peak_memory_bytes",
+    "seconds",
 )
 
 
@@ -76,3 +90,10 @@ def test_out_of_memory_is_told_apart_from_other_failures():
     assert _is_out_of_memory(tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"))
     assert _is_out_of_memory(MemoryError())
     assert not _is_out_of_memory(ValueError("bad"))
+
+
+def test_the_learning_rate_is_chosen_on_validation(tiny_records):
+    for record in tiny_records.values():
+        best = max(record["lr_search"], key=lambda c: (c["val_accuracy"], -c["val_loss"]))
+        assert record["learning_rate"] == best["learning_rate"]
+        assert record["val_accuracy"] == best["val_accuracy"] and record["val_loss"] == best["val_loss"]

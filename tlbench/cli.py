@@ -63,23 +63,43 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="backbones, modes and datasets known")
 
     run = commands.add_parser("run", help="run a grid of trials")
-    run.add_argument("--all", action="store_true", help="the default grid: default backbones x both modes x default batch sizes")
+    run.add_argument(
+        "--all", action="store_true", help="the default grid: default backbones x both modes x default batch sizes"
+    )
     run.add_argument("--backbone", nargs="+", metavar="B", help=f"backbones (default: {' '.join(DEFAULT_BACKBONES)})")
     run.add_argument("--mode", nargs="+", metavar="M", help="transfer and/or finetune (default: both)")
     run.add_argument("--batch-size", nargs="+", type=batch_size, metavar="N", help="batch sizes (default: by budget)")
-    run.add_argument("--dataset", default=data.EMBEDDED, metavar="NAME_OR_FOLDER",
-                     help=f"'{data.EMBEDDED}' (embedded) or a folder with one sub-folder per class")
-    run.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="parent folder for run folders (default: results)")
+    run.add_argument(
+        "--dataset",
+        default=data.EMBEDDED,
+        metavar="NAME_OR_FOLDER",
+        help=f"'{data.EMBEDDED}' (embedded) or a folder with one sub-folder per class",
+    )
+    run.add_argument(
+        "--out", default=DEFAULT_OUT, metavar="DIR", help="parent folder for run folders (default: results)"
+    )
     run.add_argument("--quick", action="store_true", help="same grid and code path, a few steps each (smoke test)")
-    run.add_argument("--weights", choices=WEIGHTS_POLICIES, default="auto",
-                     help="auto: TF Hub, else a random-init stand-in; hub: TF Hub or fail; standin: no network")
-    run.add_argument("--module", action="append", metavar="BACKBONE=PATH_OR_URL",
-                     help="use this SavedModel / TF Hub module for a backbone (repeatable)")
-    run.add_argument("--address", metavar="RAY_ADDRESS", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)")
+    run.add_argument(
+        "--weights",
+        choices=WEIGHTS_POLICIES,
+        default="auto",
+        help="auto: TF Hub, else a random-init stand-in; hub: TF Hub or fail; standin: no network",
+    )
+    run.add_argument(
+        "--module",
+        action="append",
+        metavar="BACKBONE=PATH_OR_URL",
+        help="use this SavedModel / TF Hub module for a backbone (repeatable)",
+    )
+    run.add_argument(
+        "--address", metavar="RAY_ADDRESS", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)"
+    )
     run.add_argument("--seed", type=seed, default=0, help="split, shuffle and initialisation seed (default 0)")
 
     report = commands.add_parser("report", help="re-render the table and report.md of a run")
-    report.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (default: the newest under results/)")
+    report.add_argument(
+        "run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (default: the newest under results/)"
+    )
     return parser
 
 
@@ -95,6 +115,9 @@ def main(argv=None) -> int:
     except UsageError as error:
         print(f"tlbench: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("tlbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _check_command(argv) -> None:
@@ -115,8 +138,12 @@ def cmd_list(args, argv, console: Console) -> int:
     table.add_column("TF Hub handle", overflow="fold")
     for b in BACKBONES:
         table.add_row(
-            b.name, f"{b.image_size}x{b.image_size}", str(b.feature_dim), "yes" if b.in_default_grid else "",
-            b.standin, b.handle,
+            b.name,
+            f"{b.image_size}x{b.image_size}",
+            str(b.feature_dim),
+            "yes" if b.in_default_grid else "",
+            b.standin,
+            b.handle,
         )
     console.print(table)
     console.print(f"modes: {', '.join(MODES)}")
@@ -151,10 +178,10 @@ def cmd_run(args, argv, console: Console) -> int:
     parent = results.prepare_parent(args.out)
 
     console.print("[dim]starting Ray ...[/]")
-    info = cluster.connect(args.address)
     run_dir = None
     finished: list[dict] = []
     try:
+        info = cluster.connect(args.address)
         budget = choose_budget(args.quick, info.gpus)
         selection = {**default_selection(info.gpus), **chosen}
         console.print(f"[dim]choosing weights for {', '.join(selection['backbones'])} ...[/]")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tlbench.data import ImageSet
 from tlbench.errors import UsageError

@@ -3,8 +3,8 @@ table and the Markdown table in report.md."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from rich.table import Table
 

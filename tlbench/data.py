@@ -62,9 +62,7 @@ def open_dataset(name_or_folder: str) -> ImageSet:
         return load_digits()
     path = Path(name_or_folder)
     if not path.exists():
-        raise UsageError(
-            f"dataset '{name_or_folder}' is neither '{EMBEDDED}' nor an existing folder"
-        )
+        raise UsageError(f"dataset '{name_or_folder}' is neither '{EMBEDDED}' nor an existing folder")
     if not path.is_dir():
         raise UsageError(f"dataset '{name_or_folder}' is a file; give a folder with one sub-folder per class")
     return load_image_folder(path)
@@ -91,9 +89,7 @@ def load_image_folder(root: Path) -> ImageSet:
 
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(class_dirs) < 2:
-        raise UsageError(
-            f"dataset folder '{root}' has {len(class_dirs)} class sub-folder(s); at least 2 are needed"
-        )
+        raise UsageError(f"dataset folder '{root}' has {len(class_dirs)} class sub-folder(s); at least 2 are needed")
     paths, labels, skipped = [], [], 0
     for label, class_dir in enumerate(class_dirs):
         for dirpath, dirnames, filenames in os.walk(class_dir):
@@ -106,7 +102,7 @@ def load_image_folder(root: Path) -> ImageSet:
                 try:
                     with Image.open(file) as image:
                         image.verify()
-                except Exception:
+                except Exception:  # noqa: BLE001 - Pillow raises many types for a bad file
                     skipped += 1
                     continue
                 paths.append(str(file))
@@ -154,9 +150,7 @@ def stratified_subset(indices: np.ndarray, labels: np.ndarray, limit: int | None
     quota = np.floor(exact).astype(int)
     for i in np.argsort(-(exact - quota))[: limit - quota.sum()]:
         quota[i] += 1
-    chosen = [
-        rng.permutation(indices[labels[indices] == c])[:q] for c, q in zip(classes, quota)
-    ]
+    chosen = [rng.permutation(indices[labels[indices] == c])[:q] for c, q in zip(classes, quota)]
     return np.sort(np.concatenate(chosen))
 
 

@@ -11,8 +11,10 @@ import os
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+
+import psutil
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,14 @@ class TensorFlowPeakMemory:
         if self._allocator:
             self._experimental.reset_memory_stats(self.device)
         self.rss.reset()
+
+    def in_use(self) -> int:
+        """Bytes allocated now, by the same measure as `peak`."""
+        if self._allocator:
+            current = int(self._experimental.get_memory_info(self.device)["current"])
+            if current > 0:
+                return current
+        return psutil.Process().memory_info().rss
 
     def peak(self) -> tuple[int, str]:
         """(peak bytes since `reset`, how it was measured)."""

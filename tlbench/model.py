@@ -43,9 +43,7 @@ class Classifier:
         self.train_step = tf.function(self._train_step, input_signature=[image_spec, label_spec])
         self.head_train_step = tf.function(self._head_train_step, input_signature=[feature_spec, label_spec])
         self.predict = tf.function(lambda x: self.model(x, training=False), input_signature=[image_spec])
-        self.extract_features = tf.function(
-            lambda x: self.backbone(x, training=False), input_signature=[image_spec]
-        )
+        self.extract_features = tf.function(lambda x: self.backbone(x, training=False), input_signature=[image_spec])
         self.predict_from_features = tf.function(lambda f: self.head(f), input_signature=[feature_spec])
 
     def parameter_counts(self) -> dict:

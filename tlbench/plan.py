@@ -28,12 +28,13 @@ class Budget:
     # Learning rates tried per mode (Adam); the one with the best validation
     # accuracy is kept. Fine-tuning moves pretrained weights, so it gets a
     # range ten times lower.
-    learning_rates: dict = field(
-        default_factory=lambda: {"transfer": (1e-3, 1e-2), "finetune": (1e-4, 1e-3)}
-    )
+    learning_rates: dict = field(default_factory=lambda: {"transfer": (1e-3, 1e-2), "finetune": (1e-4, 1e-3)})
     warmup_steps: int = 2  # untimed steps first: tracing and allocator warm-up
     min_timed_steps: int = 5  # a timed pass lasts at least this many steps ...
     min_timed_seconds: float = 2.0  # ... and at least this long
+
+    def epochs(self, mode: str) -> int:
+        return self.transfer_epochs if mode == "transfer" else self.finetune_epochs
 
 
 BUDGETS = {
@@ -141,10 +142,7 @@ def build_grid(
 ) -> list[TrialSpec]:
     """Every backbone x mode x batch size, in that order."""
     return [
-        TrialSpec(b, m, n, dataset, seed, budget, sources[b])
-        for b in backbones
-        for m in modes
-        for n in batch_sizes
+        TrialSpec(b, m, n, dataset, seed, budget, sources[b]) for b in backbones for m in modes for n in batch_sizes
     ]
 
 

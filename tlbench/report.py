@@ -16,8 +16,10 @@ def render_markdown(run: RunContents) -> str:
     lines += [
         "## Environment",
         "",
-        f"- host: {env.get('host', '?')}; CPU: {cpu.get('model', '?')} "
-        f"({cpu.get('logical_cores', '?')} logical cores); GPUs: {', '.join(env.get('gpus') or []) or 'none'}",
+        (
+            f"- host: {env.get('host', '?')}; CPU: {cpu.get('model', '?')} "
+            f"({cpu.get('logical_cores', '?')} logical cores); GPUs: {', '.join(env.get('gpus') or []) or 'none'}"
+        ),
         "- versions: " + ", ".join(f"{name} {version}" for name, version in versions.items() if version),
         f"- git commit: {(env.get('git') or {}).get('commit') or 'unknown'}",
         f"- command: `{env.get('command', '?')}`",
@@ -30,9 +32,11 @@ def render_markdown(run: RunContents) -> str:
     standins = sorted({r["backbone"] for r in records if str(r.get("weights", "")).startswith("standin")})
     if standins:
         lines += [
-            f"**Stand-in weights** for {', '.join(standins)}: their accuracies come from randomly "
-            "initialised networks of the same architecture, not from pretrained weights. They say "
-            "nothing about which backbone transfers better; their speed and memory figures hold.",
+            (
+                f"**Stand-in weights** for {', '.join(standins)}: their accuracies come from randomly "
+                "initialised networks of the same architecture, not from pretrained weights. They say "
+                "nothing about which backbone transfers better; their speed and memory figures hold."
+            ),
             "",
         ]
     failed = [r for r in sorted(records, key=sort_key) if r.get("status") != "ok"]
@@ -43,10 +47,12 @@ def render_markdown(run: RunContents) -> str:
     if run.warnings:
         lines += ["## Warnings while reading this run", ""] + [f"- {w}" for w in run.warnings] + [""]
     lines += [
-        "Accuracies are fractions; `val acc` chose the learning rate, `test acc` was measured once "
-        "afterwards. Throughputs are steady-state images/s with warm-up steps excluded; `peak mem` "
-        "is the peak during the timed training steps (see `memory_method` in trials.jsonl). "
-        "See results/README.md for every field.",
+        (
+            "Accuracies are fractions; `val acc` chose the learning rate, `test acc` was measured once "
+            "afterwards. Throughputs are steady-state images/s with warm-up steps excluded; `peak mem` "
+            "is the peak during the timed training steps (see `memory_method` in trials.jsonl). "
+            "See results/README.md for every field."
+        ),
         "",
     ]
     return "\n".join(lines)

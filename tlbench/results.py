@@ -106,9 +106,14 @@ def read_run(run_dir: Path) -> RunContents:
     env_path = run_dir / ENV
     if env_path.is_file():
         try:
-            contents.env = json.loads(env_path.read_text())
+            env = json.loads(env_path.read_text())
         except (OSError, ValueError) as error:
             contents.warnings.append(f"{ENV} unreadable ({error}); environment left out")
+        else:
+            if isinstance(env, dict):
+                contents.env = env
+            else:
+                contents.warnings.append(f"{ENV} is not a JSON object; environment left out")
     trials_path = run_dir / TRIALS
     if trials_path.is_file():
         for number, line in enumerate(trials_path.read_text(errors="replace").splitlines(), 1):

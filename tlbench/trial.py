@@ -8,6 +8,7 @@ either way a record comes back and the grid goes on.
 
 from __future__ import annotations
 
+import os
 import time
 
 from tlbench import data, environment
@@ -26,13 +27,12 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> dict:
         "status": "ok",
         "error": None,
         "host": environment.host(),
+        "process_id": os.getpid(),  # every trial has a fresh worker process
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     try:
-        import tensorflow as tf
-
-        record["device"] = configure_devices(tf)
-        record.update(_measure(spec, images if images is not None else data.open_dataset(spec.dataset), tf))
+        record["device"] = configure_devices()
+        record.update(_measure(spec, images if images is not None else data.open_dataset(spec.dataset)))
     except Exception as error:  # noqa: BLE001 - every failure becomes a record
         record["status"] = "oom" if _is_out_of_memory(error) else "error"
         record["error"] = f"{type(error).__name__}: {_first_line(error)}"
@@ -40,9 +40,11 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> dict:
     return record
 
 
-def configure_devices(tf) -> str:
+def configure_devices() -> str:
     """Memory growth on every visible GPU (before any op runs, so trials sharing
     a machine don't grab each other's memory); returns the device label."""
+    import tensorflow as tf
+
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
@@ -52,7 +54,10 @@ def configure_devices(tf) -> str:
     return f"CPU:{environment.cpu_model()}"
 
 
-def _measure(spec: TrialSpec, images: data.ImageSet, tf) -> dict:
+def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
+    import tensorflow as tf
+    import tf_keras
+
     from tlbench import weights
     from tlbench.measure import TensorFlowPeakMemory
     from tlbench.model import Classifier
@@ -69,8 +74,6 @@ def _measure(spec: TrialSpec, images: data.ImageSet, tf) -> dict:
             f"{module_path} is a TF1 Hub format module; hub.KerasLayer can't fine-tune those. "
             "Run it with --mode transfer, or give a TF2 SavedModel with --module"
         )
-    import tf_keras
-
     tf_keras.utils.set_random_seed(spec.seed)
 
     splits = data.capped_splits(images, spec.seed, budget.max_train_images, budget.max_eval_images)
@@ -89,7 +92,7 @@ def _measure(spec: TrialSpec, images: data.ImageSet, tf) -> dict:
         mode=spec.mode,
         batch_size=spec.batch_size,
         learning_rates=budget.learning_rates[spec.mode],
-        epochs=budget.transfer_epochs if spec.mode == "transfer" else budget.finetune_epochs,
+        epochs=budget.epochs(spec.mode),
         seed=spec.seed,
     )
     test_result = evaluate(classifier.predict, test.batches(spec.batch_size))  # the one look at test
@@ -106,9 +109,7 @@ def _measure(spec: TrialSpec, images: data.ImageSet, tf) -> dict:
     peak_rss = memory.rss.peak_bytes()
 
     infer_stream = iter(train.batches(spec.batch_size, repeat=True))
-    infer_timing = time_steps(
-        lambda: classifier.predict(next(infer_stream)[0]).numpy(), plan, spec.batch_size
-    )
+    infer_timing = time_steps(lambda: classifier.predict(next(infer_stream)[0]).numpy(), plan, spec.batch_size)
     phases.end("timed_passes")
 
     return {
@@ -122,7 +123,7 @@ def _measure(spec: TrialSpec, images: data.ImageSet, tf) -> dict:
         **classifier.parameter_counts(),
         "learning_rate": search.learning_rate,
         "lr_search": search.candidates,
-        "epochs": budget.transfer_epochs if spec.mode == "transfer" else budget.finetune_epochs,
+        "epochs": budget.epochs(spec.mode),
         "train_accuracy": search.train.accuracy,
         "val_accuracy": search.val.accuracy,
         "val_loss": search.val.loss,

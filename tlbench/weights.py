@@ -171,9 +171,7 @@ def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
     """{name: ModuleSource} for every backbone, or {"error": one line} for the
     first that can't be had. Runs once per run, in a Ray worker."""
     try:
-        return {
-            name: choose_source(get_backbone(name), policy, overrides.get(name)) for name in backbone_names
-        }
+        return {name: choose_source(get_backbone(name), policy, overrides.get(name)) for name in backbone_names}
     except UsageError as error:
         return {"error": str(error)}
 
