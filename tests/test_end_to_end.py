@@ -77,7 +77,7 @@ def test_a_tf1_module_runs_in_transfer_and_refuses_finetune_without_stopping_the
     )
     assert done.returncode == 1  # a trial ended in error; the others were kept
     records = {r["mode"]: r for r in map(json.loads, (_only_run_dir(out) / TRIALS).read_text().splitlines())}
-    assert records["transfer"]["status"] == "ok" and records["transfer"]["weights"] == f"local:{shared_module}"
+    assert records["transfer"]["status"] == "ok" and records["transfer"]["weights"] == f"local:{Path(shared_module).resolve()}"
     assert records["finetune"]["status"] == "error" and "TF1 Hub format" in records["finetune"]["error"]
 
 
