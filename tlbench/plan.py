@@ -50,7 +50,7 @@ BUDGETS = {
         min_timed_seconds=0.0,
     ),
     # CPU-only machines: sized so the default grid (ResNet V2 50 fine-tuning
-    # included) finishes in minutes on 2 cores.
+    # included) finishes in about 10 minutes on 2 cores.
     "cpu": Budget(
         name="cpu",
         max_train_images=256,

@@ -170,10 +170,15 @@ def export_standin(backbone: Backbone) -> Path:
 def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
     """{name: ModuleSource} for every backbone, or {"error": one line} for the
     first that can't be had. Runs once per run, in a Ray worker."""
-    try:
-        return {name: choose_source(get_backbone(name), policy, overrides.get(name)) for name in backbone_names}
-    except UsageError as error:
-        return {"error": str(error)}
+    sources = {}
+    for name in backbone_names:
+        try:
+            sources[name] = choose_source(get_backbone(name), policy, overrides.get(name))
+        except UsageError as error:
+            return {"error": str(error)}
+        except Exception as error:  # noqa: BLE001 - e.g. a full disk while exporting a stand-in
+            return {"error": f"preparing weights for {name} failed: {type(error).__name__}: {_one_line(error)}"}
+    return sources
 
 
 def _resolve(handle: str) -> str:
