@@ -64,9 +64,10 @@ def run_in_subprocess():
         "sys.exit(rc)\n"
     )
 
-    def run(*args, timeout=600):
+    def run(*args, timeout=600, env=None):
         return subprocess.run(
             [sys.executable, "-c", wrapper, *map(str, args)],
+            env={**os.environ, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

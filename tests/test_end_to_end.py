@@ -9,6 +9,13 @@ from pathlib import Path
 from tlbench.results import ENV, REPORT_MD, TRIALS
 
 
+def _run_mobilenet_quick(run_in_subprocess, out, *more):
+    """Both modes of MobileNet V2 0.35/128 with --quick; `more` picks the rest."""
+    return run_in_subprocess(
+        *"run --backbone mobilenet_v2_035_128 --mode transfer finetune --quick --out".split(), out, *more
+    )
+
+
 def _only_run_dir(out: Path) -> Path:
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     return run_dir
@@ -16,19 +23,7 @@ def _only_run_dir(out: Path) -> Path:
 
 def test_quick_grid_on_mobilenet_writes_records_env_and_report(tmp_path, run_in_subprocess):
     out = tmp_path / "runs"
-    done = run_in_subprocess(
-        "run",
-        "--backbone",
-        "mobilenet_v2_035_128",
-        "--mode",
-        "transfer",
-        "finetune",
-        "--batch-size",
-        "16",
-        "--quick",
-        "--out",
-        out,
-    )
+    done = _run_mobilenet_quick(run_in_subprocess, out, "--batch-size", "16")
     assert done.returncode == 0, done.stderr + done.stdout
     run_dir = _only_run_dir(out)
     records = [json.loads(line) for line in (run_dir / TRIALS).read_text().splitlines()]
@@ -60,41 +55,23 @@ def test_a_tf1_module_runs_in_transfer_and_refuses_finetune_without_stopping_the
     tmp_path, run_in_subprocess, shared_module
 ):
     out = tmp_path / "runs"
-    done = run_in_subprocess(
-        "run",
-        "--backbone",
-        "mobilenet_v2_035_128",
-        "--mode",
-        "transfer",
-        "finetune",
-        "--batch-size",
-        "32",
-        "--quick",
-        "--out",
-        out,
-        "--module",
-        f"mobilenet_v2_035_128={shared_module}",
+    done = _run_mobilenet_quick(
+        run_in_subprocess, out, "--batch-size", "32", "--module", f"mobilenet_v2_035_128={shared_module}"
     )
     assert done.returncode == 1  # a trial ended in error; the others were kept
     records = {r["mode"]: r for r in map(json.loads, (_only_run_dir(out) / TRIALS).read_text().splitlines())}
-    assert records["transfer"]["status"] == "ok" and records["transfer"]["weights"] == f"local:{Path(shared_module).resolve()}"
+    assert records["transfer"]["status"] == "ok"
+    assert records["transfer"]["weights"] == f"local:{Path(shared_module).resolve()}"
     assert records["finetune"]["status"] == "error" and "TF1 Hub format" in records["finetune"]["error"]
 
 
 def test_weights_hub_offline_is_one_line_and_exit_2(tmp_path, run_in_subprocess):
+    # A proxy nobody listens on makes TF Hub unreachable on any machine.
+    offline = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
     done = run_in_subprocess(
-        "run",
-        "--backbone",
-        "mobilenet_v2_035_128",
-        "--mode",
-        "transfer",
-        "--batch-size",
-        "8",
-        "--weights",
-        "hub",
-        "--quick",
-        "--out",
+        *"run --backbone mobilenet_v2_035_128 --mode transfer --batch-size 8 --weights hub --quick --out".split(),
         tmp_path,
+        env=offline,
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

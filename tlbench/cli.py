@@ -35,24 +35,25 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def batch_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"batch size must be a whole number, got '{text}'") from None
-    if not 1 <= value <= MAX_BATCH_SIZE:
-        raise argparse.ArgumentTypeError(f"batch size must be between 1 and {MAX_BATCH_SIZE}, got {value}")
-    return value
+def _whole_number(what: str, low: int, high: int | None = None):
+    """An argparse type for an int in [low, high], with a one-line complaint."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number, got '{text}'") from None
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}, got {value}")
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{what} must be {low} or more, got {value}")
+        return value
+
+    return parse
 
 
-def seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed must be 0 or more, got {value}")
-    return value
+batch_size = _whole_number("batch size", 1, MAX_BATCH_SIZE)
+seed = _whole_number("seed", 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
