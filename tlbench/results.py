@@ -51,24 +51,19 @@ def new_run_dir(parent: Path, device_tag: str) -> Path:
     raise UsageError(f"no free run folder name under {parent}")
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write to a temporary sibling, fsync, then rename over `path`."""
-    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(staging, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(staging, path)
-
-
 def write_text_atomic(path: Path, text: str) -> None:
+    """Write to a temporary sibling, fsync, then rename over `path`: a reader
+    sees the old file or the new one, never half of one."""
     staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(staging, "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(staging, path)
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def append_record(run_dir: Path, record: dict) -> None:
