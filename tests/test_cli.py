@@ -41,11 +41,18 @@ def _module_dir(tmp_path):
         (["run", "--all", "--out", "{file}"], "is a file"),
         (["run", "--all", "--bogus"], "unrecognized arguments: --bogus"),
         (["report", "{tmp}"], "not a tlbench run folder"),
+        (["run", "--resume", "{tmp}"], "not a tlbench run folder"),
+        (["run", "--resume", "{tmp}/absent"], "does not exist"),
+        (["run", "--resume", "{tmp}", "--all"], "--resume reruns the grid of that run"),
+        (["run", "--resume", "{tmp}", "--quick"], "--resume keeps the settings of that run; drop --quick"),
+        (["run", "--resume", "{run}"], "has no request in env.json"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
-    argv = [a.format(tmp=tmp_path, file=tmp_path / "file") for a in argv]
+    (tmp_path / "old-run").mkdir()
+    (tmp_path / "old-run" / results.ENV).write_text("{}")
+    argv = [a.format(tmp=tmp_path, file=tmp_path / "file", run=tmp_path / "old-run") for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("tlbench: error: ")

@@ -4,6 +4,11 @@ Each run goes through a wrapper that fails if the driver imported TensorFlow.
 """
 
 import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 from tlbench.results import ENV, REPORT_MD, TRIALS
@@ -77,3 +82,36 @@ def test_weights_hub_offline_is_one_line_and_exit_2(tmp_path, run_in_subprocess)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "can't be reached" in lines[0] and "TFHUB_CACHE_DIR" in lines[0]
     assert not list(tmp_path.iterdir())  # no run folder for a run that never started
+
+
+def test_interrupted_run_resumes_and_records_every_trial_exactly_once(tmp_path, tiny_module):
+    out = tmp_path / "runs"
+    command = [
+        sys.executable, "-m", "tlbench", "run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer",
+        "--batch-size", "8", "12", "16", "--quick", "--out", str(out), "--module", f"mobilenet_v2_035_128={tiny_module}",
+    ]  # fmt: skip
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # interrupt once the first trial is on disk
+        trials = list(out.glob(f"*/{TRIALS}"))
+        if trials and trials[0].read_text().count("\n") >= 1:
+            break
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGINT)
+    stdout, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, stdout
+    run_dir = _only_run_dir(out)
+    assert f"resume with: python -m tlbench run --resume {run_dir}" in stdout.replace("\n", "")
+    kept = [json.loads(line) for line in (run_dir / TRIALS).read_text().splitlines()]
+    assert 1 <= len(kept) < 3
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tlbench", "run", "--resume", str(run_dir)], capture_output=True, text=True, check=False
+    )
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    assert f"{3 - len(kept)} of 3 trials to run" in resumed.stdout
+    records = [json.loads(line) for line in (run_dir / TRIALS).read_text().splitlines()]
+    counts = Counter(r["trial_id"] for r in records)
+    assert sorted(counts) == [f"mobilenet_v2_035_128-transfer-bs{n}-digits-seed0" for n in (12, 16, 8)]
+    assert set(counts.values()) == {1} and all(r["status"] == "ok" for r in records)
+    assert all(r["budget"] == "quick" for r in records)  # the resumed trials keep the run's settings

@@ -78,3 +78,11 @@ def test_latest_run_dir_is_the_newest(tmp_path):
         (tmp_path / name).mkdir()
         results.append_record(tmp_path / name, _record(0))
     assert results.latest_run_dir(tmp_path).name == "20261231T000000Z-h-cpu"
+
+
+def test_the_last_record_of_a_trial_counts(tmp_path):
+    results.append_record(tmp_path, _record(0, status="error"))
+    results.append_record(tmp_path, _record(1))
+    results.append_record(tmp_path, _record(0))  # the resumed run's retry
+    run = results.read_run(tmp_path)
+    assert sorted((r["trial_id"], r["status"]) for r in run.records) == [("t0", "ok"), ("t1", "ok")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -18,7 +18,7 @@ from rich.table import Table
 
 from tlbench import __version__, data, results
 from tlbench.errors import UsageError
-from tlbench.plan import build_grid, choose_budget, default_selection
+from tlbench.plan import BUDGETS, build_grid, choose_budget, default_selection
 from tlbench.registry import BACKBONES, DEFAULT_BACKBONES, MODES, check_mode, get_backbone
 from tlbench.weights import WEIGHTS_POLICIES, parse_module_overrides
 
@@ -28,6 +28,7 @@ DEFAULT_OUT = "results"
 EXIT_USAGE = 2
 EXIT_TRIAL_ERRORS = 1
 EXIT_INTERRUPTED = 130
+FINISHED = ("ok", "oom")  # statuses that --resume does not run again
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--address", metavar="RAY_ADDRESS", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)"
     )
     run.add_argument("--seed", type=seed, default=0, help="split, shuffle and initialisation seed (default 0)")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="run the trials of RUN_DIR that have no ok/oom record yet, appending to it",
+    )
 
     report = commands.add_parser("report", help="re-render the table and report.md of a run")
     report.add_argument(
@@ -157,6 +163,23 @@ def cmd_list(args, argv, console: Console) -> int:
 
 def _selection(args) -> dict:
     chosen = {"backbones": args.backbone, "modes": args.mode, "batch_sizes": args.batch_size}
+    if args.resume and (args.all or any(chosen.values())):
+        raise UsageError("--resume reruns the grid of that run; drop --all/--backbone/--mode/--batch-size")
+    if args.resume:
+        given = [
+            flag
+            for flag, used in (
+                ("--quick", args.quick),
+                ("--module", args.module),
+                ("--dataset", args.dataset != data.EMBEDDED),
+                ("--seed", args.seed != 0),
+                ("--weights", args.weights != "auto"),
+            )
+            if used
+        ]
+        if given:
+            raise UsageError(f"--resume keeps the settings of that run; drop {', '.join(given)}")
+        return {}
     if args.all and any(chosen.values()):
         raise UsageError("--all runs the default grid; drop it, or drop --backbone/--mode/--batch-size")
     if not args.all and not any(chosen.values()):
@@ -168,44 +191,102 @@ def _selection(args) -> dict:
     return {key: tuple(dict.fromkeys(values)) for key, values in chosen.items() if values}
 
 
+@dataclass
+class _Request:
+    """What to run, from the command line or from the env.json of a run to resume."""
+
+    chosen: dict  # backbones / modes / batch_sizes given; the rest from the default grid
+    dataset: str
+    seed: int
+    quick: bool
+    weights: str
+    modules: dict  # --module overrides, {backbone: location}
+    run_dir: Path | None = None  # set when resuming
+    done: frozenset = frozenset()  # trial ids with an ok or oom record already
+    budget: str | None = None  # the budget of the run being resumed
+
+    def as_dict(self) -> dict:
+        return {
+            "chosen": {key: list(values) for key, values in self.chosen.items()},
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "quick": self.quick,
+            "weights": self.weights,
+            "modules": self.modules,
+        }
+
+
+def _request(args) -> _Request:
+    chosen = _selection(args)
+    if not args.resume:
+        dataset = args.dataset if args.dataset == data.EMBEDDED else str(Path(args.dataset).resolve())
+        return _Request(chosen, dataset, args.seed, args.quick, args.weights, parse_module_overrides(args.module))
+    run_dir = Path(args.resume)
+    run = results.read_run(run_dir)
+    saved = run.env.get("request")
+    if not isinstance(saved, dict):
+        raise UsageError(f"'{run_dir}' has no request in {results.ENV} (an interrupted start, or another version)")
+    try:
+        return _Request(
+            chosen={key: tuple(values) for key, values in saved["chosen"].items()},
+            dataset=saved["dataset"],
+            seed=int(saved["seed"]),
+            quick=bool(saved["quick"]),
+            weights=saved["weights"],
+            modules=dict(saved["modules"]),
+            run_dir=run_dir,
+            done=frozenset(r["trial_id"] for r in run.records if r["status"] in FINISHED),
+            budget=run.env["budget"]["name"],
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise UsageError(f"the request in {run_dir / results.ENV} is unreadable ({error!r})") from None
+
+
 def cmd_run(args, argv, console: Console) -> int:
     from tlbench import cluster, environment
     from tlbench.report import print_table, write_report
 
-    chosen = _selection(args)
-    overrides = parse_module_overrides(args.module)
-    images = data.open_dataset(args.dataset)
-    dataset = data.EMBEDDED if args.dataset == data.EMBEDDED else str(Path(args.dataset).resolve())
-    parent = results.prepare_parent(args.out)
+    request = _request(args)
+    images = data.open_dataset(request.dataset)
+    parent = None if request.run_dir else results.prepare_parent(args.out)
 
     console.print("[dim]starting Ray ...[/]")
-    run_dir = None
+    run_dir = request.run_dir
     finished: list[dict] = []
     try:
         info = cluster.connect(args.address)
-        budget = choose_budget(args.quick, info.gpus)
-        selection = {**default_selection(info.gpus), **chosen}
+        budget = BUDGETS[request.budget] if request.budget else choose_budget(request.quick, info.gpus)
+        selection = {**default_selection(info.gpus), **request.chosen}
         console.print(f"[dim]choosing weights for {', '.join(selection['backbones'])} ...[/]")
-        sources = cluster.prepare_sources(selection["backbones"], args.weights, overrides)
-        specs = build_grid(
-            selection["backbones"], selection["modes"], selection["batch_sizes"], dataset, args.seed, budget, sources
+        sources = cluster.prepare_sources(selection["backbones"], request.weights, request.modules)
+        grid = build_grid(
+            selection["backbones"],
+            selection["modes"],
+            selection["batch_sizes"],
+            request.dataset,
+            request.seed,
+            budget,
+            sources,
         )
-        run_dir = results.new_run_dir(parent, info.device_tag)
-        env = environment.describe(argv, info.describe())
-        env.update(
-            budget=asdict(budget),
-            selection={key: list(values) for key, values in selection.items()},
-            dataset={
-                "name": dataset,
-                "images": len(images.labels),
-                "classes": images.num_classes,
-                "skipped_files": images.skipped_files,
-            },
-            weights={name: asdict(source) for name, source in sources.items()},
-        )
-        results.write_json_atomic(run_dir / results.ENV, env)
+        specs = [spec for spec in grid if spec.trial_id not in request.done]
+        if run_dir is None:
+            run_dir = results.new_run_dir(parent, info.device_tag)
+            env = environment.describe(argv, info.describe())
+            env.update(
+                request=request.as_dict(),
+                budget=asdict(budget),
+                selection={key: list(values) for key, values in selection.items()},
+                dataset={
+                    "name": request.dataset,
+                    "images": len(images.labels),
+                    "classes": images.num_classes,
+                    "skipped_files": images.skipped_files,
+                },
+                weights={name: asdict(source) for name, source in sources.items()},
+            )
+            results.write_json_atomic(run_dir / results.ENV, env)
         console.print(
-            f"run {run_dir}: {len(specs)} trials, budget '{budget.name}', "
+            f"run {run_dir}: {len(specs)} of {len(grid)} trials to run, budget '{budget.name}', "
             f"{info.nodes} node(s), {info.gpus} GPU(s), {info.cpus} CPU(s)"
         )
 
@@ -216,8 +297,9 @@ def cmd_run(args, argv, console: Console) -> int:
 
         cluster.run_trials(specs, images, info, on_record)
     except KeyboardInterrupt:
-        where = f" in {run_dir / results.TRIALS}" if run_dir else ""
-        console.print(f"[yellow]interrupted:[/] {len(finished)} finished trial(s) kept{where}")
+        console.print(f"[yellow]interrupted:[/] {len(finished)} finished trial(s) kept")
+        if run_dir is not None:
+            console.print(f"resume with: python -m tlbench run --resume {run_dir}")
         return EXIT_INTERRUPTED
     finally:
         cluster.shutdown()

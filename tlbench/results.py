@@ -110,6 +110,7 @@ def read_run(run_dir: Path) -> RunContents:
             else:
                 contents.warnings.append(f"{ENV} is not a JSON object; environment left out")
     trials_path = run_dir / TRIALS
+    latest: dict[str, dict] = {}
     if trials_path.is_file():
         for number, line in enumerate(trials_path.read_text(errors="replace").splitlines(), 1):
             if not line.strip():
@@ -123,7 +124,10 @@ def read_run(run_dir: Path) -> RunContents:
             if missing:
                 contents.warnings.append(f"{TRIALS} line {number} lacks {', '.join(missing)}; skipped")
                 continue
-            contents.records.append(record)
+            latest[record["trial_id"]] = record
+    # A resumed run appends a new record for a trial that ended in error
+    # before: the last record of a trial is the one that counts.
+    contents.records = list(latest.values())
     return contents
 
 
