@@ -100,9 +100,18 @@ def _prepare_in_worker(backbone_names, policy, overrides):
 
 
 def _trial_in_worker(spec: TrialSpec, images) -> dict:
+    import ray
+
     from tlbench.trial import run_trial
 
-    return run_trial(spec, images)
+    context = ray.get_runtime_context()
+    placement = {
+        "node_id": context.get_node_id(),
+        "ray_gpu_ids": [str(i) for i in ray.get_gpu_ids()],
+        # Ray sets this from the GPUs it assigned, before TensorFlow starts.
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+    return {**run_trial(spec, images), **placement}
 
 
 def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime, timezone
 
 from tlbench import data, environment
 from tlbench.errors import ModuleError
@@ -28,7 +29,7 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> dict:
         "error": None,
         "host": environment.host(),
         "process_id": os.getpid(),  # every trial has a fresh worker process
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "started_at": _utc_now(),
     }
     try:
         record["device"] = configure_devices()
@@ -37,6 +38,7 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> dict:
         record["status"] = "oom" if _is_out_of_memory(error) else "error"
         record["error"] = f"{type(error).__name__}: {_first_line(error)}"
     record["seconds"] = time.perf_counter() - started
+    record["finished_at"] = _utc_now()
     return record
 
 
@@ -152,6 +154,10 @@ class Phases:
         now = time.perf_counter()
         self.seconds[name] = now - self._last
         self._last = now
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
