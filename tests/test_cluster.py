@@ -69,3 +69,18 @@ def test_trials_spread_over_the_nodes_of_a_cpu_cluster(ray_cluster, run_in_subpr
     first, second = _two_tiny_trials(run_in_subprocess, tmp_path, tiny_module, cluster.address)
     assert first["node_id"] != second["node_id"]
     assert first["cuda_visible_devices"] in (None, "") and first["ray_gpu_ids"] == []
+
+
+def test_a_cluster_that_cannot_hold_a_trial_fails_fast(ray_cluster, run_in_subprocess, tmp_path):
+    cluster = ray_cluster({"num_cpus": 0})
+    done = run_in_subprocess(*"run --all --quick --address".split(), cluster.address, "--out", tmp_path, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no node of the Ray cluster" in lines[0] and "'num_cpus': 1" in lines[0]
+
+
+def test_an_address_with_nothing_listening_is_one_line_and_exit_2(run_in_subprocess, tmp_path):
+    done = run_in_subprocess(*"run --all --quick --address 127.0.0.1:9".split(), "--out", tmp_path, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "can't start or join Ray at '127.0.0.1:9'" in lines[0]

@@ -98,6 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=seed, default=0, help="split, shuffle and initialisation seed (default 0)")
     run.add_argument(
+        "--concurrency",
+        type=_whole_number("concurrency", 1, 1024),
+        metavar="N",
+        help="trials at once per CPU-only node (default 1: each trial gets every core; GPUs: one trial per GPU)",
+    )
+    run.add_argument(
+        "--max-retries",
+        type=_whole_number("max retries", 0, 100),
+        default=1,
+        metavar="N",
+        help="reruns of a trial whose worker process or node died (default 1); out-of-memory is never retried",
+    )
+    run.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="run the trials of RUN_DIR that have no ok/oom record yet, appending to it",
@@ -254,7 +267,7 @@ def cmd_run(args, argv, console: Console) -> int:
     run_dir = request.run_dir
     finished: list[dict] = []
     try:
-        info = cluster.connect(args.address)
+        info = cluster.connect(args.address, args.concurrency)
         budget = BUDGETS[request.budget] if request.budget else choose_budget(request.quick, info.gpus)
         selection = {**default_selection(info.gpus), **request.chosen}
         console.print(f"[dim]choosing weights for {', '.join(selection['backbones'])} ...[/]")
@@ -295,7 +308,7 @@ def cmd_run(args, argv, console: Console) -> int:
             finished.append(record)
             console.print(_progress_line(record, len(finished), len(specs)))
 
-        cluster.run_trials(specs, images, info, on_record)
+        cluster.run_trials(specs, images, info, on_record, max_retries=args.max_retries)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted:[/] {len(finished)} finished trial(s) kept")
         if run_dir is not None:

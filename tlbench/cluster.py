@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from tlbench.plan import TrialSpec
 
 # Ray keeps sockets under its temp dir, and Unix socket paths are short.
 RAY_TEMP_DIR = Path(tempfile.gettempdir()) / "tlbench-ray"
-OBJECT_STORE_BYTES = 256 * 1024 * 1024  # records are small; don't reserve GBs of /dev/shm
+OBJECT_STORE_BYTES = 256 * 1024 * 1024
+PROBE_SECONDS = 5  # records are small; don't reserve GBs of /dev/shm
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,18 @@ class ClusterInfo:
         }
 
 
-def connect(address: str | None) -> ClusterInfo:
+def connect(address: str | None, concurrency: int | None = None) -> ClusterInfo:
     """Join `address` (or RAY_ADDRESS); with neither, start a local Ray with
-    the dashboard off and its temporary files under RAY_TEMP_DIR."""
+    the dashboard off and its temporary files under RAY_TEMP_DIR.
+
+    `concurrency`: trials at once per CPU-only node (default 1: a trial gets
+    every core of its node). With GPUs a trial gets one GPU and one CPU."""
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or None
     common = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
+    if address:
+        _check_reachable(address)
     try:
         if address:
             ray.init(address=address, **common)
@@ -75,15 +82,39 @@ def connect(address: str | None) -> ClusterInfo:
     except Exception as error:  # noqa: BLE001 - whatever Ray raises, the user needs one line
         message = " ".join(str(error).split())[:300]
         raise UsageError(f"can't start or join Ray at '{address or 'local'}': {message}") from None
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    node_cpus = [int(n["Resources"].get("CPU", 0)) for n in nodes]
-    return ClusterInfo(
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    node_cpus = [int(n.get("CPU", 0)) for n in nodes]
+    info = ClusterInfo(
         address=address or "local",
         nodes=len(nodes),
         cpus=sum(node_cpus),
-        gpus=int(sum(n["Resources"].get("GPU", 0) for n in nodes)),
-        cpus_per_trial=max(1, min((c for c in node_cpus if c > 0), default=1)),
+        gpus=int(sum(n.get("GPU", 0) for n in nodes)),
+        cpus_per_trial=max(1, min((c for c in node_cpus if c > 0), default=1) // (concurrency or 1)),
     )
+    # A task that fits no node would wait forever: say so now instead.
+    wanted = info.trial_resources()
+    if not any(n.get("CPU", 0) >= wanted["num_cpus"] and n.get("GPU", 0) >= wanted.get("num_gpus", 0) for n in nodes):
+        shutdown()
+        raise UsageError(
+            f"no node of the Ray cluster at '{info.address}' can give a trial {wanted} "
+            f"(nodes: {[{k: n.get(k, 0) for k in ('CPU', 'GPU')} for n in nodes]})"
+        )
+    return info
+
+
+def _check_reachable(address: str) -> None:
+    """Ray keeps retrying an address where nothing listens; a TCP probe of a
+    `host:port` address (also `ray://host:port`) answers at once."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and other forms are Ray's to resolve
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as error:
+        raise UsageError(
+            f"can't start or join Ray at '{address}': nothing answers there ({error.strerror or error}); "
+            "start a head node with 'ray start --head' or leave out --address"
+        ) from None
 
 
 def shutdown() -> None:
@@ -126,14 +157,18 @@ def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
     return result
 
 
-def run_trials(specs, images: ImageSet, cluster: ClusterInfo, on_record: Callable[[dict], None]) -> None:
+def run_trials(
+    specs, images: ImageSet, cluster: ClusterInfo, on_record: Callable[[dict], None], max_retries: int = 1
+) -> None:
     """Run every spec as its own Ray task and hand each record to `on_record`
-    as soon as its trial ends. A worker that dies becomes an "error" record.
+    as soon as its trial ends. A worker process or node that dies is retried
+    `max_retries` times, then becomes an "error" record. Out-of-memory is not
+    retried: the trial catches it and returns an "oom" record.
     The dataset, checked once by the driver, goes to the workers through Ray's
     object store rather than being read again by every trial."""
     import ray
 
-    task = ray.remote(max_calls=1, max_retries=1)(_trial_in_worker)
+    task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False)(_trial_in_worker)
     resources = cluster.trial_resources()
     images_ref = ray.put(images)
     pending = {}
