@@ -13,12 +13,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
 from tlbench import __version__, data, results
 from tlbench.errors import UsageError
 from tlbench.plan import BUDGETS, build_grid, choose_budget, default_selection
+from tlbench.progress import GridProgress
 from tlbench.registry import BACKBONES, DEFAULT_BACKBONES, MODES, check_mode, get_backbone
 from tlbench.weights import WEIGHTS_POLICIES, parse_module_overrides
 
@@ -303,12 +305,21 @@ def cmd_run(args, argv, console: Console) -> int:
             f"{info.nodes} node(s), {info.gpus} GPU(s), {info.cpus} CPU(s)"
         )
 
-        def on_record(record: dict) -> None:
-            results.append_record(run_dir, record)
-            finished.append(record)
-            console.print(_progress_line(record, len(finished), len(specs)))
+        progress = GridProgress(total=len(specs), parallel=info.parallel_trials)
+        with Live(progress.render(), console=console, refresh_per_second=2, transient=True) as live:
 
-        cluster.run_trials(specs, images, info, on_record, max_retries=args.max_retries)
+            def on_record(record: dict) -> None:
+                results.append_record(run_dir, record)  # first: nothing finished is ever lost
+                finished.append(record)
+                progress.finished(record)
+                live.console.print(_progress_line(record, len(finished), len(specs)))
+                live.update(progress.render())
+
+            def on_running(running: dict) -> None:
+                progress.running = running
+                live.update(progress.render())
+
+            cluster.run_trials(specs, images, info, on_record, max_retries=args.max_retries, on_running=on_running)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted:[/] {len(finished)} finished trial(s) kept")
         if run_dir is not None:

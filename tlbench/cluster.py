@@ -25,7 +25,10 @@ from tlbench.plan import TrialSpec
 # Ray keeps sockets under its temp dir, and Unix socket paths are short.
 RAY_TEMP_DIR = Path(tempfile.gettempdir()) / "tlbench-ray"
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
-PROBE_SECONDS = 5  # records are small; don't reserve GBs of /dev/shm
+PROBE_SECONDS = 5
+REFRESH_SECONDS = (
+    1.0  # how often the live view learns what runs where  # records are small; don't reserve GBs of /dev/shm
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,11 @@ class ClusterInfo:
     @property
     def device_tag(self) -> str:
         return f"{self.gpus}gpu" if self.gpus else "cpu"
+
+    @property
+    def parallel_trials(self) -> int:
+        """About how many trials run at once (exact on uniform nodes)."""
+        return self.gpus or max(1, self.cpus // self.cpus_per_trial)
 
     def trial_resources(self) -> dict:
         if self.gpus:
@@ -130,7 +138,26 @@ def _prepare_in_worker(backbone_names, policy, overrides):
     return prepare_sources(backbone_names, policy, overrides)
 
 
-def _trial_in_worker(spec: TrialSpec, images) -> dict:
+class _Board:
+    """Where the running trials are: workers check in when they start, the
+    driver reads it for the live view (the Ray dashboard may be off)."""
+
+    def __init__(self):
+        self.running = {}
+
+    def start(self, trial_id, where):
+        self.running[trial_id] = where
+
+    def stop(self, trial_id):
+        self.running.pop(trial_id, None)
+
+    def read(self):
+        return dict(self.running)
+
+
+def _trial_in_worker(spec: TrialSpec, images, board) -> dict:
+    import time
+
     import ray
 
     from tlbench.trial import run_trial
@@ -142,7 +169,13 @@ def _trial_in_worker(spec: TrialSpec, images) -> dict:
         # Ray sets this from the GPUs it assigned, before TensorFlow starts.
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
-    return {**run_trial(spec, images), **placement}
+    board.start.remote(
+        spec.trial_id, {"node": placement["node_id"], "gpus": placement["ray_gpu_ids"], "since": time.time()}
+    )
+    try:
+        return {**run_trial(spec, images), **placement}
+    finally:
+        board.stop.remote(spec.trial_id)
 
 
 def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
@@ -158,25 +191,37 @@ def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
 
 
 def run_trials(
-    specs, images: ImageSet, cluster: ClusterInfo, on_record: Callable[[dict], None], max_retries: int = 1
+    specs,
+    images: ImageSet,
+    cluster: ClusterInfo,
+    on_record: Callable[[dict], None],
+    max_retries: int = 1,
+    on_running: Callable[[dict], None] | None = None,
 ) -> None:
     """Run every spec as its own Ray task and hand each record to `on_record`
     as soon as its trial ends. A worker process or node that dies is retried
     `max_retries` times, then becomes an "error" record. Out-of-memory is not
-    retried: the trial catches it and returns an "oom" record.
+    retried: the trial catches it and returns an "oom" record. `on_running`
+    gets {trial id: where} of the running trials about once a second.
     The dataset, checked once by the driver, goes to the workers through Ray's
     object store rather than being read again by every trial."""
     import ray
 
     task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False)(_trial_in_worker)
+    board = ray.remote(num_cpus=0)(_Board).remote()
     resources = cluster.trial_resources()
     images_ref = ray.put(images)
     pending = {}
     for spec in specs:
-        pending[task.options(name=spec.trial_id, **resources).remote(spec, images_ref)] = spec
+        pending[task.options(name=spec.trial_id, **resources).remote(spec, images_ref, board)] = spec
     try:
         while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=REFRESH_SECONDS)
+            if on_running:
+                on_running(ray.get(board.read.remote()))
+            if not ready:
+                continue
+            (ref,) = ready
             spec = pending.pop(ref)
             try:
                 record = ray.get(ref)

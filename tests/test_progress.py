@@ -1,0 +1,34 @@
+import io
+import time
+
+from rich.console import Console
+
+from tlbench.progress import GridProgress
+
+
+def _text(renderable) -> str:
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def test_counts_elapsed_and_estimate_of_the_rest():
+    progress = GridProgress(total=8, parallel=2, started=100.0)
+    assert "estimate after the first trial" in _text(progress.render(now=130.0))
+    progress.finished({"trial_id": "a", "status": "ok", "seconds": 60.0})
+    progress.finished({"trial_id": "b", "status": "oom", "seconds": 20.0})
+    # mean 40 s x 6 trials left / 2 at once = 120 s
+    assert progress.remaining_seconds() == 120.0
+    text = _text(progress.render(now=190.0))
+    assert "2/8 done · 0 running · 1 failed · elapsed 0:01:30 · about 0:02:00 left" in text
+
+
+def test_running_trials_show_where_they_run():
+    progress = GridProgress(total=2, parallel=2)
+    progress.running = {
+        "resnet_v2_50-finetune-bs8-digits-seed0": {"node": "abc123def456ffff", "gpus": ["1"], "since": time.time() - 65}
+    }
+    text = _text(progress.render())
+    assert "resnet_v2_50-finetune-bs8-digits-seed0" in text and "abc123def456" in text and "0:01:05" in text
+    progress.finished({"trial_id": "resnet_v2_50-finetune-bs8-digits-seed0", "status": "ok", "seconds": 65})
+    assert not progress.running

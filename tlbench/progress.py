@@ -1,0 +1,59 @@
+"""The live view of a running grid: done / running / failed out of the total,
+which trial runs where, elapsed time and an estimate of the rest."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+
+@dataclass
+class GridProgress:
+    total: int
+    parallel: int  # trials the cluster runs at once
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    failed: int = 0  # status oom or error
+    trial_seconds: list = field(default_factory=list)
+    running: dict = field(default_factory=dict)  # trial id -> {"node": ..., "gpus": ..., "since": unix time}
+
+    def finished(self, record: dict) -> None:
+        self.done += 1
+        self.failed += record.get("status") != "ok"
+        if record.get("seconds"):
+            self.trial_seconds.append(record["seconds"])
+        self.running.pop(record.get("trial_id"), None)
+
+    def remaining_seconds(self) -> float | None:
+        """Mean trial time x trials left / trials at once; None before the first."""
+        if not self.trial_seconds:
+            return None
+        left = self.total - self.done
+        return sum(self.trial_seconds) / len(self.trial_seconds) * left / max(1, self.parallel)
+
+    def render(self, now: float | None = None):
+        now = time.monotonic() if now is None else now
+        remaining = self.remaining_seconds()
+        summary = Text(
+            f"{self.done}/{self.total} done · {len(self.running)} running · {self.failed} failed · "
+            f"elapsed {_clock(now - self.started)} · "
+            + (f"about {_clock(remaining)} left" if remaining is not None else "estimate after the first trial")
+        )
+        if not self.running:
+            return summary
+        table = Table(box=None, pad_edge=False)
+        for header in ("running", "node", "GPU", "for"):
+            table.add_column(header)
+        wall = time.time()
+        for trial_id, where in sorted(self.running.items()):
+            table.add_row(trial_id, where["node"][:12], ",".join(where["gpus"]) or "-", _clock(wall - where["since"]))
+        return Group(summary, table)
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
