@@ -115,3 +115,26 @@ def test_interrupted_run_resumes_and_records_every_trial_exactly_once(tmp_path, 
     assert sorted(counts) == [f"mobilenet_v2_035_128-transfer-bs{n}-digits-seed0" for n in (12, 16, 8)]
     assert set(counts.values()) == {1} and all(r["status"] == "ok" for r in records)
     assert all(r["budget"] == "quick" for r in records)  # the resumed trials keep the run's settings
+
+
+def test_prefetch_fills_tfhub_cache_dir_so_weights_hub_works_offline(tmp_path, run_in_subprocess, shared_module):
+    cache = {"TFHUB_CACHE_DIR": str(tmp_path / "hub"), "https_proxy": "http://127.0.0.1:9"}  # and no network
+    refused = run_in_subprocess(*"prefetch --backbone mobilenet_v2_035_128".split(), env=cache)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "can't be reached" in refused.stderr and "--module mobilenet_v2_035_128=PATH" in refused.stderr
+
+    copied = run_in_subprocess("prefetch", "--module", f"mobilenet_v2_035_128={shared_module}", env=cache)
+    assert copied.returncode == 0, copied.stderr
+    assert "copied from" in copied.stdout
+
+    out = tmp_path / "runs"
+    done = run_in_subprocess(
+        *"run --backbone mobilenet_v2_035_128 --mode transfer --batch-size 8 --weights hub --quick --out".split(),
+        out,
+        env=cache,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    (record,) = map(json.loads, (_only_run_dir(out) / TRIALS).read_text().splitlines())
+    assert record["status"] == "ok"
+    assert record["weights"] == "tfhub:https://tfhub.dev/google/imagenet/mobilenet_v2_035_128/feature_vector/5"
+    assert record["module_format"] == "tf1-hub"  # the shared module, found through the handle

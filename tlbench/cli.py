@@ -24,7 +24,7 @@ from tlbench.progress import GridProgress
 from tlbench.registry import BACKBONES, DEFAULT_BACKBONES, MODES, check_mode, get_backbone
 from tlbench.weights import WEIGHTS_POLICIES, parse_module_overrides
 
-COMMANDS = ("list", "run", "report")
+COMMANDS = ("list", "run", "report", "prefetch")
 MAX_BATCH_SIZE = 4096
 DEFAULT_OUT = "results"
 EXIT_USAGE = 2
@@ -118,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the trials of RUN_DIR that have no ok/oom record yet, appending to it",
     )
 
+    prefetch = commands.add_parser(
+        "prefetch", help="put modules into TFHUB_CACHE_DIR under their handles, for nodes without internet"
+    )
+    prefetch.add_argument(
+        "--backbone", nargs="+", metavar="B", help=f"backbones (default: {' '.join(DEFAULT_BACKBONES)})"
+    )
+    prefetch.add_argument(
+        "--module", action="append", metavar="BACKBONE=PATH_OR_URL", help="copy this module instead of downloading"
+    )
+
     report = commands.add_parser("report", help="re-render the table and report.md of a run")
     report.add_argument(
         "run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (default: the newest under results/)"
@@ -133,7 +143,8 @@ def main(argv=None) -> int:
     try:
         _check_command(argv)
         args = build_parser().parse_args(argv)
-        return {"list": cmd_list, "run": cmd_run, "report": cmd_report}[args.command](args, argv, console)
+        handlers = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "prefetch": cmd_prefetch}
+        return handlers[args.command](args, argv, console)
     except UsageError as error:
         print(f"tlbench: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -359,4 +370,23 @@ def cmd_report(args, argv, console: Console) -> int:
     write_report(run)
     print_table(run, console)
     console.print(f"report: {run_dir / results.REPORT_MD}")
+    return 0
+
+
+def cmd_prefetch(args, argv, console: Console) -> int:
+    from tlbench import cluster
+    from tlbench.weights import check_hub_cache_dir
+
+    check_hub_cache_dir()
+    overrides = parse_module_overrides(args.module)
+    for name in args.backbone or ():
+        get_backbone(name)
+    # Default: the default grid's backbones, or just those --module names.
+    names = tuple(dict.fromkeys((*(args.backbone or ([] if overrides else DEFAULT_BACKBONES)), *overrides)))
+    try:
+        cluster.connect(None)  # a local Ray: the module lands on this machine's TFHUB_CACHE_DIR
+        for name, path, how in cluster.prefetch(names, overrides):
+            console.print(f"{name}: {path} ({how})")
+    finally:
+        cluster.shutdown()
     return 0

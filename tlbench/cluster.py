@@ -155,6 +155,24 @@ class _Board:
         return dict(self.running)
 
 
+def _prefetch_in_worker(backbone_names, overrides):
+    from tlbench.weights import prefetch_all
+
+    return prefetch_all(backbone_names, overrides)
+
+
+def prefetch(backbone_names, overrides: dict) -> list:
+    """Fill TFHUB_CACHE_DIR in a worker process of this machine:
+    [(name, path, what happened)]."""
+    import ray
+
+    task = ray.remote(max_calls=1, num_cpus=1)(_prefetch_in_worker)
+    result = ray.get(task.remote(tuple(backbone_names), overrides))
+    if isinstance(result, dict):
+        raise UsageError(result["error"])
+    return result
+
+
 def _trial_in_worker(spec: TrialSpec, images, board) -> dict:
     import time
 

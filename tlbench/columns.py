@@ -62,12 +62,20 @@ COLUMNS = (
     Column("infer img/s", "infer_images_per_sec", _rate),
     Column("peak mem", "peak_memory_bytes", _bytes),
     Column("weights", "weights", _weights, numeric=False),
+    # Throughputs from different devices are not one ranking: the device
+    # labels every row and groups the rows.
+    Column("device", "device", numeric=False),
     Column("time s", "seconds", _seconds),
 )
 
 
 def sort_key(record: dict):
-    return (str(record.get("backbone")), str(record.get("mode")), record.get("batch_size") or 0)
+    return (
+        str(record.get("device")),
+        str(record.get("backbone")),
+        str(record.get("mode")),
+        record.get("batch_size") or 0,
+    )
 
 
 def rich_table(records, title: str | None = None) -> Table:

@@ -13,6 +13,7 @@ functions that resolve or export modules import it and run in Ray workers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -179,6 +180,56 @@ def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
         except Exception as error:  # noqa: BLE001 - e.g. a full disk while exporting a stand-in
             return {"error": f"preparing weights for {name} failed: {type(error).__name__}: {_one_line(error)}"}
     return sources
+
+
+def prefetch(backbone: Backbone, location: str | None = None) -> tuple[str, str]:
+    """Put `backbone`'s module into TFHUB_CACHE_DIR under its TF Hub handle, so
+    that every machine reading that folder resolves the handle offline.
+
+    Without `location` the handle is downloaded; with one (a module folder or
+    a URL) that module is copied there. Returns (path, what happened)."""
+    target = Path(check_hub_cache_dir()) / hashlib.sha1(backbone.handle.encode("utf8")).hexdigest()
+    if target.is_dir() and any(target.iterdir()):
+        return str(target), "already cached"
+    if location is None:
+        try:
+            return _resolve(backbone.handle), "downloaded"
+        except Exception as error:  # noqa: BLE001 - any failure to fetch means "not reachable"
+            raise UsageError(
+                f"TF Hub handle {backbone.handle} can't be reached ({_one_line(error)}); "
+                f"prefetch on a machine with access, or pass --module {backbone.name}=PATH"
+            ) from None
+    source = _resolve(location) if is_url(location) else location
+    staging = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
+    try:
+        shutil.copytree(source, staging, symlinks=False)
+        os.rename(staging, target)  # whole, or not at all
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    # tensorflow_hub's own note beside a cached module: which handle it holds.
+    Path(f"{target}.descriptor.txt").write_text(f"Module: {backbone.handle}\nCopied from: {location}\n")
+    return str(target), f"copied from {location}"
+
+
+def check_hub_cache_dir() -> str:
+    """TFHUB_CACHE_DIR, which `prefetch` fills; it must be set."""
+    cache = os.environ.get("TFHUB_CACHE_DIR")
+    if not cache:
+        raise UsageError("set TFHUB_CACHE_DIR to the folder the nodes read modules from (e.g. shared storage)")
+    return cache
+
+
+def prefetch_all(backbone_names, overrides: dict) -> list | dict:
+    """[(name, path, what happened)] for every backbone, or {"error": one line}."""
+    done = []
+    for name in backbone_names:
+        try:
+            done.append((name, *prefetch(get_backbone(name), overrides.get(name))))
+        except UsageError as error:
+            return {"error": str(error)}
+        except Exception as error:  # noqa: BLE001 - e.g. a full disk while copying
+            return {"error": f"prefetching {name} failed: {type(error).__name__}: {_one_line(error)}"}
+    return done
 
 
 def _resolve(handle: str) -> str:
