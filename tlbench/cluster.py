@@ -215,17 +215,20 @@ def run_trials(
     on_record: Callable[[dict], None],
     max_retries: int = 1,
     on_running: Callable[[dict], None] | None = None,
+    work: Callable = None,
 ) -> None:
     """Run every spec as its own Ray task and hand each record to `on_record`
     as soon as its trial ends. A worker process or node that dies is retried
     `max_retries` times, then becomes an "error" record. Out-of-memory is not
     retried: the trial catches it and returns an "oom" record. `on_running`
     gets {trial id: where} of the running trials about once a second.
+    `work(spec, images, board)` runs in the worker: a real trial by default; a
+    benchmark of the scheduling itself passes a null trial.
     The dataset, checked once by the driver, goes to the workers through Ray's
     object store rather than being read again by every trial."""
     import ray
 
-    task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False)(_trial_in_worker)
+    task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False)(work or _trial_in_worker)
     board = ray.remote(num_cpus=0)(_Board).remote()
     resources = cluster.trial_resources()
     images_ref = ray.put(images)

@@ -1,0 +1,101 @@
+"""How well trials are placed: N trials of known length over K logical GPUs,
+through the same `cluster.run_trials` a run uses (fresh worker process per
+trial, one GPU each), against the ideal longest-processing-time makespan.
+
+The trials are null trials (they sleep for their length), so what is measured
+is the harness: Ray's scheduling and the per-trial cost of a fresh process.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sys
+import time
+
+import pytest
+
+GPUS = 4
+# Seconds, longest first (the order a grid would submit them in). Long enough
+# that a fresh process per trial (about 0.6 s here) is a small part of each.
+LENGTHS = [18.0, 16.0, 14.0, 12.0, 12.0, 10.0, 8.0, 8.0, 6.0, 4.0, 4.0, 2.0]
+MAX_RATIO = 1.15
+
+
+def lpt_makespan(lengths, machines: int) -> float:
+    """Longest processing time first: each job to the machine free first."""
+    loads = [0.0] * machines
+    for length in sorted(lengths, reverse=True):
+        heapq.heappush(loads, heapq.heappop(loads) + length)
+    return max(loads)
+
+
+def null_trial(spec, lengths, board):
+    """Stands in for a trial: takes its known length, does nothing else."""
+    time.sleep(lengths[spec.trial_id])
+    return {**spec.describe(), "status": "ok", "error": None, "seconds": lengths[spec.trial_id]}
+
+
+def test_lpt_makespan_by_hand():
+    assert lpt_makespan([3, 3, 2, 2, 2], 2) == 7  # LPT's own worst case: 6 is optimal
+    assert lpt_makespan(LENGTHS, GPUS) == 30.0
+
+
+@pytest.fixture(scope="module")
+def logical_gpus():
+    import ray
+    import ray.cloudpickle
+
+    from tlbench.cluster import RAY_TEMP_DIR, ClusterInfo
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers can't import bench/
+    ray.init(num_cpus=GPUS, num_gpus=GPUS, include_dashboard=False, _temp_dir=str(RAY_TEMP_DIR), log_to_driver=False)
+    yield ClusterInfo(address="local", nodes=1, cpus=GPUS, gpus=GPUS, cpus_per_trial=1)
+    ray.shutdown()
+
+
+def _specs(count):
+    from tlbench.plan import BUDGETS, ModuleSource, TrialSpec
+
+    return [
+        TrialSpec("mobilenet_v2_035_128", "transfer", 1 + i, "digits", 0, BUDGETS["quick"], ModuleSource("local", "-"))
+        for i in range(count)
+    ]
+
+
+def test_scheduling_makespan_and_per_trial_overhead(benchmark, logical_gpus):
+    from tlbench.cluster import run_trials
+
+    specs = _specs(len(LENGTHS))
+    lengths = {spec.trial_id: length for spec, length in zip(specs, LENGTHS)}
+    noop = {spec.trial_id: 0.0 for spec in specs}
+
+    def grid():
+        records = []
+        run_trials(specs, lengths, logical_gpus, records.append, work=null_trial)
+        return records
+
+    def empty_round():
+        start = time.perf_counter()
+        run_trials(specs[:GPUS], noop, logical_gpus, lambda record: None, work=null_trial)
+        return time.perf_counter() - start
+
+    records = benchmark.pedantic(grid, rounds=1, iterations=1)
+    makespan = benchmark.stats.stats.max if benchmark.stats else None
+    ideal = lpt_makespan(LENGTHS, GPUS)
+    assert len(records) == len(LENGTHS) and all(r["status"] == "ok" for r in records)
+    trials_per_gpu = math.ceil(len(LENGTHS) / GPUS)
+    benchmark.extra_info.update(
+        trials=len(LENGTHS),
+        logical_gpus=GPUS,
+        ideal_lpt_makespan_seconds=ideal,
+        makespan_seconds=makespan,
+        makespan_ratio=makespan / ideal if makespan else None,
+        # What the harness adds per trial on the critical path: fresh worker
+        # process, Ray's dispatch and the record's way back.
+        per_trial_overhead_seconds=(makespan - ideal) / trials_per_gpu if makespan else None,
+        # One empty trial per GPU through run_trials, start to last record.
+        empty_round_seconds=empty_round(),
+    )
+    if makespan is not None:  # timed run (not --benchmark-disable)
+        assert makespan <= MAX_RATIO * ideal, f"makespan {makespan:.1f} s vs ideal {ideal:.1f} s"
