@@ -132,10 +132,27 @@ def shutdown() -> None:
         ray.shutdown()
 
 
+def _call_in_worker(function, *args):
+    """`function(*args)` once, in a fresh worker process of the cluster (where
+    TensorFlow may be imported); a {"error": line} result is a UsageError."""
+    import ray
+
+    result = ray.get(ray.remote(max_calls=1, num_cpus=1)(function).remote(*args))
+    if isinstance(result, dict) and "error" in result:
+        raise UsageError(result["error"])
+    return result
+
+
 def _prepare_in_worker(backbone_names, policy, overrides):
     from tlbench.weights import prepare_sources
 
     return prepare_sources(backbone_names, policy, overrides)
+
+
+def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
+    """Decide every backbone's weights source once, in a worker process (it
+    may download from TF Hub and export stand-ins): {name: ModuleSource}."""
+    return _call_in_worker(_prepare_in_worker, tuple(backbone_names), policy, overrides)
 
 
 class _Board:
@@ -164,13 +181,7 @@ def _prefetch_in_worker(backbone_names, overrides):
 def prefetch(backbone_names, overrides: dict) -> list:
     """Fill TFHUB_CACHE_DIR in a worker process of this machine:
     [(name, path, what happened)]."""
-    import ray
-
-    task = ray.remote(max_calls=1, num_cpus=1)(_prefetch_in_worker)
-    result = ray.get(task.remote(tuple(backbone_names), overrides))
-    if isinstance(result, dict):
-        raise UsageError(result["error"])
-    return result
+    return _call_in_worker(_prefetch_in_worker, tuple(backbone_names), overrides)
 
 
 def _trial_in_worker(spec: TrialSpec, images, board) -> dict:
@@ -196,18 +207,6 @@ def _trial_in_worker(spec: TrialSpec, images, board) -> dict:
         board.stop.remote(spec.trial_id)
 
 
-def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
-    """Decide every backbone's weights source once, in a worker process (it
-    may download from TF Hub and export stand-ins): {name: ModuleSource}."""
-    import ray
-
-    task = ray.remote(max_calls=1, num_cpus=1)(_prepare_in_worker)
-    result = ray.get(task.remote(tuple(backbone_names), policy, overrides))
-    if "error" in result:
-        raise UsageError(result["error"])
-    return result
-
-
 def run_trials(
     specs,
     images: ImageSet,
@@ -215,7 +214,7 @@ def run_trials(
     on_record: Callable[[dict], None],
     max_retries: int = 1,
     on_running: Callable[[dict], None] | None = None,
-    work: Callable = None,
+    work: Callable | None = None,
 ) -> None:
     """Run every spec as its own Ray task and hand each record to `on_record`
     as soon as its trial ends. A worker process or node that dies is retried
@@ -253,6 +252,7 @@ def run_trials(
                     "error": f"{type(error).__name__}: {' '.join(str(error).split())[:500]}",
                     "seconds": None,  # the worker died before it could say
                 }
+                board.stop.remote(spec.trial_id)  # it could not check out itself
             on_record(record)
     finally:
         for ref in pending:  # interrupted: stop what is still running
