@@ -3,8 +3,9 @@
 For each default backbone x mode at a small batch: one training step (forward,
 backward, optimizer) and one inference step, with stand-in weights (same
 architecture, random initial weights; speed and memory don't depend on the
-values). `extra_info` carries images/s, peak bytes, the bytes a step adds on top
-of what is resident, and how they were measured.
+values). `extra_info` carries images/s, FLOP/s (FLOPs per image counted from
+the graph, as trials record them), peak bytes, the bytes a step adds on top of
+what is resident, and how they were measured.
 
     pytest bench/ --benchmark-only
 """
@@ -23,19 +24,21 @@ def classifier_and_batch(request):
     import numpy as np
     import tensorflow as tf
 
+    from tlbench.costs import trial_costs
     from tlbench.model import Classifier
     from tlbench.weights import export_standin
 
     name, mode = request.param
     backbone = get_backbone(name)
-    classifier = Classifier(str(export_standin(backbone)), backbone.image_size, 10, trainable=mode == "finetune")
+    module = str(export_standin(backbone))
+    classifier = Classifier(module, backbone.image_size, 10, trainable=mode == "finetune")
     rng = np.random.default_rng(0)
     images = tf.constant(rng.random((BATCH_SIZE, backbone.image_size, backbone.image_size, 3), dtype=np.float32))
     labels = tf.constant(rng.integers(0, 10, BATCH_SIZE, dtype=np.int32))
-    return classifier, images, labels
+    return classifier, images, labels, trial_costs(classifier, mode, module)
 
 
-def _run(benchmark, step):
+def _run(benchmark, step, flops_per_image: int):
     from tlbench.measure import TensorFlowPeakMemory
 
     memory = TensorFlowPeakMemory("CPU:0")
@@ -44,9 +47,12 @@ def _run(benchmark, step):
     before = memory.in_use()  # this process also holds other benchmarks' models
     benchmark.pedantic(step, rounds=3, warmup_rounds=1, iterations=1)
     peak, method = memory.peak()
+    images_per_sec = BATCH_SIZE / benchmark.stats.stats.median if benchmark.stats else None
     benchmark.extra_info.update(
         batch_size=BATCH_SIZE,
-        images_per_sec=BATCH_SIZE / benchmark.stats.stats.median if benchmark.stats else None,
+        images_per_sec=images_per_sec,
+        flops_per_image=flops_per_image,
+        flops_per_sec=images_per_sec * flops_per_image if images_per_sec else None,
         peak_memory_bytes=peak,
         step_memory_bytes=peak - before,  # what one step adds on top of what is resident
         memory_method=method,
@@ -54,10 +60,10 @@ def _run(benchmark, step):
 
 
 def test_train_step(benchmark, classifier_and_batch):
-    classifier, images, labels = classifier_and_batch
-    _run(benchmark, lambda: float(classifier.train_step(images, labels)))
+    classifier, images, labels, costs = classifier_and_batch
+    _run(benchmark, lambda: float(classifier.train_step(images, labels)), costs["train_flops_per_image"])
 
 
 def test_inference_step(benchmark, classifier_and_batch):
-    classifier, images, _ = classifier_and_batch
-    _run(benchmark, lambda: classifier.predict(images).numpy())
+    classifier, images, _, costs = classifier_and_batch
+    _run(benchmark, lambda: classifier.predict(images).numpy(), costs["forward_flops_per_image"])

@@ -45,6 +45,7 @@ def _module_dir(tmp_path):
         (["run", "--resume", "{tmp}/absent"], "does not exist"),
         (["run", "--resume", "{tmp}", "--all"], "--resume reruns the grid of that run"),
         (["run", "--resume", "{tmp}", "--quick"], "--resume keeps the settings of that run; drop --quick"),
+        (["run", "--resume", "{tmp}", "--xla", "--mixed-precision"], "drop --xla, --mixed-precision"),
         (["run", "--resume", "{run}"], "has no request in env.json"),
     ],
 )
@@ -87,6 +88,11 @@ def test_list_shows_every_backbone_mode_and_the_default_dataset(capsys):
     for backbone in BACKBONES:
         assert backbone.name in out and backbone.handle in out
     assert "transfer, finetune" in out and "'digits'" in out
+    # FLOPs per image counted from each architecture's graph (in a subprocess:
+    # the command itself never imports TensorFlow), e.g. MobileNet V2 0.35/128's
+    # 0.038 GFLOPs and ResNet V2 50's 6.97.
+    assert "GFLOPs/image" in out and "0.038" in out and "6.974" in out
+    assert "FLOPs not counted" not in out
 
 
 def test_report_reprints_a_saved_run(tmp_path, capsys):

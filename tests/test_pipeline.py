@@ -24,12 +24,14 @@ def test_digits_become_rgb_floats_at_the_backbone_size(tf):
     assert labels.numpy().tolist() == digits.labels[:4].tolist()
 
 
-def test_repeat_gives_full_batches_forever(tf):
+def test_a_timed_stream_gives_full_batches_forever_from_a_few_cached_ones(tf):
     from tlbench.pipeline import SplitPipeline
 
     pipeline = SplitPipeline(data.open_dataset("digits"), np.arange(5), image_size=32)
-    stream = iter(pipeline.batches(4, shuffle_seed=0, repeat=True))
-    assert all(next(stream)[0].shape[0] == 4 for _ in range(6))
+    stream = iter(pipeline.timed_stream(4, seed=0, distinct_batches=3))
+    labels = [tuple(next(stream)[1].numpy()) for _ in range(9)]
+    assert all(len(batch) == 4 for batch in labels)  # 5 images still fill batches of 4
+    assert labels[:3] == labels[3:6] == labels[6:]  # three distinct batches, cycled
     assert [x.shape[0] for x, _ in pipeline.batches(4)] == [4, 1]
 
 

@@ -1,6 +1,7 @@
 import io
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from tlbench import columns
@@ -68,3 +69,51 @@ def test_report_warns_about_stand_ins_and_lists_failures():
     assert "`mobilenet_v2_035_128-transfer-bs16-digits-seed0`: oom: ResourceExhaustedError: x" in report
     assert "- line 3 cut" in report
     assert columns.markdown_table(RECORDS) in report
+
+
+def _memory_record(backbone, mode, batch_size, peak, step, predicted_per_image):
+    return {
+        "trial_id": f"{backbone}-{mode}-bs{batch_size}",
+        "backbone": backbone,
+        "mode": mode,
+        "batch_size": batch_size,
+        "device": "CPU:x",
+        "status": "ok",
+        "peak_memory_bytes": peak,
+        "activation_memory_bytes": step,
+        "predicted_activation_bytes_per_image": predicted_per_image,
+    }
+
+
+def test_memory_against_batch_size_gives_bytes_per_image():
+    from tlbench.analysis import memory_slopes
+
+    mib = 2**20
+    records = [
+        # finetune: 100 MiB fixed + 3 MiB per image; transfer: 100 MiB + 0.25 MiB per image
+        *(_memory_record("r", "finetune", n, 100 * mib + 3 * mib * n, 3 * mib * n, 2.5 * mib) for n in (8, 16, 32)),
+        *(_memory_record("r", "transfer", n, 100 * mib + mib * n // 4, mib * n // 4, 4096) for n in (8, 16)),
+        _memory_record("m", "transfer", 8, 50 * mib, mib, 4096),  # one batch size: no line
+        {**_memory_record("r", "finetune", 64, 1, 1, 1), "status": "oom"},  # not a measurement
+    ]
+    slopes = {(s.backbone, s.mode): s for s in memory_slopes(records)}
+    assert set(slopes) == {("r", "finetune"), ("r", "transfer")}
+    finetune, transfer = slopes["r", "finetune"], slopes["r", "transfer"]
+    assert finetune.batch_sizes == (8, 16, 32)
+    assert finetune.bytes_per_image == pytest.approx(3 * mib) and finetune.intercept_bytes == pytest.approx(100 * mib)
+    assert finetune.step_bytes_per_image == pytest.approx(3 * mib)
+    assert finetune.predicted_bytes_per_image == 2.5 * mib
+    assert transfer.bytes_per_image == pytest.approx(mib / 4)
+
+    report = render_markdown(RunContents(Path("run"), records=records, env={}, warnings=[]))
+    assert "## Memory against batch size" in report
+    assert "| r | finetune | CPU:x | 8, 16, 32 | 3.0 MiB | 3.0 MiB | 2.5 MiB | 100.0 MiB |" in report
+
+
+def test_throughput_cells_show_the_median_and_interquartile_range():
+    column = next(c for c in columns.COLUMNS if c.header == "train img/s")
+    timing = {"repeats": 3, "images_per_sec_median": 191.68, "images_per_sec_q1": 188.3, "images_per_sec_q3": 197.1}
+    assert column.cell({"train_timing": timing}) == "191.7 [188-197]"
+    assert column.cell({"train_timing": {**timing, "repeats": 1}}) == "191.7"  # one window: no spread
+    assert column.cell({"train_images_per_sec": 7.25}) == "7.2"  # a record of an earlier version
+    assert column.cell({}) == columns.MISSING

@@ -8,20 +8,24 @@ Each module has one job:
 | `registry.py`    | the backbones tlbench knows (TF Hub handle, input size, stand-in)       |
 | `plan.py`        | trial specs, budgets (quick / cpu / gpu) and the grid                   |
 | `data.py`        | datasets as arrays or files, stratified splits (no TensorFlow)          |
-| `pipeline.py`    | `tf.data` input pipelines: resize, cache, batch, prefetch               |
+| `pipeline.py`    | `tf.data` input pipelines: resize, cache, batch; timed streams          |
 | `weights.py`     | where a backbone comes from: `--module`, TF Hub cache/network, stand-in |
 | `model.py`       | Input -> hub.KerasLayer -> Dense, and the compiled steps                |
 | `training.py`    | learning-rate search on validation, evaluation                          |
-| `measure.py`     | timed passes (warm-up excluded) and peak memory                         |
+| `measure.py`     | timed windows (median, IQR), memory vs a baseline, matmul peak probe    |
+| `graphcost.py`   | from a model's graph: FLOPs per image, activation bytes a step keeps    |
+| `costs.py`       | those counts for a trial's model or a backbone, cached                  |
 | `trial.py`       | one trial in one worker process: spec in, record out                    |
 | `cluster.py`     | Ray: start or join a cluster, place trials, collect records             |
 | `results.py`     | run folders, `env.json`, atomic `trials.jsonl` appends, reading back    |
 | `environment.py` | versions, CPU, GPUs, git commit, command line                           |
 | `columns.py`     | one column list for the terminal table and `report.md`                  |
+| `analysis.py`    | figures across trials: memory against batch size (bytes per image)      |
 | `report.py`      | `report.md` and the `report` command                                    |
 
 The driver (cli, cluster, results, report) never imports TensorFlow; only the
-Ray worker processes that run trials do.
+Ray worker processes that run trials do (and `list`'s one-off FLOP count, in a
+subprocess).
 """
 
 import os

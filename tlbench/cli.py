@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--address", metavar="RAY_ADDRESS", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)"
     )
     run.add_argument("--seed", type=seed, default=0, help="split, shuffle and initialisation seed (default 0)")
+    run.add_argument("--xla", action="store_true", help="compile every step with XLA (jit_compile)")
+    run.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="mixed_float16 on GPUs of compute capability 7.0+: the head only, a TF Hub module keeps float32",
+    )
     run.add_argument(
         "--concurrency",
         type=_whole_number("concurrency", 1, 1024),
@@ -139,7 +145,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     console = Console()
     if not console.is_terminal:  # a pipe or a file: don't squeeze the table into 80 columns
-        console = Console(width=160)
+        console = Console(width=220)
     try:
         _check_command(argv)
         args = build_parser().parse_args(argv)
@@ -165,26 +171,56 @@ def _check_command(argv) -> None:
 
 
 def cmd_list(args, argv, console: Console) -> int:
+    flops, problem = _backbone_flops(console)
     table = Table(title="backbones (TF Hub image feature vectors)")
-    for header in ("name", "input", "features", "default grid", "stand-in"):
-        table.add_column(header, no_wrap=True)
+    for header in ("name", "input", "features", "GFLOPs/image", "default grid", "stand-in"):
+        table.add_column(header, no_wrap=True, justify="right" if header.startswith("GFLOPs") else "left")
     table.add_column("TF Hub handle", overflow="fold")
     for b in BACKBONES:
         table.add_row(
             b.name,
             f"{b.image_size}x{b.image_size}",
             str(b.feature_dim),
+            f"{flops[b.name] / 1e9:.3f}" if flops.get(b.name) else "?",
             "yes" if b.in_default_grid else "",
             b.standin,
             b.handle,
         )
     console.print(table)
+    console.print(
+        "[dim]GFLOPs/image: one forward pass at the input size, counted from the architecture's graph "
+        "(a multiply-add is 2 FLOPs)[/]"
+    )
+    if problem:
+        console.print(f"[yellow]FLOPs not counted: {escape(problem)}[/]")
     console.print(f"modes: {', '.join(MODES)}")
     console.print(
         f"datasets: '{data.EMBEDDED}' (embedded: scikit-learn's 1,797 handwritten digits, 10 classes), "
         "or a folder with one sub-folder of images per class"
     )
     return 0
+
+
+def _backbone_flops(console: Console) -> tuple[dict, str | None]:
+    """Forward FLOPs per image of every backbone: from the cache, counting the
+    missing ones once in a subprocess (the driver never imports TensorFlow)."""
+    import json
+    import subprocess
+
+    from tlbench import costs
+
+    flops = {b.name: costs.cached_backbone_flops(b.name) for b in BACKBONES}
+    missing = [name for name, value in flops.items() if value is None]
+    if not missing:
+        return flops, None
+    with console.status(f"counting FLOPs of {len(missing)} architecture(s) (once; cached) ..."):
+        done = subprocess.run(
+            [sys.executable, "-m", "tlbench.costs", *missing], capture_output=True, text=True, check=False
+        )
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        return flops, lines[-1] if lines else f"exit status {done.returncode}"
+    return {**flops, **json.loads(done.stdout.strip().splitlines()[-1])}, None
 
 
 def _selection(args) -> dict:
@@ -200,6 +236,8 @@ def _selection(args) -> dict:
                 ("--dataset", args.dataset != data.EMBEDDED),
                 ("--seed", args.seed != 0),
                 ("--weights", args.weights != "auto"),
+                ("--xla", args.xla),
+                ("--mixed-precision", args.mixed_precision),
             )
             if used
         ]
@@ -227,6 +265,8 @@ class _Request:
     quick: bool
     weights: str
     modules: dict  # --module overrides, {backbone: location}
+    xla: bool = False
+    mixed_precision: bool = False
     run_dir: Path | None = None  # set when resuming
     done: frozenset = frozenset()  # trial ids with an ok or oom record already
     budget: str | None = None  # the budget of the run being resumed
@@ -239,6 +279,8 @@ class _Request:
             "quick": self.quick,
             "weights": self.weights,
             "modules": self.modules,
+            "xla": self.xla,
+            "mixed_precision": self.mixed_precision,
         }
 
 
@@ -246,7 +288,16 @@ def _request(args) -> _Request:
     chosen = _selection(args)
     if not args.resume:
         dataset = args.dataset if args.dataset == data.EMBEDDED else str(Path(args.dataset).resolve())
-        return _Request(chosen, dataset, args.seed, args.quick, args.weights, parse_module_overrides(args.module))
+        return _Request(
+            chosen,
+            dataset,
+            args.seed,
+            args.quick,
+            args.weights,
+            parse_module_overrides(args.module),
+            xla=args.xla,
+            mixed_precision=args.mixed_precision,
+        )
     run_dir = Path(args.resume)
     run = results.read_run(run_dir)
     saved = run.env.get("request")
@@ -260,6 +311,8 @@ def _request(args) -> _Request:
             quick=bool(saved["quick"]),
             weights=saved["weights"],
             modules=dict(saved["modules"]),
+            xla=bool(saved.get("xla", False)),  # runs of earlier versions had neither
+            mixed_precision=bool(saved.get("mixed_precision", False)),
             run_dir=run_dir,
             done=frozenset(r["trial_id"] for r in run.records if r["status"] in FINISHED),
             budget=run.env["budget"]["name"],
@@ -293,6 +346,8 @@ def cmd_run(args, argv, console: Console) -> int:
             request.seed,
             budget,
             sources,
+            xla=request.xla,
+            mixed_precision=request.mixed_precision,
         )
         specs = [spec for spec in grid if spec.trial_id not in request.done]
         if run_dir is None:

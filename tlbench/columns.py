@@ -19,15 +19,36 @@ def _rate(value) -> str:
     return f"{value:,.1f}"
 
 
-def _bytes(value) -> str:
+def format_bytes(value) -> str:
+    sign, value = ("-" if value < 0 else ""), abs(value)
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if value >= size:
-            return f"{value / size:.1f} {unit}"
-    return f"{value} B"
+            return f"{sign}{value / size:.1f} {unit}"
+    return f"{sign}{value:.0f} B"
 
 
 def _seconds(value) -> str:
     return f"{value:.0f}"
+
+
+def _percent(value) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _rate_with_spread(timing_key: str) -> Callable[[dict], str | None]:
+    """Median images/s and its interquartile range over the timed windows."""
+
+    def cell(record: dict) -> str | None:
+        timing = record.get(timing_key) or {}
+        median, q1, q3 = (timing.get(f"images_per_sec_{k}") for k in ("median", "q1", "q3"))
+        if median is None:  # records of earlier versions: the plain figure
+            value = record.get(timing_key.replace("timing", "images_per_sec"))
+            return None if value is None else _rate(value)
+        if q1 is None or q3 is None or timing.get("repeats", 1) < 2:
+            return _rate(median)
+        return f"{_rate(median)} [{q1:,.0f}-{q3:,.0f}]"
+
+    return cell
 
 
 def _weights(value) -> str:
@@ -37,12 +58,12 @@ def _weights(value) -> str:
 @dataclass(frozen=True)
 class Column:
     header: str
-    key: str
+    key: str | Callable[[dict], str | None]  # a record field, or a function of the record giving the cell
     format: Callable = str
     numeric: bool = True
 
     def cell(self, record: dict) -> str:
-        value = record.get(self.key)
+        value = self.key(record) if callable(self.key) else record.get(self.key)
         if value is None:
             return MISSING
         try:
@@ -58,13 +79,19 @@ COLUMNS = (
     Column("status", "status", numeric=False),
     Column("val acc", "val_accuracy", _fraction),
     Column("test acc", "test_accuracy", _fraction),
-    Column("train img/s", "train_images_per_sec", _rate),
-    Column("infer img/s", "infer_images_per_sec", _rate),
-    Column("peak mem", "peak_memory_bytes", _bytes),
+    # Median images/s over the timed windows, [interquartile range].
+    Column("train img/s", _rate_with_spread("train_timing")),
+    Column("infer img/s", _rate_with_spread("infer_timing")),
+    Column("train MFU", "train_mfu", _percent),
+    Column("peak mem", "peak_memory_bytes", format_bytes),
+    # What a training step adds to the baseline, and what the graph predicts it keeps.
+    Column("step mem", "activation_memory_bytes", format_bytes),
+    Column("pred act", "predicted_activation_bytes", format_bytes),
     Column("weights", "weights", _weights, numeric=False),
     # Throughputs from different devices are not one ranking: the device
     # labels every row and groups the rows.
     Column("device", "device", numeric=False),
+    Column("to acc s", "time_to_accuracy_seconds", _seconds),
     Column("time s", "seconds", _seconds),
 )
 

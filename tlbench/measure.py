@@ -1,8 +1,9 @@
-"""What one measurement is: timed steps after warm-up, and peak memory.
+"""What one measurement is: timed windows of steps after warm-up, peak memory
+against a baseline, and the device's peak FLOP/s.
 
-`time_steps` knows nothing of TensorFlow: a step is any callable that returns
-only when its work is done (the caller synchronises the device, e.g. by
-reading the loss back to the host), so the clock is read on finished work.
+`time_steps` knows nothing of TensorFlow: a step is any callable, and the
+caller passes the `sync` that waits for the device, so every clock read sees
+finished work.
 """
 
 from __future__ import annotations
@@ -19,41 +20,89 @@ import psutil
 
 @dataclass(frozen=True)
 class TimingPlan:
-    warmup_steps: int  # untimed: tracing, compilation, allocator warm-up
-    min_steps: int  # timed steps, at least ...
-    min_seconds: float  # ... and at least this long in total
+    """The one definition of a throughput measurement."""
+
+    warmup_steps: int  # untimed: tracing, any XLA compile, allocator warm-up
+    min_steps: int  # a timed window holds at least this many steps ...
+    min_seconds: float  # ... and lasts at least this long
+    repeats: int = 1  # timed windows; the median and spread are over these
+
+
+@dataclass(frozen=True)
+class Window:
+    steps: int
+    seconds: float  # from a synchronised clock read to the next
 
 
 @dataclass(frozen=True)
 class Timing:
     batch_size: int
-    step_seconds: tuple[float, ...]  # each timed step, warm-up excluded
+    windows: tuple[Window, ...]  # one per repeat, warm-up excluded
 
     @property
     def images_per_sec(self) -> float:
-        return self.batch_size * len(self.step_seconds) / sum(self.step_seconds)
+        """The median over windows."""
+        return statistics.median(self._rates())
 
     def summary(self) -> dict:
-        steps = sorted(self.step_seconds)
+        rates = self._rates()
+        step_seconds = [w.seconds / w.steps for w in self.windows]
         return {
-            "timed_steps": len(steps),
-            "step_seconds_median": statistics.median(steps),
-            "step_seconds_min": steps[0],
-            "step_seconds_max": steps[-1],
+            "repeats": len(self.windows),
+            "timed_steps": sum(w.steps for w in self.windows),
+            "timed_seconds": sum(w.seconds for w in self.windows),
+            **_spread("images_per_sec", rates),
+            **_spread("step_seconds", step_seconds),
         }
 
+    def _rates(self) -> list[float]:
+        return [self.batch_size * w.steps / w.seconds for w in self.windows]
 
-def time_steps(step: Callable[[], object], plan: TimingPlan, batch_size: int, clock=time.perf_counter) -> Timing:
-    """Run `plan.warmup_steps` untimed steps, then time steps one by one until
-    both `min_steps` and `min_seconds` are reached."""
+
+def _spread(name: str, values: list[float]) -> dict:
+    """Median, interquartile range and extremes (quartiles need two values)."""
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else (values[0],) * 3
+    return {
+        f"{name}_median": statistics.median(values),
+        f"{name}_q1": q1,
+        f"{name}_q3": q3,
+        f"{name}_min": min(values),
+        f"{name}_max": max(values),
+    }
+
+
+def _no_sync() -> None:
+    pass
+
+
+def time_steps(
+    step: Callable[[], object],
+    plan: TimingPlan,
+    batch_size: int,
+    *,
+    sync: Callable[[], object] = _no_sync,
+    clock=time.perf_counter,
+) -> Timing:
+    """`plan.warmup_steps` untimed steps, then `plan.repeats` timed windows,
+    each running steps until both `min_steps` and `min_seconds` are reached.
+
+    `sync()` waits for the device to finish queued work; it runs before each
+    window's clock reads, so a window times finished work and steps within it
+    still overlap as they would in training (no sync between steps).
+    """
     for _ in range(plan.warmup_steps):
         step()
-    durations: list[float] = []
-    while len(durations) < max(plan.min_steps, 1) or sum(durations) < plan.min_seconds:
+    windows = []
+    for _ in range(max(plan.repeats, 1)):
+        sync()
         start = clock()
-        step()
-        durations.append(clock() - start)
-    return Timing(batch_size=batch_size, step_seconds=tuple(durations))
+        steps = 0
+        while steps < max(plan.min_steps, 1) or clock() - start < plan.min_seconds:
+            step()
+            steps += 1
+        sync()
+        windows.append(Window(steps, clock() - start))
+    return Timing(batch_size=batch_size, windows=tuple(windows))
 
 
 class ProcessPeakRss:
@@ -128,3 +177,33 @@ class TensorFlowPeakMemory:
             if peak > 0:
                 return peak, f"tf-allocator:{self.device}"
         return self.rss.peak_bytes(), self.rss.method
+
+
+# Matrix sizes for the peak probe: big enough to reach the FLOP/s the device
+# sustains on dense float math (about 0.08 s per matmul on 2 CPU cores), small
+# enough that the probe costs well under a second.
+PROBE_SIZE = {"CPU": 2048, "GPU": 8192}
+
+
+def matmul_peak_flops(device: str, dtype: str = "float32", seconds: float = 0.5) -> tuple[float, str]:
+    """(FLOP/s, method): the best rate of a square matmul on `device`, the
+    yardstick for model FLOP utilisation. A multiply-add counts 2 FLOPs, as in
+    the model's FLOP count."""
+    import tensorflow as tf
+
+    n = PROBE_SIZE["GPU" if device.startswith("GPU") else "CPU"]
+    with tf.device(device):
+        a = tf.random.uniform((n, n), dtype=dtype)
+        b = tf.random.uniform((n, n), dtype=dtype)
+        matmul = tf.function(tf.matmul)
+        sync = tf.test.experimental.sync_devices
+        matmul(a, b)  # trace and warm up
+        sync()
+        best, start, runs = 0.0, time.perf_counter(), 0
+        while runs < 3 or time.perf_counter() - start < seconds:
+            begin = time.perf_counter()
+            matmul(a, b)
+            sync()
+            best = max(best, 2 * n**3 / (time.perf_counter() - begin))
+            runs += 1
+    return best, f"matmul-probe:{device}:{dtype}:{n}x{n}:best-of-{runs}"

@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from tlbench.data import ImageSet
 
+TIMED_BATCHES = 8  # distinct batches a timed stream cycles through
+
 
 class SplitPipeline:
     """One split of a dataset at one image size. Decoding and resizing run
@@ -30,15 +32,37 @@ class SplitPipeline:
             .cache()
         )
 
-    def batches(self, batch_size: int, *, shuffle_seed: int | None = None, repeat: bool = False):
-        """Batches of (images, labels). `repeat` gives an endless stream of
-        full batches, for timed passes."""
+    def batches(self, batch_size: int, *, shuffle_seed: int | None = None):
+        """Batches of (images, labels): one pass, reshuffled on every call."""
         ds = self._cached
         if shuffle_seed is not None:
             ds = ds.shuffle(self.size, seed=shuffle_seed, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
-        return ds.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def timed_batches(self, batch_size: int, *, seed: int = 0, count: int = TIMED_BATCHES) -> list:
+        """`count` distinct full batches of the timed stream, as tensors in
+        memory: a timed pass cycles through them, so that not even a tf.data
+        iterator call (about half a millisecond here) is timed with a step."""
+        return list(self.timed_stream(batch_size, seed=seed, distinct_batches=count).take(count))
+
+    def timed_stream(self, batch_size: int, *, seed: int = 0, distinct_batches: int = TIMED_BATCHES):
+        """An endless stream of full batches for timed passes: up to
+        `distinct_batches` shuffled batches, assembled once and cached, then
+        repeated. A step then gets a ready batch: on a CPU the input work would
+        otherwise run on the cores the step is using and be timed with it."""
+        options = tf.data.Options()
+        options.autotune.enabled = False  # no tuning thread competing with the step
+        options.threading.private_threadpool_size = 1
+        return (
+            self._cached.shuffle(self.size, seed=seed, reshuffle_each_iteration=False)
+            .repeat()  # a split smaller than a batch still fills batches
+            .batch(batch_size, drop_remainder=True)
+            .take(distinct_batches)
+            .cache()
+            .repeat()
+            .prefetch(2)
+            .with_options(options)
+        )
 
 
 def _array_to_rgb(image):

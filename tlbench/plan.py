@@ -29,9 +29,14 @@ class Budget:
     # accuracy is kept. Fine-tuning moves pretrained weights, so it gets a
     # range ten times lower.
     learning_rates: dict = field(default_factory=lambda: {"transfer": (1e-3, 1e-2), "finetune": (1e-4, 1e-3)})
-    warmup_steps: int = 2  # untimed steps first: tracing and allocator warm-up
-    min_timed_steps: int = 5  # a timed pass lasts at least this many steps ...
-    min_timed_seconds: float = 2.0  # ... and at least this long
+    # The timed passes (measure.TimingPlan): untimed warm-up steps first
+    # (tracing, XLA compile, allocator warm-up), then `timed_repeats` windows
+    # of at least `min_timed_steps` steps and `min_timed_seconds` each; the
+    # record keeps the median and the spread over the windows.
+    warmup_steps: int = 2
+    min_timed_steps: int = 3
+    min_timed_seconds: float = 1.0
+    timed_repeats: int = 3
 
     def epochs(self, mode: str) -> int:
         return self.transfer_epochs if mode == "transfer" else self.finetune_epochs
@@ -48,6 +53,7 @@ BUDGETS = {
         warmup_steps=1,
         min_timed_steps=1,
         min_timed_seconds=0.0,
+        timed_repeats=1,
     ),
     # CPU-only machines: sized so the default grid (ResNet V2 50 fine-tuning
     # included) finishes in about 10 minutes on 2 cores.
@@ -66,7 +72,8 @@ BUDGETS = {
         transfer_epochs=30,
         finetune_epochs=5,
         min_timed_steps=20,
-        min_timed_seconds=5.0,
+        min_timed_seconds=2.0,
+        timed_repeats=5,
     ),
 }
 
@@ -107,6 +114,8 @@ class TrialSpec:
     seed: int
     budget: Budget
     module: ModuleSource
+    xla: bool = False  # every step compiled with XLA (jit_compile)
+    mixed_precision: bool = False  # asked for; applied on GPUs that run float16 fast
 
     @property
     def trial_id(self) -> str:
@@ -138,11 +147,23 @@ def trial_id(backbone: str, mode: str, batch_size: int, dataset: str, seed: int)
 
 
 def build_grid(
-    backbones, modes, batch_sizes, dataset: str, seed: int, budget: Budget, sources: dict
+    backbones,
+    modes,
+    batch_sizes,
+    dataset: str,
+    seed: int,
+    budget: Budget,
+    sources: dict,
+    *,
+    xla: bool = False,
+    mixed_precision: bool = False,
 ) -> list[TrialSpec]:
     """Every backbone x mode x batch size, in that order."""
     return [
-        TrialSpec(b, m, n, dataset, seed, budget, sources[b]) for b in backbones for m in modes for n in batch_sizes
+        TrialSpec(b, m, n, dataset, seed, budget, sources[b], xla=xla, mixed_precision=mixed_precision)
+        for b in backbones
+        for m in modes
+        for n in batch_sizes
     ]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from tlbench.columns import markdown_table, rich_table, sort_key
+from tlbench.analysis import memory_slopes
+from tlbench.columns import format_bytes, markdown_table, rich_table, sort_key
 from tlbench.results import REPORT_MD, RunContents, write_text_atomic
 
 
@@ -39,6 +40,7 @@ def render_markdown(run: RunContents) -> str:
             ),
             "",
         ]
+    lines += _memory_section(records)
     failed = [r for r in sorted(records, key=sort_key) if r.get("status") != "ok"]
     if failed:
         lines += ["## Trials that did not finish", ""]
@@ -49,13 +51,45 @@ def render_markdown(run: RunContents) -> str:
     lines += [
         (
             "Accuracies are fractions; `val acc` chose the learning rate, `test acc` was measured once "
-            "afterwards. Throughputs are steady-state images/s with warm-up steps excluded; `peak mem` "
-            "is the peak during the timed training steps (see `memory_method` in trials.jsonl). "
+            "afterwards. Throughputs are the median images/s over timed windows after warm-up, "
+            "[interquartile range] when there were several windows. `train MFU`: achieved training FLOP/s "
+            "(FLOPs counted from the graph) over the device's peak from a matmul probe. `peak mem` is the "
+            "peak during the timed training steps, `step mem` what they add to the memory in use before "
+            "them, `pred act` the activation bytes the graph says a step keeps (see `memory_method` in "
+            "trials.jsonl). `to acc s`: training seconds to the final validation accuracy. "
             "See results/README.md for every field."
         ),
         "",
     ]
     return "\n".join(lines)
+
+
+def _memory_section(records) -> list[str]:
+    slopes = memory_slopes(records)
+    if not slopes:
+        return []
+    lines = [
+        "## Memory against batch size",
+        "",
+        (
+            "A line fitted through each backbone and mode's peak memory over its batch sizes: the slope is "
+            "what one more image in the batch costs, the activation memory of a training step per image. "
+            "Fine-tuning keeps every layer's activations for the gradient; transfer only the feature vector."
+        ),
+        "",
+        "| backbone | mode | device | batch sizes | measured per image | step mem per image "
+        + "| predicted per image | fixed part |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for s in slopes:
+        step = "-" if s.step_bytes_per_image is None else format_bytes(s.step_bytes_per_image)
+        predicted = "-" if s.predicted_bytes_per_image is None else format_bytes(s.predicted_bytes_per_image)
+        sizes = ", ".join(map(str, s.batch_sizes))
+        lines.append(
+            f"| {s.backbone} | {s.mode} | {s.device} | {sizes} | {format_bytes(s.bytes_per_image)} | {step} | "
+            f"{predicted} | {format_bytes(s.intercept_bytes)} |"
+        )
+    return [*lines, ""]
 
 
 def write_report(run: RunContents) -> None:

@@ -1,20 +1,23 @@
 """One trial, in one fresh worker process: a TrialSpec in, a record out.
 
 Accuracy first (train with a learning-rate search on validation, test once),
-then a separate timed pass: training steps with peak memory, then inference
+then what the model costs counted from its graph (FLOPs, the activation bytes a
+training step keeps), the device's peak FLOP/s from a matmul probe, and the
+timed passes: training steps with memory against a baseline, then inference
 steps. Out-of-memory becomes status "oom", any other failure status "error";
 either way a record comes back and the grid goes on.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from datetime import datetime, timezone
 
 from tlbench import data, environment
 from tlbench.errors import ModuleError
-from tlbench.measure import TimingPlan, time_steps
+from tlbench.measure import TimingPlan, matmul_peak_flops, time_steps
 from tlbench.plan import TrialSpec
 from tlbench.registry import get_backbone
 
@@ -60,7 +63,7 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     import tensorflow as tf
     import tf_keras
 
-    from tlbench import weights
+    from tlbench import costs, weights
     from tlbench.measure import TensorFlowPeakMemory
     from tlbench.model import Classifier
     from tlbench.pipeline import SplitPipeline
@@ -82,9 +85,17 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     size = backbone.image_size
     train, val, test = (SplitPipeline(images, idx, size) for idx in (splits.train, splits.val, splits.test))
 
-    classifier = Classifier(module_path, size, images.num_classes, trainable=spec.mode == "finetune")
-    phases.end("load")
     device = "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
+    mixed_precision, precision_note = _mixed_precision(spec.mixed_precision, device)
+    classifier = Classifier(
+        module_path,
+        size,
+        images.num_classes,
+        trainable=spec.mode == "finetune",
+        jit_compile=spec.xla,
+        mixed_precision=mixed_precision,
+    )
+    phases.end("load")
     memory = TensorFlowPeakMemory(device)
 
     search = fit_and_select(
@@ -100,20 +111,15 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     test_result = evaluate(classifier.predict, test.batches(spec.batch_size))  # the one look at test
     phases.end("accuracy")
 
-    # The timed pass: the whole model's compiled train step on full batches of
-    # images (for transfer too: that is what training from images costs), then
-    # inference on its own.
-    plan = TimingPlan(budget.warmup_steps, budget.min_timed_steps, budget.min_timed_seconds)
-    train_stream = iter(train.batches(spec.batch_size, shuffle_seed=spec.seed, repeat=True))
-    memory.reset()
-    train_timing = time_steps(lambda: float(classifier.train_step(*next(train_stream))), plan, spec.batch_size)
-    peak_bytes, memory_method = memory.peak()
-    peak_rss = memory.rss.peak_bytes()
+    cost = costs.trial_costs(classifier, spec.mode, module_path)
+    peak_flops, peak_method = matmul_peak_flops(device, "float16" if mixed_precision else "float32")
+    phases.end("costs")
 
-    infer_stream = iter(train.batches(spec.batch_size, repeat=True))
-    infer_timing = time_steps(lambda: classifier.predict(next(infer_stream)[0]).numpy(), plan, spec.batch_size)
+    plan = TimingPlan(budget.warmup_steps, budget.min_timed_steps, budget.min_timed_seconds, budget.timed_repeats)
+    timed = timed_passes(classifier, train, spec.batch_size, plan, memory, spec.seed)
     phases.end("timed_passes")
 
+    per_image = cost["predicted_activation_bytes_per_image"]
     return {
         "module": module_path,
         "module_format": "tf1-hub" if tf1 else "tf2-savedmodel",
@@ -123,6 +129,9 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
         "split_sizes": splits.sizes(),
         "skipped_files": images.skipped_files,
         **classifier.parameter_counts(),
+        "xla": spec.xla,
+        "mixed_precision": mixed_precision,
+        "precision_note": precision_note,
         "learning_rate": search.learning_rate,
         "lr_search": search.candidates,
         "epochs": budget.epochs(spec.mode),
@@ -131,16 +140,81 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
         "val_loss": search.val.loss,
         "test_accuracy": test_result.accuracy,
         "test_loss": test_result.loss,
+        "feature_seconds": search.feature_seconds,
+        "time_to_accuracy_seconds": search.time_to_accuracy_seconds,
         "phase_seconds": phases.seconds,
-        "train_images_per_sec": train_timing.images_per_sec,
-        "infer_images_per_sec": infer_timing.images_per_sec,
-        "train_timing": train_timing.summary(),
-        "infer_timing": infer_timing.summary(),
+        **timed,
+        **cost,
+        "predicted_activation_bytes": per_image * spec.batch_size + cost["predicted_activation_bytes_per_batch"],
+        "train_flops_per_sec": timed["train_images_per_sec"] * cost["train_flops_per_image"],
+        "infer_flops_per_sec": timed["infer_images_per_sec"] * cost["forward_flops_per_image"],
+        "peak_flops_per_sec": peak_flops,
+        "peak_flops_method": peak_method,
+        "train_mfu": timed["train_images_per_sec"] * cost["train_flops_per_image"] / peak_flops,
+        "infer_mfu": timed["infer_images_per_sec"] * cost["forward_flops_per_image"] / peak_flops,
+    }
+
+
+def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory, seed: int) -> dict:
+    """Throughput and memory of the compiled steps the trial trains with.
+
+    Training: the whole model's train step (forward, backward, optimizer; for
+    transfer too: that is what training from images costs) on a cycle of
+    distinct batches from the trial's pipeline, with the memory it adds to
+    what is resident before it. Inference is a separate pass with its own peak.
+    """
+    import tensorflow as tf
+
+    sync = tf.test.experimental.sync_devices
+    train_stream = itertools.cycle(pipeline.timed_batches(batch_size, seed=seed))
+    infer_stream = itertools.cycle(pipeline.timed_batches(batch_size, seed=seed + 1))
+    # One step of each before the baseline (tracing: transfer trained the head
+    # alone so far), so that the baseline is what a step starts from.
+    classifier.train_step(*next(train_stream))
+    classifier.predict(next(infer_stream)[0])
+    sync()
+
+    memory.reset()
+    baseline = memory.in_use()  # weights, optimizer slots, cached data: what a step starts from
+    train = time_steps(lambda: classifier.train_step(*next(train_stream)), plan, batch_size, sync=sync)
+    peak, method = memory.peak()
+    peak_rss = memory.rss.peak_bytes()
+
+    memory.reset()
+    infer_baseline = memory.in_use()
+    infer = time_steps(lambda: classifier.predict(next(infer_stream)[0]), plan, batch_size, sync=sync)
+    infer_peak, _ = memory.peak()
+    return {
+        "train_images_per_sec": train.images_per_sec,
+        "infer_images_per_sec": infer.images_per_sec,
+        "train_timing": train.summary(),
+        "infer_timing": infer.summary(),
         "warmup_steps": plan.warmup_steps,
-        "peak_memory_bytes": peak_bytes,
-        "memory_method": memory_method,
+        "baseline_memory_bytes": baseline,
+        "peak_memory_bytes": peak,
+        "activation_memory_bytes": peak - baseline,
+        "infer_peak_memory_bytes": infer_peak,
+        "infer_activation_memory_bytes": infer_peak - infer_baseline,
+        "memory_method": method,
         "peak_rss_bytes": peak_rss,
     }
+
+
+def _mixed_precision(requested: bool, device: str) -> tuple[bool, str | None]:
+    """mixed_float16 where it pays: GPUs of compute capability 7.0 or newer."""
+    if not requested:
+        return False, None
+    import tensorflow as tf
+
+    if device.startswith("GPU"):
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        if details.get("compute_capability", (0, 0)) >= (7, 0):
+            return True, "head in mixed_float16 with loss scaling; the TF Hub module computes in float32"
+        return (
+            False,
+            f"not applied: {details.get('device_name', 'this GPU')} has no fast float16 (compute capability < 7.0)",
+        )
+    return False, "not applied: mixed_float16 needs a GPU of compute capability 7.0 or newer"
 
 
 class Phases:

@@ -113,18 +113,9 @@ def standin_dir(backbone: Backbone) -> Path:
     return cache_root() / "standin" / f"{backbone.name}-seed{STANDIN_SEED}-tfkeras{tf_keras.__version__}"
 
 
-def export_standin(backbone: Backbone) -> Path:
-    """The stand-in SavedModel for `backbone`, exported on first use.
-
-    It takes images in [0, 1] like a TF Hub module and returns the pooled
-    feature vector. The export goes to a temporary sibling folder that is
-    renamed into place, so a crash or a concurrent export never leaves a
-    half-written module where a trial would load it.
-    """
-    target = standin_dir(backbone)
-    if (target / "saved_model.pb").exists():
-        return target
-    import tensorflow as tf
+def standin_model(backbone: Backbone):
+    """The stand-in architecture as a tf_keras Model: images in [0, 1] (as a
+    TF Hub module takes them) -> the pooled feature vector; random weights."""
     import tf_keras as keras
 
     keras.utils.set_random_seed(STANDIN_SEED)
@@ -142,8 +133,23 @@ def export_standin(backbone: Backbone) -> Path:
         raise RuntimeError(
             f"stand-in {backbone.standin} gives {features.shape[-1]} features, registry says {backbone.feature_dim}"
         )
-    model = keras.Model(images, features, name=f"{backbone.name}_standin")
+    return keras.Model(images, features, name=f"{backbone.name}_standin")
 
+
+def export_standin(backbone: Backbone) -> Path:
+    """The stand-in SavedModel for `backbone`, exported on first use.
+
+    It takes images in [0, 1] like a TF Hub module and returns the pooled
+    feature vector. The export goes to a temporary sibling folder that is
+    renamed into place, so a crash or a concurrent export never leaves a
+    half-written module where a trial would load it.
+    """
+    target = standin_dir(backbone)
+    if (target / "saved_model.pb").exists():
+        return target
+    import tensorflow as tf
+
+    model = standin_model(backbone)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
     try:

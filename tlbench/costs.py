@@ -1,0 +1,143 @@
+"""What a model costs, counted from its graph by `graphcost` and cached.
+
+Counting traces and freezes the model (up to about 10 s for a training step
+through a restored TF Hub function), and the answer depends only on the
+module, the head and the mode, so it is kept in tlbench's cache beside the
+stand-ins, keyed by the module folder's identity. Trials of the same backbone
+and mode at other batch sizes, and later runs, read it back.
+
+`python -m tlbench.costs NAME ...` prints the forward FLOPs per image of the
+named backbones' architectures as JSON: `list` runs it in a subprocess so
+that the driver never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from tlbench.registry import get_backbone
+
+COST_VERSION = 1  # bump when what is counted, or how, changes
+
+
+def cache_dir() -> Path:
+    from tlbench.weights import cache_root
+
+    return cache_root() / "costs"
+
+
+def trial_costs(classifier, mode: str, module_path: str) -> dict:
+    """FLOPs per image (forward, and a training step's), and the bytes a
+    training step needs by the graph: kept activations per image and per batch,
+    weights, gradients, Adam slots.
+
+    Training FLOPs follow the usual model-FLOPs convention: the backward pass
+    costs twice the forward of the layers that train (gradients with respect to
+    their inputs and to their weights)."""
+    key = _key(
+        module=_module_identity(module_path),
+        mode=mode,
+        image_size=classifier.image_size,
+        head=[v.shape.as_list() for v in classifier.head.variables],
+        mixed=classifier.optimizer.__class__.__name__,
+    )
+    cached = _read(key)
+    if cached is not None:
+        return cached
+
+    from tlbench import graphcost
+
+    forward = graphcost.forward_flops_per_image(classifier.model, classifier.image_size)
+    backbone = graphcost.forward_flops_per_image(classifier.backbone, classifier.image_size)
+    trained = forward if mode == "finetune" else forward - backbone  # transfer trains the head only
+    memory = graphcost.training_memory_per_image(classifier.model, classifier.model.trainable_variables)
+    costs = {
+        "forward_flops_per_image": forward,
+        "train_flops_per_image": forward + 2 * trained,
+        "predicted_activation_bytes_per_image": memory.activation_bytes_per_image,
+        "predicted_activation_bytes_per_batch": memory.activation_bytes_per_batch,
+        "weight_bytes": memory.weight_bytes,
+        "gradient_bytes": memory.gradient_bytes,
+        "optimizer_slot_bytes": memory.optimizer_slot_bytes,
+        "prediction_method": memory.method,
+    }
+    _write(key, costs)
+    return costs
+
+
+def backbone_flops(name: str) -> int:
+    """Forward FLOPs per image of a backbone's architecture (its stand-in, built
+    in memory; the TF Hub module of the same architecture counts the same up
+    to its input scaling)."""
+    from tlbench.weights import standin_model
+
+    backbone = get_backbone(name)
+    key = _key(backbone=name, standin=backbone.standin, kwargs=backbone.standin_kwargs, size=backbone.image_size)
+    cached = _read(key)
+    if cached is None:
+        from tlbench import graphcost
+
+        cached = {
+            "forward_flops_per_image": graphcost.forward_flops_per_image(standin_model(backbone), backbone.image_size)
+        }
+        _write(key, cached)
+    return cached["forward_flops_per_image"]
+
+
+def cached_backbone_flops(name: str) -> int | None:
+    """What `backbone_flops` would return, if it is cached; no TensorFlow."""
+    backbone = get_backbone(name)
+    cached = _read(
+        _key(backbone=name, standin=backbone.standin, kwargs=backbone.standin_kwargs, size=backbone.image_size)
+    )
+    return None if cached is None else cached["forward_flops_per_image"]
+
+
+def _module_identity(module_path: str) -> dict:
+    """A module folder as it is now: a re-exported or replaced module gets a new key."""
+    folder = Path(module_path)
+    graph = next((folder / f for f in ("saved_model.pb", "saved_model.pbtxt") if (folder / f).exists()), folder)
+    stat = graph.stat()
+    return {"path": str(folder.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _key(**parts) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        tensorflow = version("tensorflow")
+    except PackageNotFoundError:
+        tensorflow = "unknown"
+    text = json.dumps({**parts, "tensorflow": tensorflow, "v": COST_VERSION}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _read(key: str) -> dict | None:
+    try:
+        return json.loads((cache_dir() / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        return None  # not counted yet, or a damaged entry: count again
+
+
+def _write(key: str, costs: dict) -> None:
+    from tlbench.results import write_json_atomic
+
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        write_json_atomic(cache_dir() / f"{key}.json", costs)
+    except OSError:
+        pass  # a read-only cache only costs a recount
+
+
+def main(argv: list[str]) -> int:
+    import tlbench  # noqa: F401 - TF_USE_LEGACY_KERAS before TensorFlow
+
+    print(json.dumps({name: backbone_flops(name) for name in argv}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
