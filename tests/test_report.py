@@ -107,13 +107,15 @@ def test_memory_against_batch_size_gives_bytes_per_image():
 
     report = render_markdown(RunContents(Path("run"), records=records, env={}, warnings=[]))
     assert "## Memory against batch size" in report
-    assert "| r | finetune | CPU:x | 8, 16, 32 | 3.0 MiB | 3.0 MiB | 2.5 MiB | 100.0 MiB |" in report
+    assert "| r | finetune | CPU:x | 8, 16, 32 | 3.0 MiB | 2.5 MiB | 3.0 MiB | 100.0 MiB |" in report
 
 
 def test_throughput_cells_show_the_median_and_interquartile_range():
     column = next(c for c in columns.COLUMNS if c.header == "train img/s")
     timing = {"repeats": 3, "images_per_sec_median": 191.68, "images_per_sec_q1": 188.3, "images_per_sec_q3": 197.1}
     assert column.cell({"train_timing": timing}) == "191.7 [188-197]"
+    slow = {"repeats": 3, "images_per_sec_median": 7.04, "images_per_sec_q1": 6.93, "images_per_sec_q3": 7.12}
+    assert column.cell({"train_timing": slow}) == "7.0 [6.9-7.1]"  # quartiles told apart
     assert column.cell({"train_timing": {**timing, "repeats": 1}}) == "191.7"  # one window: no spread
     assert column.cell({"train_images_per_sec": 7.25}) == "7.2"  # a record of an earlier version
     assert column.cell({}) == columns.MISSING

@@ -46,7 +46,8 @@ def _rate_with_spread(timing_key: str) -> Callable[[dict], str | None]:
             return None if value is None else _rate(value)
         if q1 is None or q3 is None or timing.get("repeats", 1) < 2:
             return _rate(median)
-        return f"{_rate(median)} [{q1:,.0f}-{q3:,.0f}]"
+        spread = ".1f" if median < 100 else ".0f"  # as many digits as tell the quartiles apart
+        return f"{_rate(median)} [{q1:,{spread}}-{q3:,{spread}}]"
 
     return cell
 

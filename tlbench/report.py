@@ -72,13 +72,16 @@ def _memory_section(records) -> list[str]:
         "## Memory against batch size",
         "",
         (
-            "A line fitted through each backbone and mode's peak memory over its batch sizes: the slope is "
-            "what one more image in the batch costs, the activation memory of a training step per image. "
-            "Fine-tuning keeps every layer's activations for the gradient; transfer only the feature vector."
+            "Lines fitted through each backbone and mode's memory over its batch sizes. The slope of "
+            "`step mem` (what a training step adds to the memory in use before it) is what one more image "
+            "costs a step: the activation memory per image, fine-tuning's cost. Fine-tuning keeps every "
+            "layer's activations for the gradient; transfer keeps only the feature vector, and what its "
+            "step adds is the frozen forward pass's passing buffers. The prediction is the graph's count "
+            "of kept activations. The slope of `peak mem` also holds the timed batches resident in memory."
         ),
         "",
-        "| backbone | mode | device | batch sizes | measured per image | step mem per image "
-        + "| predicted per image | fixed part |",
+        "| backbone | mode | device | batch sizes | step mem per image | predicted per image "
+        + "| peak mem per image | peak mem fixed part |",
         "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for s in slopes:
@@ -86,8 +89,8 @@ def _memory_section(records) -> list[str]:
         predicted = "-" if s.predicted_bytes_per_image is None else format_bytes(s.predicted_bytes_per_image)
         sizes = ", ".join(map(str, s.batch_sizes))
         lines.append(
-            f"| {s.backbone} | {s.mode} | {s.device} | {sizes} | {format_bytes(s.bytes_per_image)} | {step} | "
-            f"{predicted} | {format_bytes(s.intercept_bytes)} |"
+            f"| {s.backbone} | {s.mode} | {s.device} | {sizes} | {step} | {predicted} | "
+            f"{format_bytes(s.bytes_per_image)} | {format_bytes(s.intercept_bytes)} |"
         )
     return [*lines, ""]
 
