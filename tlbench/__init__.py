@@ -10,6 +10,7 @@ Each module has one job:
 | `data.py`        | datasets as arrays or files, stratified splits (no TensorFlow)          |
 | `pipeline.py`    | `tf.data` input pipelines: resize, cache, batch; timed streams          |
 | `weights.py`     | where a backbone comes from: `--module`, TF Hub cache/network, stand-in |
+| `convert.py`     | TF1 Hub modules' TF-Slim checkpoints mapped onto tf_keras architectures |
 | `model.py`       | Input -> hub.KerasLayer -> Dense, and the compiled steps                |
 | `training.py`    | learning-rate search on validation, evaluation                          |
 | `measure.py`     | timed windows (median, IQR), memory vs a baseline, matmul peak probe    |

@@ -1,0 +1,93 @@
+"""TF1 Hub modules as tf_keras models: the module's TF-Slim checkpoint mapped,
+variable by variable, onto the matching `tf_keras.applications` architecture.
+
+hub.KerasLayer can't fine-tune a TF1 Hub format module ("Setting
+hub.KerasLayer.trainable = True is unsupported when loading from the TF1 Hub
+format"). The same network rebuilt in tf_keras, with the module's weights, can
+be exported as a TF2 SavedModel and fine-tuned like any other.
+
+Done so far: the MobileNet V2 family (every depth multiplier and input size
+the registry lists). The mapping is total in both directions: every layer with
+weights gets a checkpoint variable of the same shape, and every checkpoint
+variable is used, or the conversion fails with a clear error.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tlbench.errors import ModuleError
+from tlbench.registry import Backbone
+
+# Keras BatchNormalization's weights, in order, and their TF-Slim names.
+_BATCH_NORM = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def mobilenet_v2_scope(layer: str) -> str | None:
+    """The TF-Slim variable scope of a tf_keras MobileNetV2 layer, e.g.
+    `block_3_depthwise_BN` -> `MobilenetV2/expanded_conv_3/depthwise/BatchNorm`."""
+    fixed = {
+        "Conv1": "MobilenetV2/Conv",
+        "bn_Conv1": "MobilenetV2/Conv/BatchNorm",
+        "Conv_1": "MobilenetV2/Conv_1",
+        "Conv_1_bn": "MobilenetV2/Conv_1/BatchNorm",
+    }
+    if layer in fixed:
+        return fixed[layer]
+    match = re.fullmatch(r"(?:expanded_conv|block_(\d+))_(expand|depthwise|project)(_BN)?", layer)
+    if match is None:
+        return None
+    block = "expanded_conv" if match.group(1) is None else f"expanded_conv_{match.group(1)}"
+    scope = f"MobilenetV2/{block}/{match.group(2)}"
+    return f"{scope}/BatchNorm" if match.group(3) else scope
+
+
+SCOPES = {"MobileNetV2": mobilenet_v2_scope}
+
+
+def tf1_module_as_keras(module_path: str, backbone: Backbone):
+    """A tf_keras Model, images in [0, 1] -> feature vector, holding the TF1
+    module's weights in `backbone`'s stand-in architecture."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from tlbench.weights import standin_model
+
+    scope_of = SCOPES.get(backbone.standin)
+    if scope_of is None:
+        raise ModuleError(
+            f"converting TF1 Hub modules is done for the MobileNet V2 family only, not {backbone.standin} "
+            f"({backbone.name}); run it with --mode transfer, or give a TF2 SavedModel with --module"
+        )
+    reader = tf.train.load_checkpoint(str(Path(module_path, "variables", "variables")))
+    available = reader.get_variable_to_shape_map()
+    model = standin_model(backbone)  # images in [0, 1] -> x * 2 - 1 -> architecture -> features
+    architecture = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    used = set()
+    for layer in architecture.layers:
+        if not layer.weights:
+            continue
+        scope = scope_of(layer.name)
+        if scope is None:
+            raise ModuleError(f"{backbone.standin} layer {layer.name} has no TF-Slim counterpart")
+        if isinstance(layer, keras.layers.BatchNormalization):
+            names = [f"{scope}/{name}" for name in _BATCH_NORM]
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            names = [f"{scope}/depthwise_weights"]
+        else:
+            names = [f"{scope}/weights"] + ([f"{scope}/biases"] if len(layer.weights) == 2 else [])
+        for weight, name in zip(layer.weights, names):
+            if name not in available:
+                raise ModuleError(f"{module_path} has no variable {name} for {backbone.name}'s layer {layer.name}")
+            if tuple(available[name]) != tuple(weight.shape):
+                raise ModuleError(
+                    f"{module_path}: {name} has shape {available[name]}, {backbone.name}'s layer "
+                    f"{layer.name} needs {list(weight.shape)}: not a {backbone.name} module"
+                )
+        layer.set_weights([reader.get_tensor(name) for name in names])
+        used.update(names)
+    unused = sorted(set(available) - used - {"global_step"})
+    if unused:
+        raise ModuleError(f"{module_path} has {len(unused)} variable(s) {backbone.name} doesn't use, e.g. {unused[0]}")
+    return model
