@@ -72,11 +72,13 @@ def test_the_real_tf1_module_reaches_real_accuracy_in_transfer(shared_module):
     assert record["test_accuracy"] >= 0.85  # pretrained ImageNet features separate the digits
 
 
-def test_the_real_tf1_module_in_finetune_is_a_clear_error(shared_module):
+def test_the_real_tf1_module_fine_tunes_through_its_tf_keras_conversion(shared_module):
     record = run_trial(_spec("finetune", shared_module))
-    assert record["status"] == "error"
-    assert "TF1 Hub format" in record["error"] and "--mode transfer" in record["error"]
-    assert "test_accuracy" not in record  # refused before any training
+    assert record["status"] == "ok", record["error"]
+    assert record["converted_from"] == shared_module  # the record names both modules
+    assert "/converted/mobilenet_v2_035_128-" in record["module"] and record["module_format"] == "tf2-savedmodel"
+    assert record["conversion_max_abs_difference"] <= 1e-4
+    assert record["trainable_params"] > 1280 * 10 + 10  # the backbone trains too
 
 
 def test_a_module_that_is_not_a_feature_vector_is_an_error(tmp_path):

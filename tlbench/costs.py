@@ -96,6 +96,11 @@ def cached_backbone_flops(name: str) -> int | None:
     return None if cached is None else cached["forward_flops_per_image"]
 
 
+def module_identity_key(module_path: str) -> str:
+    """A short key for a module folder as it is now."""
+    return _key(module=_module_identity(module_path))
+
+
 def _module_identity(module_path: str) -> dict:
     """A module folder as it is now: a re-exported or replaced module gets a new key."""
     folder = Path(module_path)

@@ -16,7 +16,6 @@ import time
 from datetime import datetime, timezone
 
 from tlbench import data, environment
-from tlbench.errors import ModuleError
 from tlbench.measure import TimingPlan, matmul_peak_flops, time_steps
 from tlbench.plan import TrialSpec
 from tlbench.registry import get_backbone
@@ -74,11 +73,15 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     phases = Phases()
     module_path = weights.materialize(spec.module, backbone)
     tf1 = weights.is_tf1_hub_module(module_path)
+    conversion = {}
     if spec.mode == "finetune" and tf1:
-        raise ModuleError(
-            f"{module_path} is a TF1 Hub format module; hub.KerasLayer can't fine-tune those. "
-            "Run it with --mode transfer, or give a TF2 SavedModel with --module"
-        )
+        # hub.KerasLayer can't fine-tune a TF1 Hub module: fine-tune the same
+        # network rebuilt in tf_keras with the module's weights instead.
+        from tlbench.convert import export_converted
+
+        converted, difference = export_converted(module_path, backbone)
+        conversion = {"converted_from": module_path, "conversion_max_abs_difference": difference}
+        module_path, tf1 = str(converted), False
     tf_keras.utils.set_random_seed(spec.seed)
 
     splits = data.capped_splits(images, spec.seed, budget.max_train_images, budget.max_eval_images)
@@ -123,6 +126,7 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     return {
         "module": module_path,
         "module_format": "tf1-hub" if tf1 else "tf2-savedmodel",
+        **conversion,
         "image_size": size,
         "feature_dim": classifier.feature_dim,
         "num_classes": images.num_classes,
