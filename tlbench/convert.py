@@ -14,7 +14,6 @@ variable is used, or the conversion fails with a clear error.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -103,17 +102,14 @@ def export_converted(module_path: str, backbone: Backbone) -> tuple[Path, float]
     is checked against the original on real images (the embedded digits) and
     renamed into place only when it matches."""
     import json
-    import shutil
-    import uuid
 
     import numpy as np
-    import tensorflow as tf
     import tensorflow_hub as hub
 
     from tlbench import data
     from tlbench.costs import module_identity_key
     from tlbench.pipeline import SplitPipeline
-    from tlbench.weights import cache_root
+    from tlbench.weights import cache_root, save_module_atomically
 
     target = cache_root() / "converted" / f"{backbone.name}-{module_identity_key(module_path)}"
     stamp = target / "tlbench_converted.json"
@@ -123,10 +119,8 @@ def export_converted(module_path: str, backbone: Backbone) -> tuple[Path, float]
     images = data.open_dataset(data.EMBEDDED)
     batch, _ = next(iter(SplitPipeline(images, np.arange(64), backbone.image_size).batches(64)))
     original = hub.KerasLayer(module_path)(batch).numpy()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
-    try:
-        tf.saved_model.save(model, str(staging))
+
+    def checked(staging: Path) -> dict:
         exported = hub.KerasLayer(str(staging))(batch).numpy()  # what trials will load
         difference = float(np.abs(exported - original).max())
         if difference > MAX_ABS_DIFFERENCE:
@@ -134,13 +128,7 @@ def export_converted(module_path: str, backbone: Backbone) -> tuple[Path, float]
                 f"converting {module_path} to {backbone.standin} gives features {difference:.2g} away from the "
                 f"original (at most {MAX_ABS_DIFFERENCE:g} allowed)"
             )
-        (staging / stamp.name).write_text(
-            json.dumps({"original": str(module_path), "backbone": backbone.name, "max_abs_difference": difference})
-        )
-        os.rename(staging, target)
-    except OSError:
-        if not stamp.exists():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        return {"original": str(module_path), "backbone": backbone.name, "max_abs_difference": difference}
+
+    save_module_atomically(model, target, stamp.name, checked)
     return target, json.loads(stamp.read_text())["max_abs_difference"]

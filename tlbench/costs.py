@@ -75,7 +75,7 @@ def backbone_flops(name: str) -> int:
     from tlbench.weights import standin_model
 
     backbone = get_backbone(name)
-    key = _key(backbone=name, standin=backbone.standin, kwargs=backbone.standin_kwargs, size=backbone.image_size)
+    key = _backbone_key(name)
     cached = _read(key)
     if cached is None:
         from tlbench import graphcost
@@ -89,11 +89,13 @@ def backbone_flops(name: str) -> int:
 
 def cached_backbone_flops(name: str) -> int | None:
     """What `backbone_flops` would return, if it is cached; no TensorFlow."""
-    backbone = get_backbone(name)
-    cached = _read(
-        _key(backbone=name, standin=backbone.standin, kwargs=backbone.standin_kwargs, size=backbone.image_size)
-    )
+    cached = _read(_backbone_key(name))
     return None if cached is None else cached["forward_flops_per_image"]
+
+
+def _backbone_key(name: str) -> str:
+    backbone = get_backbone(name)
+    return _key(backbone=name, standin=backbone.standin, kwargs=backbone.standin_kwargs, size=backbone.image_size)
 
 
 def module_identity_key(module_path: str) -> str:

@@ -140,38 +140,42 @@ def export_standin(backbone: Backbone) -> Path:
     """The stand-in SavedModel for `backbone`, exported on first use.
 
     It takes images in [0, 1] like a TF Hub module and returns the pooled
-    feature vector. The export goes to a temporary sibling folder that is
-    renamed into place, so a crash or a concurrent export never leaves a
-    half-written module where a trial would load it.
+    feature vector.
     """
     target = standin_dir(backbone)
     if (target / "saved_model.pb").exists():
         return target
+    metadata = {
+        "backbone": backbone.name,
+        "architecture": backbone.standin,
+        "kwargs": backbone.standin_kwargs,
+        "seed": STANDIN_SEED,
+        "weights": "random-init",
+    }
+    save_module_atomically(standin_model(backbone), target, "tlbench_standin.json", lambda staging: metadata)
+    return target
+
+
+def save_module_atomically(model, target: Path, stamp: str, describe) -> None:
+    """Export `model` as a SavedModel at `target`, with `describe(staging)`
+    (which may check the export and raise) written beside it as `stamp`.
+
+    The export goes to a temporary sibling folder that is renamed into place,
+    so a crash or a concurrent export never leaves a half-written module where
+    a trial would load it."""
     import tensorflow as tf
 
-    model = standin_model(backbone)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
     try:
         tf.saved_model.save(model, str(staging))
-        (staging / "tlbench_standin.json").write_text(
-            json.dumps(
-                {
-                    "backbone": backbone.name,
-                    "architecture": backbone.standin,
-                    "kwargs": backbone.standin_kwargs,
-                    "seed": STANDIN_SEED,
-                    "weights": "random-init",
-                }
-            )
-        )
+        (staging / stamp).write_text(json.dumps(describe(staging)))
         os.rename(staging, target)
     except OSError:
-        if not (target / "saved_model.pb").exists():
-            raise
+        if not (target / stamp).exists():
+            raise  # failed, rather than lost a race to another export
     finally:
-        shutil.rmtree(staging, ignore_errors=True)  # lost a race, or failed
-    return target
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
