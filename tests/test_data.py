@@ -85,3 +85,78 @@ def test_missing_dataset_and_file_dataset(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(UsageError, match="is a file"):
         data.open_dataset(str(tmp_path / "file"))
+
+
+def test_class_counts_per_split_and_the_train_size_cap(digits):
+    splits = data.capped_splits(digits, seed=0, max_train=40, max_eval=None)
+    counts = splits.class_counts(digits.labels, digits.num_classes)
+    assert {name: sum(c) for name, c in counts.items()} == splits.sizes() and splits.sizes()["train"] == 40
+    assert min(counts["train"]) == 4 and max(counts["train"]) == 4  # 40 over 10 classes, stratified
+    data.check_train_size(digits, 10)
+    with pytest.raises(UsageError, match="--train-size 9 is less than the 10 classes"):
+        data.check_train_size(digits, 9)
+
+
+def _write_tfds_dataset(data_dir):
+    """A real TFDS dataset, prepared by tensorflow-datasets from a generator
+    (no download): 2 classes of 24x24 RGB images in a train and a test split."""
+    import tensorflow_datasets as tfds
+
+    class TlbenchTestShapes(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            features = {
+                "image": tfds.features.Image(shape=(None, None, 3)),
+                "label": tfds.features.ClassLabel(names=["dark", "light"]),
+            }
+            return tfds.core.DatasetInfo(
+                builder=self, features=tfds.features.FeaturesDict(features), supervised_keys=("image", "label")
+            )
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(20, 0), "test": self._generate_examples(10, 1)}
+
+        def _generate_examples(self, count, seed):
+            rng = np.random.default_rng(seed)
+            for i in range(count):
+                image = (rng.integers(0, 100, (24, 24, 3)) + 150 * (i % 2)).astype(np.uint8)
+                yield i, {"image": image, "label": i % 2}
+
+    TlbenchTestShapes(data_dir=str(data_dir)).download_and_prepare()
+
+
+def test_a_tfds_dataset_by_name_becomes_an_image_folder(tmp_path, monkeypatch):
+    _write_tfds_dataset(tmp_path / "tfds")
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setenv("TLBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    images = data.open_dataset("tfds:tlbench_test_shapes")
+    assert images.name == "tfds:tlbench_test_shapes" and images.class_names == ("000-dark", "001-light")
+    assert len(images.labels) == 30 and np.bincount(images.labels).tolist() == [15, 15]  # both splits pooled
+    assert images.skipped_files == 0 and all(path.endswith(".png") for path in images.paths)
+    light = np.asarray(Image.open(images.paths[int(np.argmax(images.labels))]))
+    assert light.shape == (24, 24, 3) and light.min() >= 150  # the pixels as TFDS stored them
+    assert data.open_dataset("tfds:tlbench_test_shapes").paths == images.paths  # written once
+
+
+def test_unknown_tfds_names_are_usage_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    with pytest.raises(UsageError, match="unknown TFDS dataset 'beanz'; did you mean 'tfds:beans'"):
+        data.open_dataset("tfds:beanz")
+
+
+def test_tfds_without_tensorflow_datasets_installed_is_one_line_and_exit_2():
+    """A Python where tensorflow_datasets can't be imported (None in
+    sys.modules is Python's mark for that): the command says what to install."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "sys.modules['tensorflow_datasets'] = None\n"
+        "from tlbench.cli import main\n"
+        "sys.exit(main(['run', '--all', '--dataset', 'tfds:beans']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "needs tensorflow-datasets, which is not installed" in done.stderr

@@ -119,3 +119,69 @@ def test_throughput_cells_show_the_median_and_interquartile_range():
     assert column.cell({"train_timing": {**timing, "repeats": 1}}) == "191.7"  # one window: no spread
     assert column.cell({"train_images_per_sec": 7.25}) == "7.2"  # a record of an earlier version
     assert column.cell({}) == columns.MISSING
+
+
+def _seed_record(backbone, mode, seed, test_accuracy, weights="local:/m", **extra):
+    return {
+        "trial_id": f"{backbone}-{mode}-bs16-digits-seed{seed}",
+        "backbone": backbone,
+        "mode": mode,
+        "batch_size": 16,
+        "seed": seed,
+        "status": "ok",
+        "weights": weights,
+        "test_accuracy": test_accuracy,
+        "val_accuracy": test_accuracy,
+        **extra,
+    }
+
+
+def test_accuracy_over_seeds_tells_a_win_from_noise():
+    from tlbench.analysis import accuracy_spreads
+
+    records = [
+        *(_seed_record("a", "transfer", s, acc) for s, acc in enumerate((0.90, 0.92, 0.94))),  # mean 0.92, std 0.02
+        *(_seed_record("b", "transfer", s, acc) for s, acc in enumerate((0.89, 0.91, 0.93))),  # 0.01 lower: noise
+        *(_seed_record("c", "transfer", s, acc) for s, acc in enumerate((0.70, 0.71, 0.72))),  # far lower
+        _seed_record("d", "transfer", 0, 0.60),  # one seed
+        {**_seed_record("e", "transfer", 0, 0.99), "status": "oom"},  # not a result
+    ]
+    spreads = accuracy_spreads(records)
+    assert [(s.backbone, s.verdict) for s in spreads] == [
+        ("a", "best"),
+        ("b", "within noise of best"),
+        ("c", "below best"),
+        ("d", "spread unknown (one seed)"),
+    ]
+    best = spreads[0]
+    assert best.seeds == (0, 1, 2) and best.test_mean == pytest.approx(0.92) and best.test_std == pytest.approx(0.02)
+    assert spreads[3].test_std is None
+
+    report = render_markdown(RunContents(Path("run"), records=records, env={}, warnings=[]))
+    assert "## Accuracy over seeds" in report
+    assert "| a | transfer | 16 | local | 3 | 0.920 ± 0.020 | 0.920 ± 0.020 | best |" in report
+    assert "| d | transfer | 16 | local | 1 | 0.600 | 0.600 | spread unknown (one seed) |" in report
+
+    text = io.StringIO()
+    from tlbench.report import print_table
+
+    print_table(RunContents(Path("run"), records=records, env={}, warnings=[]), Console(file=text, width=200))
+    assert "Test accuracy over seeds" in text.getvalue() and "within noise of best" in text.getvalue()
+
+
+def test_single_seed_runs_say_the_spread_is_unknown_and_the_protocol_is_stated():
+    env = {
+        "request": {"protocol": {"split_seed": 0, "train_size": 64, "batch_norm_momentum": 0.997}},
+        "budget": {"learning_rates": {"transfer": [0.001]}, "patience": {"transfer": 5}, "transfer_epochs": 30},
+    }
+    records = [
+        _seed_record("a", "transfer", 0, 0.9, split_sizes={"train": 64}, learning_rate_rule="base x sqrt(b / 32)"),
+        _seed_record("a", "finetune", 0, 0.9, kept_epoch=0),
+        _seed_record("a", "finetune", 1, 0.9, kept_epoch=2),
+    ]
+    report = render_markdown(RunContents(Path("run"), records=records, env=env, warnings=[]))
+    assert "run with `--seeds 3` or more" not in report  # finetune has two seeds
+    assert "split seed 0, training images capped at 64" in report and "base x sqrt(b / 32)" in report
+    assert "In 1 of 2 finetune trials no fine-tuning epoch lowered the validation loss" in report
+    single = render_markdown(RunContents(Path("run"), records=records[:1], env=env, warnings=[]))
+    assert "One seed per configuration" in single and "run with `--seeds 3` or more" in single

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tlbench.plan import BUDGETS, ModuleSource, TrialSpec
+from tlbench.plan import BUDGETS, ModuleSource, Protocol, TrialSpec, scaled_learning_rate
 from tlbench.trial import _is_out_of_memory, run_trial
 
 REQUIRED = (
@@ -25,8 +25,8 @@ REQUIRED = (
 )
 
 
-def _spec(mode, module, budget="quick", batch_size=16, backbone="mobilenet_v2_035_128"):
-    return TrialSpec(backbone, mode, batch_size, "digits", 0, BUDGETS[budget], ModuleSource("local", module))
+def _spec(mode, module, budget="quick", batch_size=16, backbone="mobilenet_v2_035_128", seed=0, kind="local"):
+    return TrialSpec(backbone, mode, batch_size, "digits", seed, BUDGETS[budget], ModuleSource(kind, module))
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,14 @@ def test_a_trial_of_each_mode_gives_a_complete_record(tiny_records, tiny_module,
     assert record["train_images_per_sec"] > 0 and record["infer_images_per_sec"] > 0
     assert record["peak_memory_bytes"] > 0 and record["seconds"] > 0
     assert record["split_sizes"] == {"train": 16, "val": 10, "test": 10}
-    assert [c["learning_rate"] for c in record["lr_search"]] == list(BUDGETS["quick"].learning_rates[mode])
-    assert record["learning_rate"] in BUDGETS["quick"].learning_rates[mode]
+    assert {split: sum(counts) for split, counts in record["class_counts"].items()} == record["split_sizes"]
+    assert len(record["class_counts"]["val"]) == record["num_classes"] == 10 and record["split_seed"] == 0
+    bases = list(BUDGETS["quick"].learning_rates[mode])
+    assert [c["base_learning_rate"] for c in record["lr_search"]] == bases
+    assert [c["learning_rate"] for c in record["lr_search"]] == [scaled_learning_rate(b, 16) for b in bases]
+    assert record["learning_rate"] == scaled_learning_rate(record["base_learning_rate"], 16)
+    assert record["learning_rate_rule"] == "base x sqrt(batch_size / 32)"
+    assert record["test_passes"] == 1  # the test split was read once, after the choices
     assert record["train_timing"]["timed_steps"] >= BUDGETS["quick"].min_timed_steps
 
 
@@ -65,20 +71,38 @@ def test_finetune_needs_more_memory_than_transfer_at_the_same_batch(tiny_records
     assert tiny_records["finetune"]["activation_memory_bytes"] > tiny_records["transfer"]["activation_memory_bytes"]
 
 
-def test_the_real_tf1_module_reaches_real_accuracy_in_transfer(shared_module):
-    record = run_trial(_spec("transfer", shared_module, budget="cpu"))
-    assert record["status"] == "ok", record["error"]
-    assert record["module_format"] == "tf1-hub" and record["feature_dim"] == 1280
-    assert record["test_accuracy"] >= 0.85  # pretrained ImageNet features separate the digits
+@pytest.fixture(scope="module")
+def real_and_standin_records(shared_module):
+    """Both modes on the embedded digits at the cpu budget: Google's real
+    pretrained MobileNet V2 module, and the random-init stand-in."""
+    from tlbench.registry import get_backbone
+    from tlbench.weights import export_standin
+
+    standin = str(export_standin(get_backbone("mobilenet_v2_035_128")))
+    return {
+        (mode, kind): run_trial(_spec(mode, module, budget="cpu", kind=kind))
+        for mode in ("transfer", "finetune")
+        for kind, module in (("local", shared_module), ("standin", standin))
+    }
 
 
-def test_the_real_tf1_module_fine_tunes_through_its_tf_keras_conversion(shared_module):
-    record = run_trial(_spec("finetune", shared_module))
-    assert record["status"] == "ok", record["error"]
+@pytest.mark.parametrize("mode", ["transfer", "finetune"])
+def test_pretrained_weights_beat_random_ones_by_far(real_and_standin_records, mode):
+    real, standin = real_and_standin_records[(mode, "local")], real_and_standin_records[(mode, "standin")]
+    assert real["status"] == standin["status"] == "ok", (real["error"], standin["error"])
+    assert real["test_accuracy"] >= 0.90  # pretrained ImageNet features separate the digits
+    assert real["test_accuracy"] - standin["test_accuracy"] >= 0.30
+    assert real["test_passes"] == standin["test_passes"] == 1
+
+
+def test_the_real_tf1_module_fine_tunes_through_its_tf_keras_conversion(real_and_standin_records, shared_module):
+    record = real_and_standin_records[("finetune", "local")]
     assert record["converted_from"] == shared_module  # the record names both modules
     assert "/converted/mobilenet_v2_035_128-" in record["module"] and record["module_format"] == "tf2-savedmodel"
     assert record["conversion_max_abs_difference"] <= 1e-4
     assert record["trainable_params"] > 1280 * 10 + 10  # the backbone trains too
+    assert record["batch_norm_momentum"] == 0.997 and "exported into" in record["batch_norm_momentum_note"]
+    assert real_and_standin_records[("transfer", "local")]["module_format"] == "tf1-hub"
 
 
 def test_a_module_that_is_not_a_feature_vector_is_an_error(tmp_path):
@@ -145,12 +169,46 @@ def test_time_to_accuracy_and_the_validation_curve(tiny_records):
     for mode, record in tiny_records.items():
         chosen = next(c for c in record["lr_search"] if c["learning_rate"] == record["learning_rate"])
         curve = chosen["val_curve"]
-        assert [p["epoch"] for p in curve] == list(range(1, BUDGETS["quick"].epochs(mode) + 1))
-        assert curve[-1]["val_accuracy"] == record["val_accuracy"]
+        first = 0 if mode == "finetune" else 1  # finetune's epoch 0: the linear probe's start
+        assert [p["epoch"] for p in curve] == list(range(first, chosen["epochs_run"] + 1))
+        assert chosen["epochs_run"] <= record["max_epochs"] == BUDGETS["quick"].epochs(mode)
+        kept = curve[chosen["kept_epoch"] - first]
+        assert kept["val_loss"] == min(p["val_loss"] for p in curve) == record["val_loss"]
+        assert kept["val_accuracy"] == record["val_accuracy"] and record["kept_epoch"] == chosen["kept_epoch"]
         reached = next(p for p in curve if p["val_accuracy"] >= record["val_accuracy"])
         assert record["time_to_accuracy_seconds"] == reached["train_seconds"] > 0
-        assert record["time_to_accuracy_seconds"] >= record["feature_seconds"]
-        assert (record["feature_seconds"] > 0) == (mode == "transfer")  # features computed once, timed
+        assert record["time_to_accuracy_seconds"] >= record["feature_seconds"] > 0
+        assert record["probe_lr_search"][0]["val_curve"][0]["epoch"] == 1
+
+
+def test_seeds_give_a_spread_on_the_same_split(tiny_module):
+    from tlbench.analysis import accuracy_spreads
+
+    records = [run_trial(_spec("transfer", tiny_module, seed=seed)) for seed in (0, 1, 2)]
+    assert all(r["status"] == "ok" for r in records)
+    assert all(r["class_counts"] == records[0]["class_counts"] for r in records)  # one split for every seed
+    assert len({round(r["test_loss"], 6) for r in records}) == 3  # a seed changes initialisation and order
+    (spread,) = accuracy_spreads(records)
+    assert spread.seeds == (0, 1, 2) and spread.test_std is not None
+
+
+def test_train_size_and_batch_norm_momentum_reach_the_trial(tiny_module):
+    spec = TrialSpec(
+        "mobilenet_v2_035_128",
+        "finetune",
+        4,
+        "digits",
+        0,
+        BUDGETS["quick"],
+        ModuleSource("local", tiny_module),
+        Protocol(split_seed=3, train_size=12, batch_norm_momentum=0.9),
+    )
+    record = run_trial(spec)
+    assert record["status"] == "ok", record["error"]
+    assert record["split_sizes"]["train"] == 12 and record["split_seed"] == 3 and record["train_size"] == 12
+    assert record["batch_norm_momentum"] == 0.9
+    # The tiny module is a plain Keras SavedModel: no batch_norm_momentum argument.
+    assert record["batch_norm_momentum_note"].startswith("not applied")
 
 
 def test_xla_and_mixed_precision_are_recorded(tiny_module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -19,7 +19,7 @@ from rich.table import Table
 
 from tlbench import __version__, data, results
 from tlbench.errors import UsageError
-from tlbench.plan import BUDGETS, build_grid, choose_budget, default_selection
+from tlbench.plan import BUDGETS, DEFAULT_BATCH_NORM_MOMENTUM, Protocol, build_grid, choose_budget, default_selection
 from tlbench.progress import GridProgress
 from tlbench.registry import BACKBONES, DEFAULT_BACKBONES, MODES, check_mode, get_backbone
 from tlbench.weights import WEIGHTS_POLICIES, parse_module_overrides
@@ -59,6 +59,17 @@ batch_size = _whole_number("batch size", 1, MAX_BATCH_SIZE)
 seed = _whole_number("seed", 0)
 
 
+def _momentum(text: str) -> float:
+    """An argparse type for a BatchNorm momentum, strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch norm momentum must be a number, got '{text}'") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"batch norm momentum must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m tlbench", description="Benchmark TF Hub backbones for transfer learning.")
     parser.add_argument("--version", action="version", version=f"tlbench {__version__}")
@@ -77,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset",
         default=data.EMBEDDED,
         metavar="NAME_OR_FOLDER",
-        help=f"'{data.EMBEDDED}' (embedded) or a folder with one sub-folder per class",
+        help=f"'{data.EMBEDDED}' (embedded), a folder with one sub-folder per class, or tfds:NAME",
     )
     run.add_argument(
         "--out", default=DEFAULT_OUT, metavar="DIR", help="parent folder for run folders (default: results)"
@@ -98,7 +109,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--address", metavar="RAY_ADDRESS", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)"
     )
-    run.add_argument("--seed", type=seed, default=0, help="split, shuffle and initialisation seed (default 0)")
+    run.add_argument(
+        "--seed", type=seed, default=0, help="first seed of each trial: head initialisation, shuffling (default 0)"
+    )
+    run.add_argument(
+        "--seeds",
+        type=_whole_number("seeds", 1, 100),
+        default=1,
+        metavar="N",
+        help="repeat every trial with seeds S..S+N-1; the report gives mean and std (default 1)",
+    )
+    run.add_argument(
+        "--split-seed",
+        type=seed,
+        default=0,
+        metavar="N",
+        help="seed of the stratified split, fixed for a run (default 0)",
+    )
+    run.add_argument(
+        "--train-size",
+        type=_whole_number("train size", 1),
+        metavar="N",
+        help="at most N training images (stratified), for quick comparisons",
+    )
+    run.add_argument(
+        "--batch-norm-momentum",
+        type=_momentum,
+        default=DEFAULT_BATCH_NORM_MOMENTUM,
+        metavar="F",
+        help=f"BatchNorm moving-average momentum when fine-tuning (default {DEFAULT_BATCH_NORM_MOMENTUM})",
+    )
     run.add_argument("--xla", action="store_true", help="compile every step with XLA (jit_compile)")
     run.add_argument(
         "--mixed-precision",
@@ -196,7 +236,8 @@ def cmd_list(args, argv, console: Console) -> int:
     console.print(f"modes: {', '.join(MODES)}")
     console.print(
         f"datasets: '{data.EMBEDDED}' (embedded: scikit-learn's 1,797 handwritten digits, 10 classes), "
-        "or a folder with one sub-folder of images per class"
+        "a folder with one sub-folder of images per class, or tfds:NAME (TensorFlow Datasets; "
+        + ("installed)" if data.tfds_installed() else "needs tensorflow-datasets, not installed)")
     )
     return 0
 
@@ -235,6 +276,10 @@ def _selection(args) -> dict:
                 ("--module", args.module),
                 ("--dataset", args.dataset != data.EMBEDDED),
                 ("--seed", args.seed != 0),
+                ("--seeds", args.seeds != 1),
+                ("--split-seed", args.split_seed != 0),
+                ("--train-size", args.train_size is not None),
+                ("--batch-norm-momentum", args.batch_norm_momentum != DEFAULT_BATCH_NORM_MOMENTUM),
                 ("--weights", args.weights != "auto"),
                 ("--xla", args.xla),
                 ("--mixed-precision", args.mixed_precision),
@@ -265,6 +310,8 @@ class _Request:
     quick: bool
     weights: str
     modules: dict  # --module overrides, {backbone: location}
+    seeds: int = 1
+    protocol: Protocol = field(default_factory=Protocol)
     xla: bool = False
     mixed_precision: bool = False
     run_dir: Path | None = None  # set when resuming
@@ -279,6 +326,8 @@ class _Request:
             "quick": self.quick,
             "weights": self.weights,
             "modules": self.modules,
+            "seeds": self.seeds,
+            "protocol": asdict(self.protocol),
             "xla": self.xla,
             "mixed_precision": self.mixed_precision,
         }
@@ -287,7 +336,7 @@ class _Request:
 def _request(args) -> _Request:
     chosen = _selection(args)
     if not args.resume:
-        dataset = args.dataset if args.dataset == data.EMBEDDED else str(Path(args.dataset).resolve())
+        dataset = args.dataset if data.is_named(args.dataset) else str(Path(args.dataset).resolve())
         return _Request(
             chosen,
             dataset,
@@ -295,6 +344,8 @@ def _request(args) -> _Request:
             args.quick,
             args.weights,
             parse_module_overrides(args.module),
+            seeds=args.seeds,
+            protocol=Protocol(args.split_seed, args.train_size, args.batch_norm_momentum),
             xla=args.xla,
             mixed_precision=args.mixed_precision,
         )
@@ -311,6 +362,8 @@ def _request(args) -> _Request:
             quick=bool(saved["quick"]),
             weights=saved["weights"],
             modules=dict(saved["modules"]),
+            seeds=int(saved.get("seeds", 1)),  # runs of earlier versions had one seed
+            protocol=Protocol(**saved.get("protocol", {"split_seed": int(saved["seed"])})),
             xla=bool(saved.get("xla", False)),  # runs of earlier versions had neither
             mixed_precision=bool(saved.get("mixed_precision", False)),
             run_dir=run_dir,
@@ -327,6 +380,7 @@ def cmd_run(args, argv, console: Console) -> int:
 
     request = _request(args)
     images = data.open_dataset(request.dataset)
+    data.check_train_size(images, request.protocol.train_size)
     parent = None if request.run_dir else results.prepare_parent(args.out)
 
     console.print("[dim]starting Ray ...[/]")
@@ -337,15 +391,18 @@ def cmd_run(args, argv, console: Console) -> int:
         budget = BUDGETS[request.budget] if request.budget else choose_budget(request.quick, info.gpus)
         selection = {**default_selection(info.gpus), **request.chosen}
         console.print(f"[dim]choosing weights for {', '.join(selection['backbones'])} ...[/]")
-        sources = cluster.prepare_sources(selection["backbones"], request.weights, request.modules)
+        sources = cluster.prepare_sources(
+            selection["backbones"], request.weights, request.modules, request.protocol.batch_norm_momentum
+        )
         grid = build_grid(
             selection["backbones"],
             selection["modes"],
             selection["batch_sizes"],
             request.dataset,
-            request.seed,
+            range(request.seed, request.seed + request.seeds),
             budget,
             sources,
+            protocol=request.protocol,
             xla=request.xla,
             mixed_precision=request.mixed_precision,
         )

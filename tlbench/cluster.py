@@ -143,16 +143,16 @@ def _call_in_worker(function, *args):
     return result
 
 
-def _prepare_in_worker(backbone_names, policy, overrides):
+def _prepare_in_worker(backbone_names, policy, overrides, batch_norm_momentum):
     from tlbench.weights import prepare_sources
 
-    return prepare_sources(backbone_names, policy, overrides)
+    return prepare_sources(backbone_names, policy, overrides, batch_norm_momentum)
 
 
-def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
+def prepare_sources(backbone_names, policy: str, overrides: dict, batch_norm_momentum: float) -> dict:
     """Decide every backbone's weights source once, in a worker process (it
     may download from TF Hub and export stand-ins): {name: ModuleSource}."""
-    return _call_in_worker(_prepare_in_worker, tuple(backbone_names), policy, overrides)
+    return _call_in_worker(_prepare_in_worker, tuple(backbone_names), policy, overrides, batch_norm_momentum)
 
 
 class _Board:

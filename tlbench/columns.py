@@ -1,5 +1,7 @@
 """One column list feeds every rendering of the comparison: the rich terminal
-table and the Markdown table in report.md."""
+table and the Markdown table in report.md. `COLUMNS` renders trial records,
+`SPREAD_COLUMNS` the accuracy of each configuration over its seeds
+(analysis.AccuracySpread rows)."""
 
 from __future__ import annotations
 
@@ -97,6 +99,28 @@ COLUMNS = (
 )
 
 
+def _mean_and_std(mean_key: str, std_key: str) -> Callable[[dict], str | None]:
+    def cell(row: dict) -> str | None:
+        mean, std = row.get(mean_key), row.get(std_key)
+        if mean is None:
+            return None
+        return _fraction(mean) if std is None else f"{_fraction(mean)} ± {_fraction(std)}"
+
+    return cell
+
+
+SPREAD_COLUMNS = (
+    Column("backbone", "backbone", numeric=False),
+    Column("mode", "mode", numeric=False),
+    Column("batch", "batch_size"),
+    Column("weights", "weights", _weights, numeric=False),
+    Column("seeds", "n_seeds"),
+    Column("test acc mean ± std", _mean_and_std("test_mean", "test_std")),
+    Column("val acc mean ± std", _mean_and_std("val_mean", "val_std")),
+    Column("vs best", "verdict", numeric=False),
+)
+
+
 def sort_key(record: dict):
     return (
         str(record.get("device")),
@@ -106,22 +130,23 @@ def sort_key(record: dict):
     )
 
 
-def rich_table(records, title: str | None = None) -> Table:
+def rich_table(records, title: str | None = None, columns=COLUMNS, *, ordered: bool = False) -> Table:
+    """`ordered`: keep the rows' order (else trial records sort by sort_key)."""
     table = Table(title=title)
-    for column in COLUMNS:
+    for column in columns:
         table.add_column(column.header, justify="right" if column.numeric else "left")
-    for record in sorted(records, key=sort_key):
-        style = None if record.get("status") == "ok" else "red"
-        table.add_row(*(column.cell(record) for column in COLUMNS), style=style)
+    for record in records if ordered else sorted(records, key=sort_key):
+        style = None if record.get("status", "ok") == "ok" else "red"
+        table.add_row(*(column.cell(record) for column in columns), style=style)
     return table
 
 
-def markdown_table(records) -> str:
+def markdown_table(records, columns=COLUMNS, *, ordered: bool = False) -> str:
     lines = [
-        "| " + " | ".join(column.header for column in COLUMNS) + " |",
-        "| " + " | ".join("---:" if column.numeric else "---" for column in COLUMNS) + " |",
+        "| " + " | ".join(column.header for column in columns) + " |",
+        "| " + " | ".join("---:" if column.numeric else "---" for column in columns) + " |",
     ]
-    for record in sorted(records, key=sort_key):
-        cells = (column.cell(record).replace("|", "\\|") for column in COLUMNS)
+    for record in records if ordered else sorted(records, key=sort_key):
+        cells = (column.cell(record).replace("|", "\\|") for column in columns)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

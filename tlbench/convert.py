@@ -6,10 +6,15 @@ hub.KerasLayer.trainable = True is unsupported when loading from the TF1 Hub
 format"). The same network rebuilt in tf_keras, with the module's weights, can
 be exported as a TF2 SavedModel and fine-tuned like any other.
 
-Done so far: the MobileNet V2 family (every depth multiplier and input size
-the registry lists). The mapping is total in both directions: every layer with
-weights gets a checkpoint variable of the same shape, and every checkpoint
-variable is used, or the conversion fails with a clear error.
+Done for the MobileNet V2 family (every depth multiplier and input size) and
+the ResNet V2 family (50, 101, 152). The mapping is total in both directions:
+every layer with weights gets a checkpoint variable of the same shape, and
+every checkpoint variable is used, or the conversion fails with a clear error.
+
+One architectural difference is mended rather than mapped: TF-Slim's ResNet V2
+max-pools its stem with SAME padding (nothing before the first row and column,
+one after), tf_keras pads one zero on every side and pools VALID. The windows
+are shifted by a pixel, so the converted ResNet pools as Slim does.
 """
 
 from __future__ import annotations
@@ -43,7 +48,48 @@ def mobilenet_v2_scope(layer: str) -> str | None:
     return f"{scope}/BatchNorm" if match.group(3) else scope
 
 
-SCOPES = {"MobileNetV2": mobilenet_v2_scope}
+def resnet_v2_scope(layer: str, depth: int) -> str | None:
+    """The TF-Slim variable scope of a tf_keras ResNet V2 layer, e.g.
+    `conv3_block2_1_bn` -> `resnet_v2_50/block2/unit_2/bottleneck_v2/conv1/BatchNorm`
+    (Keras stages conv2..conv5 are Slim's block1..block4)."""
+    root = f"resnet_v2_{depth}"
+    fixed = {"conv1_conv": f"{root}/conv1", "post_bn": f"{root}/postnorm"}
+    if layer in fixed:
+        return fixed[layer]
+    match = re.fullmatch(r"conv(\d)_block(\d+)_(preact_bn|0_conv|[123]_conv|[12]_bn)", layer)
+    if match is None:
+        return None
+    unit = f"{root}/block{int(match.group(1)) - 1}/unit_{match.group(2)}/bottleneck_v2"
+    part = match.group(3)
+    if part == "preact_bn":
+        return f"{unit}/preact"
+    if part == "0_conv":
+        return f"{unit}/shortcut"
+    conv = f"{unit}/conv{part[0]}"
+    return f"{conv}/BatchNorm" if part.endswith("_bn") else conv
+
+
+SCOPES = {
+    "MobileNetV2": mobilenet_v2_scope,
+    "ResNet50V2": lambda layer: resnet_v2_scope(layer, 50),
+    "ResNet101V2": lambda layer: resnet_v2_scope(layer, 101),
+    "ResNet152V2": lambda layer: resnet_v2_scope(layer, 152),
+}
+
+
+def slim_stem_pooling(architecture):
+    """`architecture` (a tf_keras ResNet V2) with its stem max-pooled as
+    TF-Slim does: SAME padding in place of one zero on every side."""
+    import tf_keras as keras
+
+    def clone(layer):
+        if layer.name == "pool1_pad":
+            return keras.layers.Identity(name=layer.name)
+        if layer.name == "pool1_pool":
+            return keras.layers.MaxPooling2D(3, strides=2, padding="same", name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    return keras.models.clone_model(architecture, clone_function=clone)
 
 
 def tf1_module_as_keras(module_path: str, backbone: Backbone):
@@ -57,12 +103,14 @@ def tf1_module_as_keras(module_path: str, backbone: Backbone):
     scope_of = SCOPES.get(backbone.standin)
     if scope_of is None:
         raise ModuleError(
-            f"converting TF1 Hub modules is done for the MobileNet V2 family only, not {backbone.standin} "
-            f"({backbone.name}); run it with --mode transfer, or give a TF2 SavedModel with --module"
+            f"converting TF1 Hub modules is done for the MobileNet V2 and ResNet V2 families only, not "
+            f"{backbone.standin} ({backbone.name}); run it with --mode transfer, or give a TF2 SavedModel with --module"
         )
     reader = tf.train.load_checkpoint(str(Path(module_path, "variables", "variables")))
     available = reader.get_variable_to_shape_map()
-    model = standin_model(backbone)  # images in [0, 1] -> x * 2 - 1 -> architecture -> features
+    # Images in [0, 1] -> x * 2 - 1 -> architecture -> features.
+    adapt = slim_stem_pooling if backbone.standin.startswith("ResNet") else None
+    model = standin_model(backbone, adapt=adapt)
     architecture = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     used = set()
     for layer in architecture.layers:
@@ -79,7 +127,10 @@ def tf1_module_as_keras(module_path: str, backbone: Backbone):
             names = [f"{scope}/weights"] + ([f"{scope}/biases"] if len(layer.weights) == 2 else [])
         for weight, name in zip(layer.weights, names):
             if name not in available:
-                raise ModuleError(f"{module_path} has no variable {name} for {backbone.name}'s layer {layer.name}")
+                raise ModuleError(
+                    f"{module_path} has no variable {name} for {backbone.name}'s layer {layer.name}: "
+                    f"not a {backbone.name} module"
+                )
             if tuple(available[name]) != tuple(weight.shape):
                 raise ModuleError(
                     f"{module_path}: {name} has shape {available[name]}, {backbone.name}'s layer "
@@ -96,10 +147,11 @@ def tf1_module_as_keras(module_path: str, backbone: Backbone):
 MAX_ABS_DIFFERENCE = 1e-4  # converted features against the original module's, on real images
 
 
-def export_converted(module_path: str, backbone: Backbone) -> tuple[Path, float]:
+def export_converted(module_path: str, backbone: Backbone, batch_norm_momentum: float) -> tuple[Path, float]:
     """(the converted TF2 SavedModel in tlbench's cache, the max abs feature
-    difference it was checked at). Converted once per module folder; the export
-    is checked against the original on real images (the embedded digits) and
+    difference it was checked at). Converted once per module folder and
+    BatchNorm momentum (fixed when the SavedModel is traced); the export is
+    checked against the original on real images (the embedded digits) and
     renamed into place only when it matches."""
     import json
 
@@ -109,13 +161,15 @@ def export_converted(module_path: str, backbone: Backbone) -> tuple[Path, float]
     from tlbench import data
     from tlbench.costs import module_identity_key
     from tlbench.pipeline import SplitPipeline
-    from tlbench.weights import cache_root, save_module_atomically
+    from tlbench.weights import cache_root, save_module_atomically, set_batch_norm_momentum
 
-    target = cache_root() / "converted" / f"{backbone.name}-{module_identity_key(module_path)}"
+    key = f"{backbone.name}-{module_identity_key(module_path)}-bnm{batch_norm_momentum:g}"
+    target = cache_root() / "converted" / key
     stamp = target / "tlbench_converted.json"
     if stamp.exists():
         return target, json.loads(stamp.read_text())["max_abs_difference"]
     model = tf1_module_as_keras(module_path, backbone)
+    set_batch_norm_momentum(model, batch_norm_momentum)
     images = data.open_dataset(data.EMBEDDED)
     batch, _ = next(iter(SplitPipeline(images, np.arange(64), backbone.image_size).batches(64)))
     original = hub.KerasLayer(module_path)(batch).numpy()
@@ -128,7 +182,12 @@ def export_converted(module_path: str, backbone: Backbone) -> tuple[Path, float]
                 f"converting {module_path} to {backbone.standin} gives features {difference:.2g} away from the "
                 f"original (at most {MAX_ABS_DIFFERENCE:g} allowed)"
             )
-        return {"original": str(module_path), "backbone": backbone.name, "max_abs_difference": difference}
+        return {
+            "original": str(module_path),
+            "backbone": backbone.name,
+            "max_abs_difference": difference,
+            "batch_norm_momentum": batch_norm_momentum,
+        }
 
     save_module_atomically(model, target, stamp.name, checked)
     return target, json.loads(stamp.read_text())["max_abs_difference"]

@@ -1,19 +1,22 @@
 """Datasets and their splits, without TensorFlow.
 
-A dataset is either the embedded default (scikit-learn's bundled handwritten
-digits: 1,797 real 8x8 grey images, 10 classes) or an image folder with one
-sub-folder per class. Both are checked here, in the driver, before any trial
+A dataset is the embedded default (scikit-learn's bundled handwritten digits:
+1,797 real 8x8 grey images, 10 classes), an image folder with one sub-folder
+per class, or a TensorFlow Datasets dataset by name (`tfds:NAME`, written once
+as an image folder by `tfds_dataset.py`). Both are checked here, in the driver, before any trial
 starts; `pipeline.py` turns a split into a `tf.data` pipeline in the worker.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from tlbench import tfds_dataset
 from tlbench.errors import UsageError
 
 EMBEDDED = "digits"
@@ -55,11 +58,33 @@ class Splits:
     def sizes(self) -> dict:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
+    def class_counts(self, labels: np.ndarray, num_classes: int) -> dict:
+        """Images per class in each split: {split: [count of class 0, ...]}."""
+        return {
+            name: np.bincount(labels[indices], minlength=num_classes).tolist()
+            for name, indices in (("train", self.train), ("val", self.val), ("test", self.test))
+        }
+
+
+def is_named(dataset: str) -> bool:
+    """The embedded default or a TFDS name, rather than a folder."""
+    return dataset == EMBEDDED or dataset.startswith(tfds_dataset.PREFIX)
+
+
+def tfds_installed() -> bool:
+    return importlib.util.find_spec("tensorflow_datasets") is not None
+
 
 def open_dataset(name_or_folder: str) -> ImageSet:
-    """The embedded default or an image folder; bad input raises UsageError."""
+    """The embedded default, a TFDS dataset or an image folder; bad input
+    raises UsageError."""
     if name_or_folder == EMBEDDED:
         return load_digits()
+    if name_or_folder.startswith(tfds_dataset.PREFIX):
+        name = name_or_folder.removeprefix(tfds_dataset.PREFIX)
+        if not name:
+            raise UsageError("--dataset tfds:NAME needs a name, e.g. tfds:beans or tfds:tf_flowers")
+        return replace(load_image_folder(tfds_dataset.folder_for(name)), name=name_or_folder)
     path = Path(name_or_folder)
     if not path.exists():
         raise UsageError(f"dataset '{name_or_folder}' is neither '{EMBEDDED}' nor an existing folder")
@@ -122,6 +147,15 @@ def load_image_folder(root: Path) -> ImageSet:
         paths=tuple(paths),
         skipped_files=skipped,
     )
+
+
+def check_train_size(images: ImageSet, train_size: int | None) -> None:
+    """--train-size must leave every class at least one training image."""
+    if train_size is not None and train_size < images.num_classes:
+        raise UsageError(
+            f"--train-size {train_size} is less than the {images.num_classes} classes of '{images.name}'; "
+            f"give at least {images.num_classes}"
+        )
 
 
 def split(labels: np.ndarray, seed: int) -> Splits:

@@ -20,6 +20,10 @@ class Classifier:
     dimension is left open), so training, evaluation and the timed passes all
     run the same compiled functions.
 
+    `batch_norm_momentum`: passed to a trainable module that takes it as an
+    argument, as TF Hub's TF2 image modules do (`batch_norm_momentum_passed`
+    says whether it was).
+
     `jit_compile`: every step is compiled with XLA. `mixed_precision`: the head
     computes in float16 (variables float32, logits cast back to float32) with
     loss scaling. A TF Hub module's functions were traced in float32 when it
@@ -36,9 +40,12 @@ class Classifier:
         *,
         jit_compile: bool = False,
         mixed_precision: bool = False,
+        batch_norm_momentum: float | None = None,
     ):
         self.image_size = image_size
-        self.backbone = hub.KerasLayer(module_path, trainable=trainable, name="backbone")
+        self.backbone, self.batch_norm_momentum_passed = _backbone(
+            module_path, image_size, trainable, batch_norm_momentum
+        )
         images = keras.Input((image_size, image_size, 3), name="images")
         features = self.backbone(images)
         if features.shape.rank != 2:
@@ -118,6 +125,20 @@ class Classifier:
         if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
             gradients = self.optimizer.get_unscaled_gradients(gradients)
         self.optimizer.apply_gradients(zip(gradients, variables))
+
+
+def _backbone(module_path: str, image_size: int, trainable: bool, batch_norm_momentum: float | None):
+    """(hub.KerasLayer, whether `batch_norm_momentum` went to the module)."""
+    if trainable and batch_norm_momentum is not None:
+        layer = hub.KerasLayer(
+            module_path, trainable=True, arguments={"batch_norm_momentum": batch_norm_momentum}, name="backbone"
+        )
+        try:  # inference mode: a probe call must not move the moving averages
+            layer(tf.zeros([1, image_size, image_size, 3]), training=False)
+            return layer, True
+        except (TypeError, ValueError):  # no traced function takes the argument
+            pass
+    return hub.KerasLayer(module_path, trainable=trainable, name="backbone"), False
 
 
 def _sum(losses):

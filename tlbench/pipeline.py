@@ -19,6 +19,7 @@ class SplitPipeline:
     def __init__(self, images: ImageSet, indices: np.ndarray, image_size: int):
         self.size = len(indices)
         self.labels = images.labels[indices]
+        self.passes = 0  # how often the split was read: the test split must be read once
         items = images.items(indices)
         to_rgb = _decode_file if images.paths is not None else _array_to_rgb
 
@@ -34,6 +35,7 @@ class SplitPipeline:
 
     def batches(self, batch_size: int, *, shuffle_seed: int | None = None):
         """Batches of (images, labels): one pass, reshuffled on every call."""
+        self.passes += 1
         ds = self._cached
         if shuffle_seed is not None:
             ds = ds.shuffle(self.size, seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -50,6 +52,7 @@ class SplitPipeline:
         `distinct_batches` shuffled batches, assembled once and cached, then
         repeated. A step then gets a ready batch: on a CPU the input work would
         otherwise run on the cores the step is using and be timed with it."""
+        self.passes += 1
         options = tf.data.Options()
         options.autotune.enabled = False  # no tuning thread competing with the step
         options.threading.private_threadpool_size = 1

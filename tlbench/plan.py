@@ -6,6 +6,7 @@ the worker processes that run the trials.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -23,12 +24,15 @@ class Budget:
     name: str  # "quick", "cpu" or "gpu"
     max_train_images: int | None  # stratified cap per split; None = whole split
     max_eval_images: int | None  # cap for validation and for test, each
-    transfer_epochs: int  # passes over the cached training features (head only)
-    finetune_epochs: int  # passes over the training images (whole model)
-    # Learning rates tried per mode (Adam); the one with the best validation
-    # accuracy is kept. Fine-tuning moves pretrained weights, so it gets a
-    # range ten times lower.
-    learning_rates: dict = field(default_factory=lambda: {"transfer": (1e-3, 1e-2), "finetune": (1e-4, 1e-3)})
+    transfer_epochs: int  # at most this many passes over the cached training features (head only)
+    finetune_epochs: int  # at most this many passes over the training images (whole model)
+    # Base learning rates tried per mode (Adam, at REFERENCE_BATCH_SIZE;
+    # scaled to the trial's batch size by `scaled_learning_rate`). Fine-tuning
+    # moves pretrained weights, so it gets a range ten times lower.
+    learning_rates: dict = field(default_factory=lambda: {"transfer": (1e-3, 3e-3, 1e-2), "finetune": (1e-4, 3e-4)})
+    # Early stopping: training at one learning rate ends after this many epochs
+    # without a lower validation loss, and the weights of the lowest one are kept.
+    patience: dict = field(default_factory=lambda: {"transfer": 5, "finetune": 1})
     # The timed passes (measure.TimingPlan): untimed warm-up steps first
     # (tracing, XLA compile, allocator warm-up), then `timed_repeats` windows
     # of at least `min_timed_steps` steps and `min_timed_seconds` each; the
@@ -42,6 +46,36 @@ class Budget:
         return self.transfer_epochs if mode == "transfer" else self.finetune_epochs
 
 
+# Learning rates are given for this batch size and scaled to a trial's by the
+# square-root rule, the one suited to Adam (Hoffer et al. 2017; Malladi et al.
+# 2022): the gradient noise falls with sqrt(batch), so the step may grow by as
+# much. (The linear rule of Goyal et al. 2017 is for SGD.)
+REFERENCE_BATCH_SIZE = 32
+LEARNING_RATE_RULE = f"base x sqrt(batch_size / {REFERENCE_BATCH_SIZE})"
+
+
+def scaled_learning_rate(base: float, batch_size: int) -> float:
+    return base * math.sqrt(batch_size / REFERENCE_BATCH_SIZE)
+
+
+# BatchNorm's moving-average momentum when the backbone trains: TF Hub's model
+# pages suggest 0.997 for fine-tuning (Keras' default is 0.99).
+DEFAULT_BATCH_NORM_MOMENTUM = 0.997
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How accuracy is measured, the same for every trial of a run."""
+
+    split_seed: int = 0  # the stratified train/validation/test split (and any subset) uses this seed
+    train_size: int | None = None  # --train-size: at most this many training images (stratified)
+    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM
+
+    def max_train_images(self, budget: Budget) -> int | None:
+        caps = [cap for cap in (budget.max_train_images, self.train_size) if cap is not None]
+        return min(caps) if caps else None
+
+
 BUDGETS = {
     # Smoke test and CI: the same grid and code path, a few steps each.
     "quick": Budget(
@@ -50,27 +84,29 @@ BUDGETS = {
         max_eval_images=10,
         transfer_epochs=5,
         finetune_epochs=1,
+        patience={"transfer": 2, "finetune": 1},
         warmup_steps=1,
         min_timed_steps=1,
         min_timed_seconds=0.0,
         timed_repeats=1,
     ),
     # CPU-only machines: sized so the default grid (ResNet V2 50 fine-tuning
-    # included) finishes in about 10 minutes on 2 cores.
+    # included) finishes in about a quarter of an hour on 2 cores.
     "cpu": Budget(
         name="cpu",
         max_train_images=256,
         max_eval_images=128,
         transfer_epochs=30,
-        finetune_epochs=1,
+        finetune_epochs=3,
     ),
     # GPUs: the whole dataset, several fine-tuning epochs, larger batches.
     "gpu": Budget(
         name="gpu",
         max_train_images=None,
         max_eval_images=None,
-        transfer_epochs=30,
-        finetune_epochs=5,
+        transfer_epochs=50,
+        finetune_epochs=10,
+        patience={"transfer": 5, "finetune": 2},
         min_timed_steps=20,
         min_timed_seconds=2.0,
         timed_repeats=5,
@@ -111,9 +147,10 @@ class TrialSpec:
     mode: str
     batch_size: int
     dataset: str  # "digits" or an image folder
-    seed: int
+    seed: int  # this repetition's seed: head initialisation, shuffling
     budget: Budget
     module: ModuleSource
+    protocol: Protocol = Protocol()
     xla: bool = False  # every step compiled with XLA (jit_compile)
     mixed_precision: bool = False  # asked for; applied on GPUs that run float16 fast
 
@@ -130,6 +167,8 @@ class TrialSpec:
             "batch_size": self.batch_size,
             "dataset": self.dataset,
             "seed": self.seed,
+            "split_seed": self.protocol.split_seed,
+            "train_size": self.protocol.train_size,
             "budget": self.budget.name,
             "weights": self.module.weights,
             "weights_note": self.module.note,
@@ -151,19 +190,21 @@ def build_grid(
     modes,
     batch_sizes,
     dataset: str,
-    seed: int,
+    seeds,
     budget: Budget,
     sources: dict,
     *,
+    protocol: Protocol = Protocol(),
     xla: bool = False,
     mixed_precision: bool = False,
 ) -> list[TrialSpec]:
-    """Every backbone x mode x batch size, in that order."""
+    """Every backbone x mode x batch size x seed, in that order."""
     return [
-        TrialSpec(b, m, n, dataset, seed, budget, sources[b], xla=xla, mixed_precision=mixed_precision)
+        TrialSpec(b, m, n, dataset, s, budget, sources[b], protocol, xla=xla, mixed_precision=mixed_precision)
         for b in backbones
         for m in modes
         for n in batch_sizes
+        for s in seeds
     ]
 
 

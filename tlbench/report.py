@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from tlbench.analysis import memory_slopes
-from tlbench.columns import format_bytes, markdown_table, rich_table, sort_key
+from tlbench.analysis import NOISE_RULE, accuracy_spreads, memory_slopes
+from tlbench.columns import SPREAD_COLUMNS, format_bytes, markdown_table, rich_table, sort_key
 from tlbench.results import REPORT_MD, RunContents, write_text_atomic
 
 
@@ -40,6 +40,8 @@ def render_markdown(run: RunContents) -> str:
             ),
             "",
         ]
+    lines += _accuracy_section(records)
+    lines += _protocol_section(env, records)
     lines += _memory_section(records)
     failed = [r for r in sorted(records, key=sort_key) if r.get("status") != "ok"]
     if failed:
@@ -56,12 +58,77 @@ def render_markdown(run: RunContents) -> str:
             "(FLOPs counted from the graph) over the device's peak from a matmul probe. `peak mem` is the "
             "peak during the timed training steps, `step mem` what they add to the memory in use before "
             "them, `pred act` the activation bytes the graph says a step keeps (see `memory_method` in "
-            "trials.jsonl). `to acc s`: training seconds to the final validation accuracy. "
+            "trials.jsonl). `to acc s`: training seconds to the kept weights' validation accuracy. "
             "See results/README.md for every field."
         ),
         "",
     ]
     return "\n".join(lines)
+
+
+def _accuracy_section(records) -> list[str]:
+    spreads = accuracy_spreads(records)
+    if not spreads:
+        return []
+    lines = ["## Accuracy over seeds", ""]
+    if all(len(s.seeds) == 1 for s in spreads):
+        return [
+            *lines,
+            (
+                "One seed per configuration, so the spread of test accuracy is unknown and no difference "
+                "in accuracy can be told from noise; run with `--seeds 3` or more."
+            ),
+            "",
+        ]
+    lines += [
+        (
+            "Test accuracy of each configuration over its seeds (mean ± sample standard deviation), best "
+            f"mean first. The split is the same for every seed; a seed changes the head's initialisation "
+            f"and the shuffling. Rule: {NOISE_RULE}."
+        ),
+        "",
+        markdown_table([s.row for s in spreads], SPREAD_COLUMNS, ordered=True),
+    ]
+    return lines
+
+
+def _protocol_section(env: dict, records) -> list[str]:
+    protocol = (env.get("request") or {}).get("protocol") or {}
+    budget = env.get("budget") or {}
+    ok = [r for r in records if r.get("status") == "ok"]
+    if not ok:
+        return []
+    first = ok[0]
+    lines = [
+        "## How accuracy was measured",
+        "",
+        (
+            f"- Split: stratified {first.get('split_sizes')} (train / validation / test images), "
+            f"split seed {protocol.get('split_seed', first.get('split_seed', '?'))}"
+            + (f", training images capped at {protocol['train_size']}" if protocol.get("train_size") else "")
+            + "; the test split was read once per trial, after every choice."
+        ),
+        (
+            f"- Search on validation: base learning rates {budget.get('learning_rates', '?')} (Adam), scaled "
+            f"to each batch size as {first.get('learning_rate_rule', '?')}; early stopping after "
+            f"{budget.get('patience', '?')} epochs without a lower validation loss, at most "
+            f"{budget.get('transfer_epochs', '?')} (transfer) / {budget.get('finetune_epochs', '?')} "
+            "(finetune) epochs; the weights of the lowest validation loss are kept."
+        ),
+        (
+            "- Finetune starts from the linear probe's head (LP-FT) with BatchNorm in training mode, "
+            f"momentum {protocol.get('batch_norm_momentum', first.get('batch_norm_momentum', '?'))}."
+        ),
+    ]
+    kept_start = [r for r in ok if r.get("mode") == "finetune" and r.get("kept_epoch") == 0]
+    if kept_start:
+        finetunes = sum(1 for r in ok if r.get("mode") == "finetune")
+        lines.append(
+            f"- In {len(kept_start)} of {finetunes} finetune trials no fine-tuning epoch lowered the "
+            "validation loss below the linear probe's start, so early stopping kept the probed start "
+            "(`kept_epoch` 0): their accuracy is the linear probe's, their speed and memory fine-tuning's."
+        )
+    return [*lines, ""]
 
 
 def _memory_section(records) -> list[str]:
@@ -103,3 +170,7 @@ def print_table(run: RunContents, console: Console) -> None:
     for warning in run.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(rich_table(run.records, title=f"tlbench run {run.run_dir.name}"))
+    spreads = accuracy_spreads(run.records)
+    if any(len(s.seeds) > 1 for s in spreads):
+        rows = [s.row for s in spreads]
+        console.print(rich_table(rows, "Test accuracy over seeds", SPREAD_COLUMNS, ordered=True))

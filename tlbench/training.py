@@ -1,13 +1,28 @@
-"""Training with a learning-rate search on the validation split, and evaluation.
+"""Training with a hyperparameter search on the validation split, and evaluation.
 
-Transfer mode trains the head on backbone features computed once per split:
-the backbone is frozen and runs in inference mode, so its features don't change
-between epochs and the result equals training the whole model on the images,
-at a fraction of the cost. Finetune mode trains the whole model on the images.
+The protocol, the same for every trial:
 
-Time to accuracy: the training seconds (the feature pass included, evaluation
-excluded) the chosen learning rate needed to first reach the validation
-accuracy it ended with.
+1. Linear probe. The head trains on backbone features computed once per split
+   (the backbone runs in inference mode, so its features don't change between
+   epochs: this equals training the model on the images with the backbone
+   frozen, at a fraction of the cost). Each base learning rate of the transfer
+   range trains from the same start.
+2. Finetune mode only: from the probed head, the whole model trains on the
+   images (BatchNorm in training mode), once per base learning rate of the
+   fine-tuning range. Starting from a trained head rather than a random one
+   keeps the first large gradients from distorting the pretrained features
+   (LP-FT, Kumar et al. 2022).
+
+Every learning rate is scaled to the batch size (plan.scaled_learning_rate).
+A run at one learning rate evaluates validation after every epoch, stops after
+`patience` epochs without a lower validation loss and keeps the weights of the
+lowest; in fine-tuning the probed start is epoch 0 and may be kept. The
+learning rate whose kept weights have the best validation accuracy (ties:
+lower loss) is chosen. The test split is never seen here.
+
+Time to accuracy: the training seconds (feature pass and probe included,
+evaluation excluded) until the validation accuracy of the kept weights was
+first reached.
 """
 
 from __future__ import annotations
@@ -20,6 +35,7 @@ import tensorflow as tf
 
 from tlbench.model import Classifier
 from tlbench.pipeline import SplitPipeline
+from tlbench.plan import scaled_learning_rate
 
 
 @dataclass(frozen=True)
@@ -29,12 +45,29 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class Search:
+    """One stage's learning-rate search."""
+
+    candidates: list  # per learning rate: the kept epoch's figures and the validation curve
+    chosen: int  # index into candidates
+    weights: list  # the chosen candidate's kept weights (of the variables the stage trains)
+    val: Evaluation  # the chosen candidate's kept weights on validation
+
+    @property
+    def best(self) -> dict:
+        return self.candidates[self.chosen]
+
+
+@dataclass(frozen=True)
 class SearchResult:
-    learning_rate: float  # the candidate with the best validation accuracy
-    candidates: list  # per learning rate: val_accuracy, val_loss, train_loss, val_curve
+    learning_rate: float  # the chosen one, as trained with (scaled to the batch size)
+    base_learning_rate: float  # the chosen one at the reference batch size
+    kept_epoch: int  # the chosen learning rate's kept epoch (finetune: 0 = the probed start)
+    candidates: list  # the final stage's search (finetune: the fine-tuning one)
+    probe_candidates: list  # the linear probe's search (transfer: the same as candidates)
     train: Evaluation  # chosen model on the training split (inference mode)
     val: Evaluation
-    feature_seconds: float  # transfer: computing the cached features once; else 0
+    feature_seconds: float  # computing the cached features once
     time_to_accuracy_seconds: float
 
 
@@ -72,65 +105,138 @@ def fit_and_select(
     *,
     mode: str,
     batch_size: int,
-    learning_rates,
-    epochs: int,
+    learning_rates: dict,
+    epochs: dict,
+    patience: dict,
     seed: int,
 ) -> SearchResult:
-    """Train from the same start once per learning rate; keep the weights with
-    the best validation accuracy (ties: lower validation loss)."""
-    feature_seconds = 0.0
-    if mode == "transfer":
-        started = time.perf_counter()
-        train, val = FeatureSplit(classifier, train, batch_size), FeatureSplit(classifier, val, batch_size)
-        feature_seconds = time.perf_counter() - started
-        step, predict = classifier.head_train_step, classifier.predict_from_features
-    else:
-        step, predict = classifier.train_step, classifier.predict
+    """The protocol of this module; `learning_rates`, `epochs` (at most) and
+    `patience` are per stage: "transfer" (the probe) and "finetune"."""
+    started = time.perf_counter()
+    train_features, val_features = (
+        FeatureSplit(classifier, train, batch_size),
+        FeatureSplit(classifier, val, batch_size),
+    )
+    feature_seconds = time.perf_counter() - started
 
     start = classifier.model.get_weights()
-    candidates, best, best_key = [], None, None
-    for learning_rate in learning_rates:
-        classifier.restart(learning_rate, start)
-        curve, train_seconds = [], feature_seconds
-        for epoch in range(1, epochs + 1):
-            started = time.perf_counter()
-            losses = [float(step(x, y)) for x, y in train.batches(batch_size, shuffle_seed=seed)]
-            train_seconds += time.perf_counter() - started
-            result = evaluate(predict, val.batches(batch_size))
-            curve.append(
-                {
-                    "epoch": epoch,
-                    "train_seconds": train_seconds,
-                    "train_loss": float(np.mean(losses)),  # training mode, over the epoch
-                    "val_accuracy": result.accuracy,
-                    "val_loss": result.loss,
-                }
-            )
-        candidates.append(
-            {
-                "learning_rate": learning_rate,
-                "val_accuracy": result.accuracy,
-                "val_loss": result.loss,
-                "train_loss": curve[-1]["train_loss"],
-                "time_to_accuracy_seconds": _time_to_final_accuracy(curve),
-                "val_curve": curve,
-            }
+    probe = _search(
+        classifier,
+        start,
+        classifier.head_train_step,
+        classifier.predict_from_features,
+        classifier.head,
+        train_features,
+        val_features,
+        batch_size=batch_size,
+        learning_rates=learning_rates["transfer"],
+        epochs=epochs["transfer"],
+        patience=patience["transfer"],
+        seed=seed,
+        seconds_before=feature_seconds,
+    )
+    classifier.model.set_weights(start)
+    classifier.head.set_weights(probe.weights)
+    final, predict, evaluated_train = probe, classifier.predict_from_features, train_features
+    if mode == "finetune":
+        final = _search(
+            classifier,
+            classifier.model.get_weights(),
+            classifier.train_step,
+            classifier.predict,
+            classifier.model,
+            train,
+            val,
+            batch_size=batch_size,
+            learning_rates=learning_rates["finetune"],
+            epochs=epochs["finetune"],
+            patience=patience["finetune"],
+            seed=seed,
+            seconds_before=probe.best["val_curve"][-1]["train_seconds"],
+            start_evaluation=probe.val,
         )
-        key = (result.accuracy, -result.loss)
-        if best_key is None or key > best_key:
-            best_key, best = key, (len(candidates) - 1, classifier.model.get_weights(), result)
-    chosen, weights, val_result = best
-    classifier.model.set_weights(weights)
+        classifier.model.set_weights(final.weights)
+        predict, evaluated_train = classifier.predict, train
     return SearchResult(
-        learning_rate=candidates[chosen]["learning_rate"],
-        candidates=candidates,
-        train=evaluate(predict, train.batches(batch_size)),
-        val=val_result,
+        learning_rate=final.best["learning_rate"],
+        base_learning_rate=final.best["base_learning_rate"],
+        kept_epoch=final.best["kept_epoch"],
+        candidates=final.candidates,
+        probe_candidates=probe.candidates,
+        train=evaluate(predict, evaluated_train.batches(batch_size)),
+        val=final.val,
         feature_seconds=feature_seconds,
-        time_to_accuracy_seconds=candidates[chosen]["time_to_accuracy_seconds"],
+        time_to_accuracy_seconds=final.best["time_to_accuracy_seconds"],
     )
 
 
-def _time_to_final_accuracy(curve: list) -> float:
-    final = curve[-1]["val_accuracy"]
-    return next(point["train_seconds"] for point in curve if point["val_accuracy"] >= final)
+def _search(
+    classifier: Classifier,
+    start: list,
+    step,
+    predict,
+    trained,
+    train,
+    val,
+    *,
+    batch_size: int,
+    learning_rates,
+    epochs: int,
+    patience: int,
+    seed: int,
+    seconds_before: float,
+    start_evaluation: Evaluation | None = None,
+) -> Search:
+    """Train `trained` (a layer or model) with `step` from the model weights
+    `start`, once per base learning rate, with early stopping on validation
+    loss. `start_evaluation`: the start's validation figures, when the start
+    itself may be kept (epoch 0)."""
+    candidates, best, best_key = [], None, None
+    for base in learning_rates:
+        learning_rate = scaled_learning_rate(base, batch_size)
+        classifier.restart(learning_rate, start)
+        curve, seconds, kept = [], seconds_before, None
+        if start_evaluation is not None:
+            curve.append(_point(0, seconds, None, start_evaluation))
+            kept = (0, start_evaluation, trained.get_weights())
+        for epoch in range(1, epochs + 1):
+            began = time.perf_counter()
+            losses = [float(step(x, y)) for x, y in train.batches(batch_size, shuffle_seed=seed * 1000 + epoch)]
+            seconds += time.perf_counter() - began
+            result = evaluate(predict, val.batches(batch_size))
+            curve.append(_point(epoch, seconds, float(np.mean(losses)), result))
+            if kept is None or result.loss < kept[1].loss:
+                kept = (epoch, result, trained.get_weights())
+            elif epoch - kept[0] >= patience:
+                break  # early stopping: no lower validation loss for `patience` epochs
+        kept_epoch, kept_result, kept_weights = kept
+        candidates.append(
+            {
+                "base_learning_rate": base,
+                "learning_rate": learning_rate,
+                "kept_epoch": kept_epoch,
+                "epochs_run": curve[-1]["epoch"],
+                "stopped_early": curve[-1]["epoch"] < epochs,
+                "val_accuracy": kept_result.accuracy,
+                "val_loss": kept_result.loss,
+                "time_to_accuracy_seconds": next(
+                    point["train_seconds"] for point in curve if point["val_accuracy"] >= kept_result.accuracy
+                ),
+                "val_curve": curve,
+            }
+        )
+        key = (kept_result.accuracy, -kept_result.loss)
+        if best_key is None or key > best_key:
+            best_key, best = key, (len(candidates) - 1, kept_weights, kept_result)
+    chosen, weights, val_result = best
+    return Search(candidates=candidates, chosen=chosen, weights=weights, val=val_result)
+
+
+def _point(epoch: int, seconds: float, train_loss: float | None, result: Evaluation) -> dict:
+    return {
+        "epoch": epoch,
+        "train_seconds": seconds,
+        "train_loss": train_loss,  # training mode, mean over the epoch; None for the start
+        "val_accuracy": result.accuracy,
+        "val_loss": result.loss,
+    }

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from tlbench import data, environment
 from tlbench.measure import TimingPlan, matmul_peak_flops, time_steps
-from tlbench.plan import TrialSpec
+from tlbench.plan import LEARNING_RATE_RULE, TrialSpec
 from tlbench.registry import get_backbone
 
 
@@ -69,22 +69,25 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     from tlbench.training import evaluate, fit_and_select
 
     backbone = get_backbone(spec.backbone)
-    budget = spec.budget
+    budget, protocol = spec.budget, spec.protocol
+    finetune = spec.mode == "finetune"
     phases = Phases()
-    module_path = weights.materialize(spec.module, backbone)
+    module_path = weights.materialize(spec.module, backbone, protocol.batch_norm_momentum)
     tf1 = weights.is_tf1_hub_module(module_path)
     conversion = {}
-    if spec.mode == "finetune" and tf1:
+    if finetune and tf1:
         # hub.KerasLayer can't fine-tune a TF1 Hub module: fine-tune the same
         # network rebuilt in tf_keras with the module's weights instead.
         from tlbench.convert import export_converted
 
-        converted, difference = export_converted(module_path, backbone)
+        converted, difference = export_converted(module_path, backbone, protocol.batch_norm_momentum)
         conversion = {"converted_from": module_path, "conversion_max_abs_difference": difference}
         module_path, tf1 = str(converted), False
     tf_keras.utils.set_random_seed(spec.seed)
 
-    splits = data.capped_splits(images, spec.seed, budget.max_train_images, budget.max_eval_images)
+    # The split (and any cap) depends on the split seed only: every seed of a
+    # run trains, validates and tests on the same images.
+    splits = data.capped_splits(images, protocol.split_seed, protocol.max_train_images(budget), budget.max_eval_images)
     size = backbone.image_size
     train, val, test = (SplitPipeline(images, idx, size) for idx in (splits.train, splits.val, splits.test))
 
@@ -94,10 +97,12 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
         module_path,
         size,
         images.num_classes,
-        trainable=spec.mode == "finetune",
+        trainable=finetune,
         jit_compile=spec.xla,
         mixed_precision=mixed_precision,
+        batch_norm_momentum=protocol.batch_norm_momentum,
     )
+    momentum_note = _batch_norm_momentum_note(finetune, module_path, classifier.batch_norm_momentum_passed)
     phases.end("load")
     memory = TensorFlowPeakMemory(device)
 
@@ -107,8 +112,9 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
         val,
         mode=spec.mode,
         batch_size=spec.batch_size,
-        learning_rates=budget.learning_rates[spec.mode],
-        epochs=budget.epochs(spec.mode),
+        learning_rates=budget.learning_rates,
+        epochs={"transfer": budget.transfer_epochs, "finetune": budget.finetune_epochs},
+        patience=budget.patience,
         seed=spec.seed,
     )
     test_result = evaluate(classifier.predict, test.batches(spec.batch_size))  # the one look at test
@@ -130,20 +136,31 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
         "image_size": size,
         "feature_dim": classifier.feature_dim,
         "num_classes": images.num_classes,
+        "class_names": list(images.class_names),
         "split_sizes": splits.sizes(),
+        "class_counts": splits.class_counts(images.labels, images.num_classes),
+        "dataset_images": len(images.labels),
         "skipped_files": images.skipped_files,
         **classifier.parameter_counts(),
         "xla": spec.xla,
         "mixed_precision": mixed_precision,
         "precision_note": precision_note,
         "learning_rate": search.learning_rate,
+        "base_learning_rate": search.base_learning_rate,
+        "learning_rate_rule": LEARNING_RATE_RULE,
         "lr_search": search.candidates,
-        "epochs": budget.epochs(spec.mode),
+        "probe_lr_search": search.probe_candidates,
+        "max_epochs": budget.epochs(spec.mode),
+        "patience": budget.patience[spec.mode],
+        "kept_epoch": search.kept_epoch,
+        "batch_norm_momentum": protocol.batch_norm_momentum,
+        "batch_norm_momentum_note": momentum_note,
         "train_accuracy": search.train.accuracy,
         "val_accuracy": search.val.accuracy,
         "val_loss": search.val.loss,
         "test_accuracy": test_result.accuracy,
         "test_loss": test_result.loss,
+        "test_passes": test.passes,  # 1: the test split was read once, after every choice
         "feature_seconds": search.feature_seconds,
         "time_to_accuracy_seconds": search.time_to_accuracy_seconds,
         "phase_seconds": phases.seconds,
@@ -202,6 +219,20 @@ def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory
         "memory_method": method,
         "peak_rss_bytes": peak_rss,
     }
+
+
+def _batch_norm_momentum_note(finetune: bool, module_path: str, passed: bool) -> str:
+    """How the run's BatchNorm momentum reached the backbone, if at all."""
+    from tlbench.weights import exported_batch_norm_momentum
+
+    if not finetune:
+        return "unused: the frozen backbone's BatchNorm runs in inference mode"
+    exported = exported_batch_norm_momentum(module_path)
+    if exported is not None:
+        return f"exported into tlbench's SavedModel ({exported:g})"
+    if passed:
+        return "passed to the module as its batch_norm_momentum argument"
+    return "not applied: the module takes no batch_norm_momentum argument and keeps its own"
 
 
 def _mixed_precision(requested: bool, device: str) -> tuple[bool, str | None]:

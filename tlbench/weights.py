@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from tlbench.errors import UsageError
-from tlbench.plan import ModuleSource
+from tlbench.plan import DEFAULT_BATCH_NORM_MOMENTUM, ModuleSource
 from tlbench.registry import Backbone, get_backbone
 
 WEIGHTS_POLICIES = ("auto", "hub", "standin")
@@ -68,7 +68,9 @@ def parse_module_overrides(items) -> dict[str, str]:
     return overrides
 
 
-def choose_source(backbone: Backbone, policy: str, override: str | None) -> ModuleSource:
+def choose_source(
+    backbone: Backbone, policy: str, override: str | None, batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM
+) -> ModuleSource:
     """Decide, once per run, where a backbone's weights come from. Downloads
     into TFHUB_CACHE_DIR and exports stand-ins as a side effect, so that the
     trials find them cached."""
@@ -95,27 +97,52 @@ def choose_source(backbone: Backbone, policy: str, override: str | None) -> Modu
             note = f"TF Hub handle unreachable ({reason}); stand-in with random initial weights"
     else:
         note = "--weights standin"
-    return ModuleSource("standin", str(export_standin(backbone)), note)
+    return ModuleSource("standin", str(export_standin(backbone, batch_norm_momentum)), note)
 
 
-def materialize(source: ModuleSource, backbone: Backbone) -> str:
+def materialize(
+    source: ModuleSource, backbone: Backbone, batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM
+) -> str:
     """A local directory for hub.KerasLayer, from cache where possible."""
     if source.kind == "local":
         return source.location
     if source.kind == "tfhub":
         return _resolve(source.location)
-    return str(export_standin(backbone))
+    return str(export_standin(backbone, batch_norm_momentum))
 
 
-def standin_dir(backbone: Backbone) -> Path:
+def standin_dir(backbone: Backbone, batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM) -> Path:
     import tf_keras
 
-    return cache_root() / "standin" / f"{backbone.name}-seed{STANDIN_SEED}-tfkeras{tf_keras.__version__}"
+    name = f"{backbone.name}-seed{STANDIN_SEED}-bnm{batch_norm_momentum:g}-tfkeras{tf_keras.__version__}"
+    return cache_root() / "standin" / name
 
 
-def standin_model(backbone: Backbone):
+def exported_batch_norm_momentum(module_path: str) -> float | None:
+    """The BatchNorm momentum tlbench exported a stand-in or converted module
+    with (read from its stamp); None for any other module."""
+    for stamp in ("tlbench_standin.json", "tlbench_converted.json"):
+        file = Path(module_path, stamp)
+        if file.exists():
+            return json.loads(file.read_text()).get("batch_norm_momentum")
+    return None
+
+
+def set_batch_norm_momentum(model, momentum: float) -> None:
+    """Every BatchNormalization layer of a tf_keras model, nested ones too,
+    updates its moving averages with `momentum` when it trains."""
+    import tf_keras as keras
+
+    for layer in model.submodules:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
+def standin_model(backbone: Backbone, adapt=None):
     """The stand-in architecture as a tf_keras Model: images in [0, 1] (as a
-    TF Hub module takes them) -> the pooled feature vector; random weights."""
+    TF Hub module takes them) -> the pooled feature vector; random weights.
+    `adapt` may replace the bare architecture (Model -> Model) before it is
+    wrapped."""
     import tf_keras as keras
 
     keras.utils.set_random_seed(STANDIN_SEED)
@@ -127,6 +154,8 @@ def standin_model(backbone: Backbone):
         input_shape=(size, size, 3),
         **backbone.standin_kwargs,
     )
+    if adapt is not None:
+        architecture = adapt(architecture)
     images = keras.Input((size, size, 3), name="images")
     features = architecture(images * 2.0 - 1.0)  # hub convention [0, 1] -> Keras "tf" [-1, 1]
     if features.shape[-1] != backbone.feature_dim:
@@ -136,13 +165,14 @@ def standin_model(backbone: Backbone):
     return keras.Model(images, features, name=f"{backbone.name}_standin")
 
 
-def export_standin(backbone: Backbone) -> Path:
+def export_standin(backbone: Backbone, batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM) -> Path:
     """The stand-in SavedModel for `backbone`, exported on first use.
 
     It takes images in [0, 1] like a TF Hub module and returns the pooled
-    feature vector.
+    feature vector. A SavedModel's BatchNorm momentum is fixed when it is
+    traced, so there is one export per momentum.
     """
-    target = standin_dir(backbone)
+    target = standin_dir(backbone, batch_norm_momentum)
     if (target / "saved_model.pb").exists():
         return target
     metadata = {
@@ -151,8 +181,11 @@ def export_standin(backbone: Backbone) -> Path:
         "kwargs": backbone.standin_kwargs,
         "seed": STANDIN_SEED,
         "weights": "random-init",
+        "batch_norm_momentum": batch_norm_momentum,
     }
-    save_module_atomically(standin_model(backbone), target, "tlbench_standin.json", lambda staging: metadata)
+    model = standin_model(backbone)
+    set_batch_norm_momentum(model, batch_norm_momentum)
+    save_module_atomically(model, target, "tlbench_standin.json", lambda staging: metadata)
     return target
 
 
@@ -178,13 +211,15 @@ def save_module_atomically(model, target: Path, stamp: str, describe) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def prepare_sources(backbone_names, policy: str, overrides: dict) -> dict:
+def prepare_sources(
+    backbone_names, policy: str, overrides: dict, batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM
+) -> dict:
     """{name: ModuleSource} for every backbone, or {"error": one line} for the
     first that can't be had. Runs once per run, in a Ray worker."""
     sources = {}
     for name in backbone_names:
         try:
-            sources[name] = choose_source(get_backbone(name), policy, overrides.get(name))
+            sources[name] = choose_source(get_backbone(name), policy, overrides.get(name), batch_norm_momentum)
         except UsageError as error:
             return {"error": str(error)}
         except Exception as error:  # noqa: BLE001 - e.g. a full disk while exporting a stand-in

@@ -1,0 +1,110 @@
+"""The search protocol: early stopping on validation loss, the probed start
+kept when fine-tuning doesn't improve on it, learning rates scaled by batch."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tlbench.plan import REFERENCE_BATCH_SIZE, scaled_learning_rate
+from tlbench.training import Evaluation, _search
+
+
+class _Split:
+    """Four feature vectors, all of class 0."""
+
+    def batches(self, batch_size, *, shuffle_seed=None):
+        return [(tf.zeros([4, 16]), tf.zeros([4], tf.int32))]
+
+
+def _scripted_predict(losses):
+    """Logits whose cross-entropy on class 0 is the next of `losses`, one per
+    evaluation: log(1 + e^-a) = L for logits (a, 0)."""
+    script = iter(losses)
+
+    def predict(features):
+        a = -math.log(math.expm1(next(script)))
+        return tf.tile([[a, 0.0]], [features.shape[0], 1])
+
+    return predict
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_module):
+    from tlbench.model import Classifier
+
+    return Classifier(tiny_module, 32, 2, trainable=False)
+
+
+def _run(classifier, losses, *, start_evaluation=None, epochs=10, patience=2):
+    return _search(
+        classifier,
+        classifier.model.get_weights(),
+        lambda x, y: tf.constant(0.0),
+        _scripted_predict(losses),
+        classifier.head,
+        _Split(),
+        _Split(),
+        batch_size=4,
+        learning_rates=(1e-3,),
+        epochs=epochs,
+        patience=patience,
+        seed=0,
+        seconds_before=0.0,
+        start_evaluation=start_evaluation,
+    )
+
+
+def test_early_stopping_keeps_the_lowest_validation_loss(classifier):
+    search = _run(classifier, [1.0, 0.5, 0.7, 0.6, 0.4, 0.3])
+    candidate = search.best
+    assert candidate["kept_epoch"] == 2 and candidate["epochs_run"] == 4 and candidate["stopped_early"]
+    assert [round(p["val_loss"], 6) for p in candidate["val_curve"]] == [1.0, 0.5, 0.7, 0.6]
+    assert search.val.loss == pytest.approx(0.5)
+
+
+def test_a_run_that_keeps_improving_runs_every_epoch(classifier):
+    candidate = _run(classifier, [0.9, 0.8, 0.7], epochs=3).best
+    assert candidate["kept_epoch"] == 3 and candidate["epochs_run"] == 3 and not candidate["stopped_early"]
+
+
+def test_the_probed_start_is_epoch_0_and_is_kept_when_fine_tuning_does_worse(classifier):
+    start = Evaluation(loss=0.3, accuracy=1.0)
+    candidate = _run(classifier, [0.4, 0.35, 0.2], start_evaluation=start).best
+    assert candidate["kept_epoch"] == 0 and candidate["epochs_run"] == 2
+    assert [p["epoch"] for p in candidate["val_curve"]] == [0, 1, 2]
+    assert candidate["val_curve"][0]["train_loss"] is None
+
+
+def test_the_kept_weights_are_those_of_the_kept_epoch(classifier):
+    classifier.head.set_weights([np.zeros((16, 2), np.float32), np.zeros(2, np.float32)])
+    moving = iter(range(1, 100))
+
+    def step(x, y):  # each epoch moves the bias, so each epoch's weights differ
+        classifier.head.layers[0].bias.assign(tf.fill([2], float(next(moving))))
+        return tf.constant(0.0)
+
+    search = _search(
+        classifier,
+        classifier.model.get_weights(),
+        step,
+        _scripted_predict([0.9, 0.4, 0.6, 0.7]),
+        classifier.head,
+        _Split(),
+        _Split(),
+        batch_size=4,
+        learning_rates=(1e-3,),
+        epochs=10,
+        patience=2,
+        seed=0,
+        seconds_before=0.0,
+    )
+    assert search.best["kept_epoch"] == 2
+    assert np.array_equal(search.weights[1], [2.0, 2.0])  # the bias the second epoch left
+
+
+def test_learning_rates_scale_with_the_square_root_of_the_batch_size():
+    assert scaled_learning_rate(1e-3, REFERENCE_BATCH_SIZE) == pytest.approx(1e-3)
+    assert scaled_learning_rate(1e-3, 4 * REFERENCE_BATCH_SIZE) == pytest.approx(2e-3)
+    assert scaled_learning_rate(1e-3, REFERENCE_BATCH_SIZE // 4) == pytest.approx(5e-4)

@@ -1,0 +1,136 @@
+"""TensorFlow Datasets by name (`--dataset tfds:NAME`), as image folders.
+
+A TFDS dataset with an image and a class label (its `supervised_keys`) is
+prepared by tensorflow-datasets (from `TFDS_DATA_DIR`, or downloaded), then
+written once, every split together, as an image folder in tlbench's cache:
+one sub-folder per class, numbered in label order. From there it is an image
+folder like any other: checked, split by tlbench's own stratified protocol
+(TFDS's splits are pooled), read by the same pipeline.
+
+The driver never imports TensorFlow: `folder_for` runs this module as
+`python -m tlbench.tfds_dataset NAME` in a subprocess, which prints the
+folder, or one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from tlbench.errors import UsageError
+
+PREFIX = "tfds:"
+STAMP = "tlbench_tfds.json"
+
+
+def folder_for(name: str) -> Path:
+    """The image folder of TFDS dataset `name`, written on first use."""
+    from tlbench.data import tfds_installed
+
+    if not tfds_installed():
+        raise UsageError(
+            f"dataset '{PREFIX}{name}' needs tensorflow-datasets, which is not installed: "
+            "pip install tensorflow-datasets (or tlbench[tfds])"
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "tlbench.tfds_dataset", name], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise UsageError(lines[-1] if lines else f"preparing '{PREFIX}{name}' failed (exit status {done.returncode})")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def export(name: str) -> Path:
+    """Prepare TFDS dataset `name` and write it as an image folder (atomically:
+    a staging folder renamed into place)."""
+    import numpy as np
+    import tensorflow_datasets as tfds
+    from PIL import Image
+
+    from tlbench.weights import cache_root
+
+    target = cache_root() / "datasets" / f"tfds-{_safe(name)}"
+    if (target / STAMP).exists():
+        return target
+    try:
+        builder = tfds.builder(name)
+    except tfds.core.registered.DatasetNotFoundError:
+        close = difflib.get_close_matches(name, tfds.list_builders(), n=1)
+        hint = f"; did you mean '{PREFIX}{close[0]}'?" if close else ""
+        raise UsageError(f"unknown TFDS dataset '{name}'{hint}") from None
+    try:
+        builder.download_and_prepare()
+    except Exception as error:  # noqa: BLE001 - offline, a missing dependency, a broken download ...
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise UsageError(
+            f"TFDS dataset '{name}' is not prepared in {_data_root(builder)} and can't be downloaded "
+            f"({type(error).__name__}: {reason}); prepare it where there is network and set TFDS_DATA_DIR"
+        ) from None
+    image_key, label_key = _supervised_keys(builder, name)
+    class_names = builder.info.features[label_key].names
+    staging = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
+    try:
+        folders = [staging / f"{index:03d}-{_safe(label)}" for index, label in enumerate(class_names)]
+        for folder in folders:
+            folder.mkdir(parents=True)
+        count = 0
+        for split in builder.info.splits:
+            for example in tfds.as_numpy(builder.as_dataset(split=split)):
+                image = np.asarray(example[image_key])
+                image = image[..., 0] if image.shape[-1] == 1 else image  # grey (h, w, 1) -> (h, w)
+                Image.fromarray(image).save(folders[int(example[label_key])] / f"{split}-{count:07d}.png")
+                count += 1
+        (staging / STAMP).write_text(json.dumps({"tfds": name, "images": count, "classes": list(class_names)}))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staging, target)
+    except OSError:
+        if not (target / STAMP).exists():
+            raise  # failed, rather than lost a race to another export
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _supervised_keys(builder, name: str) -> tuple[str, str]:
+    import tensorflow_datasets as tfds
+
+    keys = builder.info.supervised_keys
+    features = builder.info.features
+    if (
+        not keys
+        or len(keys) != 2
+        or not isinstance(features[keys[0]], tfds.features.Image)
+        or not isinstance(features[keys[1]], tfds.features.ClassLabel)
+    ):
+        raise UsageError(f"TFDS dataset '{name}' has no (image, class label) pair to classify; give another")
+    return keys
+
+
+def _data_root(builder) -> str:
+    return str(Path(builder.data_dir).parent.parent)  # <root>/<name>/<version>
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("._") or "x"
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        print(export(argv[0]))
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
