@@ -25,8 +25,9 @@ REQUIRED = (
 )
 
 
-def _spec(mode, module, budget="quick", batch_size=16, backbone="mobilenet_v2_035_128", seed=0, kind="local"):
-    return TrialSpec(backbone, mode, batch_size, "digits", seed, BUDGETS[budget], ModuleSource(kind, module))
+def _spec(mode, module, budget="quick", batch_size=16, backbone="mobilenet_v2_035_128", seed=0, kind="local", **more):
+    source = ModuleSource(kind, module)
+    return TrialSpec(backbone, mode, batch_size, "digits", seed, BUDGETS[budget], source, **more)
 
 
 @pytest.fixture(scope="module")
@@ -193,17 +194,8 @@ def test_seeds_give_a_spread_on_the_same_split(tiny_module):
 
 
 def test_train_size_and_batch_norm_momentum_reach_the_trial(tiny_module):
-    spec = TrialSpec(
-        "mobilenet_v2_035_128",
-        "finetune",
-        4,
-        "digits",
-        0,
-        BUDGETS["quick"],
-        ModuleSource("local", tiny_module),
-        Protocol(split_seed=3, train_size=12, batch_norm_momentum=0.9),
-    )
-    record = run_trial(spec)
+    protocol = Protocol(split_seed=3, train_size=12, batch_norm_momentum=0.9)
+    record = run_trial(_spec("finetune", tiny_module, batch_size=4, protocol=protocol))
     assert record["status"] == "ok", record["error"]
     assert record["split_sizes"]["train"] == 12 and record["split_seed"] == 3 and record["train_size"] == 12
     assert record["batch_norm_momentum"] == 0.9
@@ -212,18 +204,7 @@ def test_train_size_and_batch_norm_momentum_reach_the_trial(tiny_module):
 
 
 def test_xla_and_mixed_precision_are_recorded(tiny_module):
-    spec = TrialSpec(
-        "mobilenet_v2_035_128",
-        "finetune",
-        8,
-        "digits",
-        0,
-        BUDGETS["quick"],
-        ModuleSource("local", tiny_module),
-        xla=True,
-        mixed_precision=True,
-    )
-    record = run_trial(spec)
+    record = run_trial(_spec("finetune", tiny_module, batch_size=8, xla=True, mixed_precision=True))
     assert record["status"] == "ok", record["error"]
     assert record["xla"] is True
     # This machine has no GPU: asked for, not applied, and the record says why.

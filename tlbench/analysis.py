@@ -128,8 +128,8 @@ def accuracy_spreads(records) -> list[AccuracySpread]:
 
 
 def _verdict(summary: dict, best: dict) -> str:
-    if summary is best:
-        return "best"
+    if summary["test_mean"] == best["test_mean"]:
+        return "best"  # ties share it
     if summary["test_std"] is None or best["test_std"] is None:
         return "spread unknown (one seed)"
     standard_error = np.sqrt(

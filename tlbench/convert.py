@@ -161,11 +161,11 @@ def export_converted(module_path: str, backbone: Backbone, batch_norm_momentum: 
     from tlbench import data
     from tlbench.costs import module_identity_key
     from tlbench.pipeline import SplitPipeline
-    from tlbench.weights import cache_root, save_module_atomically, set_batch_norm_momentum
+    from tlbench.weights import CONVERTED_STAMP, cache_root, save_module_atomically, set_batch_norm_momentum
 
     key = f"{backbone.name}-{module_identity_key(module_path)}-bnm{batch_norm_momentum:g}"
     target = cache_root() / "converted" / key
-    stamp = target / "tlbench_converted.json"
+    stamp = target / CONVERTED_STAMP
     if stamp.exists():
         return target, json.loads(stamp.read_text())["max_abs_difference"]
     model = tf1_module_as_keras(module_path, backbone)

@@ -96,7 +96,7 @@ BUDGETS = {
         name="cpu",
         max_train_images=256,
         max_eval_images=128,
-        transfer_epochs=30,
+        transfer_epochs=100,
         finetune_epochs=3,
     ),
     # GPUs: the whole dataset, several fine-tuning epochs, larger batches.
@@ -104,7 +104,7 @@ BUDGETS = {
         name="gpu",
         max_train_images=None,
         max_eval_images=None,
-        transfer_epochs=50,
+        transfer_epochs=100,
         finetune_epochs=10,
         patience={"transfer": 5, "finetune": 2},
         min_timed_steps=20,

@@ -99,21 +99,27 @@ def _protocol_section(env: dict, records) -> list[str]:
     if not ok:
         return []
     first = ok[0]
+    sizes = first.get("split_sizes") or {}
+    rates = budget.get("learning_rates") or {}
+    patience = budget.get("patience") or {}
     lines = [
         "## How accuracy was measured",
         "",
         (
-            f"- Split: stratified {first.get('split_sizes')} (train / validation / test images), "
-            f"split seed {protocol.get('split_seed', first.get('split_seed', '?'))}"
+            f"- Split: stratified, {sizes.get('train', '?')} train / {sizes.get('val', '?')} validation / "
+            f"{sizes.get('test', '?')} test images, split seed "
+            f"{protocol.get('split_seed', first.get('split_seed', '?'))}"
             + (f", training images capped at {protocol['train_size']}" if protocol.get("train_size") else "")
             + "; the test split was read once per trial, after every choice."
         ),
         (
-            f"- Search on validation: base learning rates {budget.get('learning_rates', '?')} (Adam), scaled "
-            f"to each batch size as {first.get('learning_rate_rule', '?')}; early stopping after "
-            f"{budget.get('patience', '?')} epochs without a lower validation loss, at most "
-            f"{budget.get('transfer_epochs', '?')} (transfer) / {budget.get('finetune_epochs', '?')} "
-            "(finetune) epochs; the weights of the lowest validation loss are kept."
+            "- Search on validation (Adam): base learning rates "
+            + "; ".join(f"{mode} {', '.join(f'{r:g}' for r in values)}" for mode, values in rates.items())
+            + f", scaled to each batch size as {first.get('learning_rate_rule', '?')}; at most "
+            f"{budget.get('transfer_epochs', '?')} (transfer) / {budget.get('finetune_epochs', '?')} (finetune) "
+            "epochs, stopping after "
+            + " / ".join(f"{epochs} ({mode})" for mode, epochs in patience.items())
+            + " epochs without a lower validation loss; the weights of the lowest validation loss are kept."
         ),
         (
             "- Finetune starts from the linear probe's head (LP-FT) with BatchNorm in training mode, "

@@ -15,13 +15,9 @@ folder, or one line on stderr and exit status 2.
 from __future__ import annotations
 
 import difflib
-import json
-import os
 import re
-import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 from tlbench.errors import UsageError
@@ -55,7 +51,7 @@ def export(name: str) -> Path:
     import tensorflow_datasets as tfds
     from PIL import Image
 
-    from tlbench.weights import cache_root
+    from tlbench.weights import build_folder_atomically, cache_root
 
     target = cache_root() / "datasets" / f"tfds-{_safe(name)}"
     if (target / STAMP).exists():
@@ -76,11 +72,11 @@ def export(name: str) -> Path:
         ) from None
     image_key, label_key = _supervised_keys(builder, name)
     class_names = builder.info.features[label_key].names
-    staging = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
-    try:
+
+    def fill(staging: Path) -> dict:
         folders = [staging / f"{index:03d}-{_safe(label)}" for index, label in enumerate(class_names)]
         for folder in folders:
-            folder.mkdir(parents=True)
+            folder.mkdir()
         count = 0
         for split in builder.info.splits:
             for example in tfds.as_numpy(builder.as_dataset(split=split)):
@@ -88,14 +84,9 @@ def export(name: str) -> Path:
                 image = image[..., 0] if image.shape[-1] == 1 else image  # grey (h, w, 1) -> (h, w)
                 Image.fromarray(image).save(folders[int(example[label_key])] / f"{split}-{count:07d}.png")
                 count += 1
-        (staging / STAMP).write_text(json.dumps({"tfds": name, "images": count, "classes": list(class_names)}))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(staging, target)
-    except OSError:
-        if not (target / STAMP).exists():
-            raise  # failed, rather than lost a race to another export
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        return {"tfds": name, "images": count, "classes": list(class_names)}
+
+    build_folder_atomically(target, STAMP, fill)
     return target
 
 

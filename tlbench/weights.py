@@ -28,6 +28,9 @@ from tlbench.registry import Backbone, get_backbone
 WEIGHTS_POLICIES = ("auto", "hub", "standin")
 STANDIN_SEED = 0  # stand-ins are random but reproducible
 HUB_TIMEOUT_SECONDS = 60  # a network that hangs must not hang the run
+# The files beside the SavedModels tlbench exports, saying what they hold.
+STANDIN_STAMP = "tlbench_standin.json"
+CONVERTED_STAMP = "tlbench_converted.json"
 
 
 def cache_root() -> Path:
@@ -121,7 +124,7 @@ def standin_dir(backbone: Backbone, batch_norm_momentum: float = DEFAULT_BATCH_N
 def exported_batch_norm_momentum(module_path: str) -> float | None:
     """The BatchNorm momentum tlbench exported a stand-in or converted module
     with (read from its stamp); None for any other module."""
-    for stamp in ("tlbench_standin.json", "tlbench_converted.json"):
+    for stamp in (STANDIN_STAMP, CONVERTED_STAMP):
         file = Path(module_path, stamp)
         if file.exists():
             return json.loads(file.read_text()).get("batch_norm_momentum")
@@ -185,28 +188,37 @@ def export_standin(backbone: Backbone, batch_norm_momentum: float = DEFAULT_BATC
     }
     model = standin_model(backbone)
     set_batch_norm_momentum(model, batch_norm_momentum)
-    save_module_atomically(model, target, "tlbench_standin.json", lambda staging: metadata)
+    save_module_atomically(model, target, STANDIN_STAMP, lambda staging: metadata)
     return target
 
 
 def save_module_atomically(model, target: Path, stamp: str, describe) -> None:
     """Export `model` as a SavedModel at `target`, with `describe(staging)`
-    (which may check the export and raise) written beside it as `stamp`.
-
-    The export goes to a temporary sibling folder that is renamed into place,
-    so a crash or a concurrent export never leaves a half-written module where
-    a trial would load it."""
+    (which may check the export and raise) written beside it as `stamp`."""
     import tensorflow as tf
 
+    def fill(staging: Path) -> dict:
+        tf.saved_model.save(model, str(staging))
+        return describe(staging)
+
+    build_folder_atomically(target, stamp, fill)
+
+
+def build_folder_atomically(target: Path, stamp: str, fill) -> None:
+    """Build a cache folder: `fill(staging)` writes it and returns what it
+    holds, saved as the JSON file `stamp` in it; readers trust a folder with
+    its stamp. The folder is built as a temporary sibling and renamed into
+    place, so a crash or a concurrent build never leaves a half-written
+    folder where a trial would read it."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
     try:
-        tf.saved_model.save(model, str(staging))
-        (staging / stamp).write_text(json.dumps(describe(staging)))
+        staging.mkdir()
+        (staging / stamp).write_text(json.dumps(fill(staging)))
         os.rename(staging, target)
     except OSError:
         if not (target / stamp).exists():
-            raise  # failed, rather than lost a race to another export
+            raise  # failed, rather than lost a race to another build
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
