@@ -47,6 +47,9 @@ def test_quick_grid_on_mobilenet_writes_records_env_and_report(tmp_path, run_in_
     assert env["cluster"]["trial_resources"] == {"num_cpus": env["cluster"]["cpus"]}  # one trial at a time
     report = (run_dir / REPORT_MD).read_text()
     assert report.count("| mobilenet_v2_035_128 |") == 2 and "Stand-in weights" in report
+    assert "## Recommendation" in report and "<h2>Recommendation</h2>" in (run_dir / "report.html").read_text()
+    for plot in ("memory.png", "throughput.png", "accuracy_vs_throughput.png"):
+        assert (run_dir / plot).read_bytes().startswith(b"\x89PNG")
 
     # `report` prints the same table again, from the files alone.
     table_rows = [line for line in done.stdout.splitlines() if "mobilenet_v2_035_128 │" in line]

@@ -137,7 +137,7 @@ def _seed_record(backbone, mode, seed, test_accuracy, weights="local:/m", **extr
 
 
 def test_accuracy_over_seeds_tells_a_win_from_noise():
-    from tlbench.analysis import accuracy_spreads
+    from tlbench.analysis import configurations
 
     records = [
         *(_seed_record("a", "transfer", s, acc) for s, acc in enumerate((0.90, 0.92, 0.94))),  # mean 0.92, std 0.02
@@ -146,12 +146,13 @@ def test_accuracy_over_seeds_tells_a_win_from_noise():
         _seed_record("d", "transfer", 0, 0.60),  # one seed
         {**_seed_record("e", "transfer", 0, 0.99), "status": "oom"},  # not a result
     ]
-    spreads = accuracy_spreads(records)
+    spreads = configurations(records)
     assert [(s.backbone, s.verdict) for s in spreads] == [
         ("a", "best"),
         ("b", "within noise of best"),
         ("c", "below best"),
         ("d", "spread unknown (one seed)"),
+        ("e", "no result (oom)"),
     ]
     best = spreads[0]
     assert best.seeds == (0, 1, 2) and best.test_mean == pytest.approx(0.92) and best.test_std == pytest.approx(0.02)
@@ -159,7 +160,7 @@ def test_accuracy_over_seeds_tells_a_win_from_noise():
 
     report = render_markdown(RunContents(Path("run"), records=records, env={}, warnings=[]))
     assert "## Accuracy over seeds" in report
-    assert "| a | transfer | 16 | local | 3 | 0.920 ± 0.020 | 0.920 ± 0.020 | best |" in report
+    assert "| a | transfer | 16 | local | 3 | 0.920 ± 0.020 | 0.920 ± 0.020 | best | - | - | None |" in report
     assert "| d | transfer | 16 | local | 1 | 0.600 | 0.600 | spread unknown (one seed) |" in report
 
     text = io.StringIO()
@@ -185,3 +186,129 @@ def test_single_seed_runs_say_the_spread_is_unknown_and_the_protocol_is_stated()
     assert "In 1 of 2 finetune trials no fine-tuning epoch lowered the validation loss" in report
     single = render_markdown(RunContents(Path("run"), records=records[:1], env=env, warnings=[]))
     assert "One seed per configuration" in single and "run with `--seeds 3` or more" in single
+
+
+def test_html_table_comes_from_the_same_column_list():
+    markup = columns.html_table(RECORDS)
+    headers = [column.header for column in columns.COLUMNS]
+    assert markup.count("<th>") == len(headers) and all(f"<th>{h}</th>" in markup for h in headers)
+    for record in RECORDS:
+        for column in columns.COLUMNS:
+            assert f">{columns.html.escape(column.cell(record))}</td>" in markup
+    assert markup.count('<tr class="failed">') == 1  # the oom trial
+
+
+def _written_run(tmp_path, records, cut_last_line=False):
+    import json
+
+    run = tmp_path / "20261128T000000Z-h-cpu"
+    run.mkdir()
+    lines = "".join(json.dumps(r) + "\n" for r in records)
+    if cut_last_line:
+        lines = lines[:-40]  # a crash in the middle of the last write
+    (run / "trials.jsonl").write_text(lines)
+    (run / "env.json").write_text(json.dumps({"versions": {"tlbench": "0.0.1"}, "host": "h"}))
+    return run
+
+
+def test_report_writes_markdown_html_and_plots_that_show_the_same_tables(tmp_path):
+    import base64
+
+    from test_decide import RECORDS as DECIDE_RECORDS
+
+    from tlbench.report import write_report
+    from tlbench.results import read_run
+
+    run = read_run(_written_run(tmp_path, DECIDE_RECORDS))
+    written = write_report(run)
+    assert set(written) == {
+        "report.md",
+        "report.html",
+        "memory.png",
+        "throughput.png",
+        "accuracy_vs_throughput.png",
+    }
+    markdown, page = (run.run_dir / "report.md").read_text(), (run.run_dir / "report.html").read_text()
+    for name in ("memory.png", "throughput.png", "accuracy_vs_throughput.png"):
+        png = (run.run_dir / name).read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000
+        assert f"]({name})" in markdown  # beside report.md
+        assert base64.b64encode(png).decode() in page  # inside report.html: no file or network needed
+    for title in ("Environment", "Recommendation", "Trials", "Accuracy over seeds", "Plots"):
+        assert f"## {title}" in markdown and f"<h2>{title}</h2>" in page
+    assert "Choose resnet (finetune, batch 32) when accuracy comes first" in markdown
+    assert "Choose resnet (finetune, batch 32) when accuracy comes first" in page
+    assert "http" not in page.replace("http://www.w3.org", "")  # nothing fetched from a network
+    assert "written by tlbench 0.0.1" in markdown  # another version's run: a warning, not a failure
+
+
+def test_a_truncated_trials_file_still_reports_with_a_warning(tmp_path, capsys):
+    from tlbench.cli import main
+
+    run = _written_run(tmp_path, RECORDS, cut_last_line=True)
+    assert main(["report", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "trials.jsonl line 2 is cut or garbled; skipped" in out
+    assert "resnet_v2_50" in (run / "report.md").read_text() and (run / "report.html").exists()
+
+
+def test_report_constraints_pick_the_best_that_fits_and_exit_1_when_none_does(tmp_path, capsys):
+    from test_decide import RECORDS as DECIDE_RECORDS
+
+    from tlbench.cli import main
+
+    run = str(_written_run(tmp_path, DECIDE_RECORDS))
+    assert main(["report", run, "--memory-budget", "4GiB", "--min-throughput", "5", "--min-accuracy", "0.9"]) == 0
+    out = capsys.readouterr().out
+    assert "best that fits: resnet transfer batch 32" in out
+    assert "ruled out: resnet finetune batch 32 (tfhub): peak memory 4.9 GiB > 4.0 GiB" in out
+    assert main(["report", run, "--memory-budget", "100MiB"]) == 1
+    assert "no configuration fits" in capsys.readouterr().out
+
+
+def test_the_html_report_renders_its_tables_and_plots_in_headless_chromium(tmp_path):
+    """Chromium opens a copy of report.html with a script that counts what it
+    rendered: tables with rows, and images that decoded to real pixels."""
+    import shutil
+    import subprocess
+
+    from test_decide import RECORDS as DECIDE_RECORDS
+
+    from tlbench.report import write_report
+    from tlbench.results import read_run
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    run = read_run(_written_run(tmp_path, DECIDE_RECORDS))
+    write_report(run)
+    probe = (
+        "<script>window.addEventListener('load', () => {"
+        " const images = [...document.images].filter(i => i.complete && i.naturalWidth > 300).length;"
+        " const tables = [...document.querySelectorAll('table')].filter(t => t.rows.length > 1).length;"
+        " document.body.setAttribute('data-rendered', `images=${images} tables=${tables}`); });</script>"
+    )
+    page = tmp_path / "probe.html"
+    page.write_text((run.run_dir / "report.html").read_text().replace("</body>", probe + "</body>"))
+    done = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Trials and accuracy over seeds (one batch size: no memory lines); three plots.
+    assert 'data-rendered="images=3 tables=2"' in done.stdout, done.stderr[-500:]

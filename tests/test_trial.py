@@ -183,13 +183,13 @@ def test_time_to_accuracy_and_the_validation_curve(tiny_records):
 
 
 def test_seeds_give_a_spread_on_the_same_split(tiny_module):
-    from tlbench.analysis import accuracy_spreads
+    from tlbench.analysis import configurations
 
     records = [run_trial(_spec("transfer", tiny_module, seed=seed)) for seed in (0, 1, 2)]
     assert all(r["status"] == "ok" for r in records)
     assert all(r["class_counts"] == records[0]["class_counts"] for r in records)  # one split for every seed
     assert len({round(r["test_loss"], 6) for r in records}) == 3  # a seed changes initialisation and order
-    (spread,) = accuracy_spreads(records)
+    (spread,) = configurations(records)
     assert spread.seeds == (0, 1, 2) and spread.test_std is not None
 
 

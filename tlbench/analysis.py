@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -65,75 +65,133 @@ def _number(value) -> bool:
 
 
 @dataclass(frozen=True)
-class AccuracySpread:
-    """Test accuracy of one configuration (backbone x mode x batch size x
-    weights) over the seeds it ran with, and how it compares with the best."""
+class Configuration:
+    """One choice a practitioner can make, backbone x mode x batch size (with
+    its weights, on one device), summed up over the seeds it ran with: test
+    accuracy's mean and spread, speed, memory, and how its accuracy compares
+    with the best."""
 
     backbone: str
     mode: str
     batch_size: int
     weights: str
+    device: str
     seeds: tuple[int, ...]
-    test_mean: float
-    test_std: float | None  # sample standard deviation; None with one seed
-    val_mean: float
+    status: str  # "ok" when any seed finished ok, else the first seed's status
+    test_mean: float | None
+    test_std: float | None  # sample standard deviation; None with fewer than two seeds
+    val_mean: float | None
     val_std: float | None
-    verdict: str  # see NOISE_RULE
+    train_images_per_sec: float | None  # median over the ok seeds
+    infer_images_per_sec: float | None
+    peak_memory_bytes: float | None  # the largest over the ok seeds
+    activation_memory_bytes: float | None
+    verdict: str  # against the most accurate; see NOISE_RULE
+
+    @property
+    def name(self) -> str:
+        return f"{self.backbone} {self.mode} batch {self.batch_size}"
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def standin(self) -> bool:
+        return self.weights.startswith("standin")
 
     @property
     def row(self) -> dict:
         """The fields as a record-like dict, for the column renderers."""
-        return {**self.__dict__, "n_seeds": len(self.seeds)}
+        return {**self.__dict__, "n_seeds": self.n_seeds}
 
 
 NOISE_RULE = (
-    "a configuration is `within noise` of the best when their mean test accuracies differ by less than "
-    "two standard errors of the difference, sqrt(s1²/n1 + s2²/n2) × 2 (about 95 % for normal noise); "
-    "with a single seed the spread is unknown and no configuration is called better"
+    "two configurations are within noise of each other when their mean test accuracies differ by at most "
+    "two standard errors of the difference, 2 × sqrt(s1²/n1 + s2²/n2) (about 95 % for normal noise); "
+    "with a single seed the spread is unknown and no configuration is called more accurate"
 )
 
 
-def accuracy_spreads(records) -> list[AccuracySpread]:
-    """Mean and standard deviation of test (and validation) accuracy over the
-    seeds of each configuration, ok trials only, best mean first."""
+def configurations(records) -> list[Configuration]:
+    """Every configuration of a run, most accurate first (then faster);
+    configurations with no ok trial (oom, error) last."""
     groups: dict[tuple, list[dict]] = {}
     for record in records:
-        if record.get("status") == "ok" and _number(record.get("test_accuracy")):
-            key = (
-                str(record.get("backbone")),
-                str(record.get("mode")),
-                int(record.get("batch_size") or 0),
-                str(record.get("weights")),
-            )
-            groups.setdefault(key, []).append(record)
-    summaries = []
-    for (backbone, mode, batch_size, weights), group in groups.items():
-        test = np.array([float(r["test_accuracy"]) for r in group])
-        val = np.array([float(r.get("val_accuracy") or 0.0) for r in group])
-        summaries.append(
-            {
-                "backbone": backbone,
-                "mode": mode,
-                "batch_size": batch_size,
-                "weights": weights,
-                "seeds": tuple(sorted(int(r.get("seed") or 0) for r in group)),
-                "test_mean": float(test.mean()),
-                "test_std": float(test.std(ddof=1)) if len(test) > 1 else None,
-                "val_mean": float(val.mean()),
-                "val_std": float(val.std(ddof=1)) if len(val) > 1 else None,
-            }
+        key = (
+            str(record.get("backbone")),
+            str(record.get("mode")),
+            int(record.get("batch_size") or 0),
+            str(record.get("weights")),
+            str(record.get("device")),
         )
-    summaries.sort(key=lambda s: (-s["test_mean"], s["backbone"], s["mode"], s["batch_size"]))
-    return [AccuracySpread(**s, verdict=_verdict(s, summaries[0])) for s in summaries]
-
-
-def _verdict(summary: dict, best: dict) -> str:
-    if summary["test_mean"] == best["test_mean"]:
-        return "best"  # ties share it
-    if summary["test_std"] is None or best["test_std"] is None:
-        return "spread unknown (one seed)"
-    standard_error = np.sqrt(
-        summary["test_std"] ** 2 / len(summary["seeds"]) + best["test_std"] ** 2 / len(best["seeds"])
+        groups.setdefault(key, []).append(record)
+    summaries = [_summary(key, group) for key, group in groups.items()]
+    summaries.sort(
+        key=lambda s: (s["test_mean"] is None, -(s["test_mean"] or 0.0), -(s["train_images_per_sec"] or 0.0))
     )
-    difference = best["test_mean"] - summary["test_mean"]
-    return "within noise of best" if difference <= 2 * standard_error else "below best"
+    unjudged = [Configuration(**s, verdict="") for s in summaries]
+    best = next((c for c in unjudged if c.test_mean is not None), None)
+    return [replace(c, verdict=_verdict(c, best)) for c in unjudged]
+
+
+def within_noise(a, b) -> bool | None:
+    """Whether two configurations' mean test accuracies are within noise of
+    each other (NOISE_RULE); None when either ran with one seed."""
+    if a.test_std is None or b.test_std is None:
+        return None
+    standard_error = np.sqrt(a.test_std**2 / a.n_seeds + b.test_std**2 / b.n_seeds)
+    return bool(abs(a.test_mean - b.test_mean) <= 2 * standard_error)
+
+
+def _summary(key: tuple, group: list[dict]) -> dict:
+    backbone, mode, batch_size, weights, device = key
+    ok = [r for r in group if r.get("status") == "ok" and _number(r.get("test_accuracy"))]
+
+    def figures(field: str) -> list[float]:
+        return [float(r[field]) for r in ok if _number(r.get(field))]
+
+    def mean(field):
+        values = figures(field)
+        return float(np.mean(values)) if values else None
+
+    def std(field):
+        values = figures(field)
+        return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+    def median(field):
+        values = figures(field)
+        return float(np.median(values)) if values else None
+
+    def largest(field):
+        values = figures(field)
+        return max(values) if values else None
+
+    return {
+        "backbone": backbone,
+        "mode": mode,
+        "batch_size": batch_size,
+        "weights": weights,
+        "device": device,
+        "seeds": tuple(sorted(int(r.get("seed") or 0) for r in (ok or group))),
+        "status": "ok" if ok else str(group[0].get("status")),
+        "test_mean": mean("test_accuracy"),
+        "test_std": std("test_accuracy"),
+        "val_mean": mean("val_accuracy"),
+        "val_std": std("val_accuracy"),
+        "train_images_per_sec": median("train_images_per_sec"),
+        "infer_images_per_sec": median("infer_images_per_sec"),
+        "peak_memory_bytes": largest("peak_memory_bytes"),
+        "activation_memory_bytes": largest("activation_memory_bytes"),
+    }
+
+
+def _verdict(config: Configuration, best: Configuration | None) -> str:
+    if config.test_mean is None:
+        return f"no result ({config.status})"
+    if config.test_mean == best.test_mean:
+        return "best"  # ties share it
+    close = within_noise(config, best)
+    if close is None:
+        return "spread unknown (one seed)"
+    return "within noise of best" if close else "below best"

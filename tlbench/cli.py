@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,13 +19,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from tlbench import __version__, data, results
+from tlbench.compare import Thresholds
 from tlbench.errors import UsageError
 from tlbench.plan import BUDGETS, DEFAULT_BATCH_NORM_MOMENTUM, Protocol, build_grid, choose_budget, default_selection
 from tlbench.progress import GridProgress
 from tlbench.registry import BACKBONES, DEFAULT_BACKBONES, MODES, check_mode, get_backbone
 from tlbench.weights import WEIGHTS_POLICIES, parse_module_overrides
 
-COMMANDS = ("list", "run", "report", "prefetch")
+COMMANDS = ("list", "run", "report", "compare", "prefetch")
 MAX_BATCH_SIZE = 4096
 DEFAULT_OUT = "results"
 EXIT_USAGE = 2
@@ -57,6 +59,45 @@ def _whole_number(what: str, low: int, high: int | None = None):
 
 batch_size = _whole_number("batch size", 1, MAX_BATCH_SIZE)
 seed = _whole_number("seed", 0)
+
+
+def _number(what: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} must be a number, got '{text}'") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{what} must be a finite number, got '{text}'")
+    return value
+
+
+def _positive(what: str):
+    def parse(text: str) -> float:
+        value = _number(what, text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{what} must be more than 0, got {text}")
+        return value
+
+    return parse
+
+
+def _fraction(what: str):
+    def parse(text: str) -> float:
+        value = _number(what, text)
+        if not 0.0 <= value <= 1.0:
+            raise argparse.ArgumentTypeError(f"{what} must be between 0 and 1, got {text}")
+        return value
+
+    return parse
+
+
+def _size(text: str) -> float:
+    from tlbench.decide import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _momentum(text: str) -> float:
@@ -174,9 +215,53 @@ def build_parser() -> argparse.ArgumentParser:
         "--module", action="append", metavar="BACKBONE=PATH_OR_URL", help="copy this module instead of downloading"
     )
 
-    report = commands.add_parser("report", help="re-render the table and report.md of a run")
+    report = commands.add_parser(
+        "report", help="re-render a run's tables, report.md, report.html and plots; choose under constraints"
+    )
     report.add_argument(
         "run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (default: the newest under results/)"
+    )
+    report.add_argument(
+        "--memory-budget", type=_size, metavar="SIZE", help="peak memory at most SIZE (e.g. 4GiB, 512MiB, 8GB)"
+    )
+    report.add_argument(
+        "--min-throughput", type=_positive("min throughput"), metavar="IMG_PER_S", help="images/s at least"
+    )
+    report.add_argument(
+        "--throughput",
+        choices=("train", "infer"),
+        default="train",
+        help="which images/s --min-throughput holds for (default: train)",
+    )
+    report.add_argument(
+        "--min-accuracy", type=_fraction("min accuracy"), metavar="F", help="mean test accuracy at least F"
+    )
+
+    compare = commands.add_parser(
+        "compare", help="each trial's change from RUN_A to RUN_B; exit 1 on a regression beyond the thresholds"
+    )
+    compare.add_argument("run_a", metavar="RUN_A", help="the run before")
+    compare.add_argument("run_b", metavar="RUN_B", help="the run after")
+    compare.add_argument(
+        "--accuracy-drop",
+        type=_fraction("accuracy drop"),
+        default=Thresholds.accuracy_drop,
+        metavar="F",
+        help=f"a test accuracy drop beyond F (and the seeds' noise) is a regression (default {Thresholds.accuracy_drop})",
+    )
+    compare.add_argument(
+        "--slowdown",
+        type=_fraction("slowdown"),
+        default=Thresholds.slowdown,
+        metavar="F",
+        help=f"losing more than this fraction of images/s is a regression (default {Thresholds.slowdown})",
+    )
+    compare.add_argument(
+        "--memory-growth",
+        type=_positive("memory growth"),
+        default=Thresholds.memory_growth,
+        metavar="F",
+        help=f"peak memory growing by more than this fraction is a regression (default {Thresholds.memory_growth})",
     )
     return parser
 
@@ -189,7 +274,13 @@ def main(argv=None) -> int:
     try:
         _check_command(argv)
         args = build_parser().parse_args(argv)
-        handlers = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "prefetch": cmd_prefetch}
+        handlers = {
+            "list": cmd_list,
+            "run": cmd_run,
+            "report": cmd_report,
+            "compare": cmd_compare,
+            "prefetch": cmd_prefetch,
+        }
         return handlers[args.command](args, argv, console)
     except UsageError as error:
         print(f"tlbench: error: {error}", file=sys.stderr)
@@ -454,7 +545,7 @@ def cmd_run(args, argv, console: Console) -> int:
     run = results.read_run(run_dir)
     write_report(run)
     print_table(run, console)
-    console.print(f"records: {run_dir / results.TRIALS}\nreport:  {run_dir / results.REPORT_MD}")
+    console.print(f"records: {run_dir / results.TRIALS}\nreport:  {run_dir / results.REPORT_MD}, {results.REPORT_HTML}")
     return EXIT_TRIAL_ERRORS if any(r["status"] == "error" for r in run.records) else 0
 
 
@@ -475,13 +566,41 @@ def _progress_line(record: dict, done: int, total: int) -> str:
 
 
 def cmd_report(args, argv, console: Console) -> int:
-    from tlbench.report import print_table, write_report
+    """Exit status 1 when constraints were given and no configuration fits."""
+    from tlbench.decide import Constraints, choose
+    from tlbench.report import print_choice, print_table, write_report
 
     run_dir = Path(args.run_dir) if args.run_dir else results.latest_run_dir(Path(DEFAULT_OUT))
     run = results.read_run(run_dir)
-    write_report(run)
+    written = write_report(run)
     print_table(run, console)
-    console.print(f"report: {run_dir / results.REPORT_MD}")
+    console.print("report: " + ", ".join(str(path) for path in written.values()))
+    constraints = Constraints(args.memory_budget, args.min_throughput, args.min_accuracy, args.throughput)
+    if not constraints.given:
+        return 0
+    choice = choose(run.records, constraints)
+    print_choice(choice, console)
+    return 0 if choice.best is not None else EXIT_TRIAL_ERRORS
+
+
+def cmd_compare(args, argv, console: Console) -> int:
+    """Exit status 1 when any configuration regressed beyond the thresholds."""
+    from tlbench.columns import rich_table
+    from tlbench.compare import COMPARE_COLUMNS, Thresholds, compare
+
+    runs = [results.read_run(Path(folder)) for folder in (args.run_a, args.run_b)]
+    for label, run in zip("AB", runs):
+        for warning in run.warnings:
+            console.print(f"[yellow]warning (run {label}):[/] {warning}")
+    thresholds = Thresholds(args.accuracy_drop, args.slowdown, args.memory_growth)
+    changes = compare(runs[0].records, runs[1].records, thresholds)
+    title = f"A: {runs[0].run_dir.name}  ->  B: {runs[1].run_dir.name}"
+    console.print(rich_table([c.row for c in changes], title, COMPARE_COLUMNS, ordered=True))
+    regressed = [c for c in changes if c.regressions]
+    if regressed:
+        console.print(f"[red]{len(regressed)} regression(s)[/] of {len(changes)} configuration(s)")
+        return EXIT_TRIAL_ERRORS
+    console.print(f"no regression in {len(changes)} configuration(s)")
     return 0
 
 

@@ -1,10 +1,12 @@
-"""One column list feeds every rendering of the comparison: the rich terminal
-table and the Markdown table in report.md. `COLUMNS` renders trial records,
-`SPREAD_COLUMNS` the accuracy of each configuration over its seeds
-(analysis.AccuracySpread rows)."""
+"""One column list feeds every rendering of a table: the rich terminal table,
+the Markdown table in report.md and the HTML table in report.html. `COLUMNS`
+renders trial records, `SPREAD_COLUMNS` configurations over their seeds
+(analysis.Configuration rows), `MEMORY_COLUMNS` memory slopes
+(analysis.MemorySlope rows)."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -70,9 +72,10 @@ class Column:
         if value is None:
             return MISSING
         try:
-            return self.format(value)
-        except (TypeError, ValueError):
+            text = self.format(value)
+        except (TypeError, ValueError):  # a field of an unexpected type (another version's record)
             return str(value)
+        return MISSING if text is None else text
 
 
 COLUMNS = (
@@ -118,6 +121,20 @@ SPREAD_COLUMNS = (
     Column("test acc mean ± std", _mean_and_std("test_mean", "test_std")),
     Column("val acc mean ± std", _mean_and_std("val_mean", "val_std")),
     Column("vs best", "verdict", numeric=False),
+    Column("train img/s", "train_images_per_sec", _rate),
+    Column("peak mem", "peak_memory_bytes", format_bytes),
+    Column("device", "device", numeric=False),
+)
+
+MEMORY_COLUMNS = (
+    Column("backbone", "backbone", numeric=False),
+    Column("mode", "mode", numeric=False),
+    Column("device", "device", numeric=False),
+    Column("batch sizes", lambda row: ", ".join(map(str, row["batch_sizes"])), numeric=False),
+    Column("step mem per image", "step_bytes_per_image", format_bytes),
+    Column("predicted per image", "predicted_bytes_per_image", format_bytes),
+    Column("peak mem per image", "bytes_per_image", format_bytes),
+    Column("peak mem fixed part", "intercept_bytes", format_bytes),
 )
 
 
@@ -139,6 +156,19 @@ def rich_table(records, title: str | None = None, columns=COLUMNS, *, ordered: b
         style = None if record.get("status", "ok") == "ok" else "red"
         table.add_row(*(column.cell(record) for column in columns), style=style)
     return table
+
+
+def html_table(records, columns=COLUMNS, *, ordered: bool = False) -> str:
+    head = "".join(f"<th>{html.escape(column.header)}</th>" for column in columns)
+    rows = []
+    for record in records if ordered else sorted(records, key=sort_key):
+        cells = "".join(
+            f'<td class="{"num" if column.numeric else "text"}">{html.escape(column.cell(record))}</td>'
+            for column in columns
+        )
+        failed = ' class="failed"' if record.get("status", "ok") != "ok" else ""
+        rows.append(f"<tr{failed}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def markdown_table(records, columns=COLUMNS, *, ordered: bool = False) -> str:

@@ -1,98 +1,189 @@
-"""report.md for a run folder, and the terminal table, from saved files only."""
+"""The report of a run folder, from saved files only: report.md, a
+self-contained report.html (plots embedded) and the terminal tables.
+
+The report is built once as a list of sections (paragraphs, bullet lists,
+tables, images), then rendered to Markdown or to HTML; every table comes from
+a column list in `columns.py`, the same one the terminal uses.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
 from rich.console import Console
 
-from tlbench.analysis import NOISE_RULE, accuracy_spreads, memory_slopes
-from tlbench.columns import SPREAD_COLUMNS, format_bytes, markdown_table, rich_table, sort_key
-from tlbench.results import REPORT_MD, RunContents, write_text_atomic
+from tlbench.analysis import NOISE_RULE, configurations, memory_slopes
+from tlbench.columns import (
+    COLUMNS,
+    MEMORY_COLUMNS,
+    SPREAD_COLUMNS,
+    format_bytes,
+    html_table,
+    markdown_table,
+    rich_table,
+    sort_key,
+)
+from tlbench.decide import Choice, recommend
+from tlbench.results import REPORT_HTML, REPORT_MD, RunContents, write_text_atomic
 
 
-def render_markdown(run: RunContents) -> str:
+@dataclass(frozen=True)
+class Table:
+    rows: list
+    columns: tuple
+    ordered: bool = False  # keep the rows' order (else trial records sort by columns.sort_key)
+
+
+@dataclass(frozen=True)
+class Image:
+    file: str  # beside the report
+    alt: str
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list = field(default_factory=list)  # str (a paragraph), list[str] (bullets), Table, Image
+
+
+def build(run: RunContents, plots: dict | None = None) -> list[Section]:
     env, records = run.env, run.records
-    versions = env.get("versions", {})
-    cpu = env.get("cpu", {})
-    lines = [f"# tlbench run {run.run_dir.name}", ""]
-    lines += [
-        "## Environment",
-        "",
-        (
-            f"- host: {env.get('host', '?')}; CPU: {cpu.get('model', '?')} "
-            f"({cpu.get('logical_cores', '?')} logical cores); GPUs: {', '.join(env.get('gpus') or []) or 'none'}"
-        ),
-        "- versions: " + ", ".join(f"{name} {version}" for name, version in versions.items() if version),
-        f"- git commit: {(env.get('git') or {}).get('commit') or 'unknown'}",
-        f"- command: `{env.get('command', '?')}`",
-        f"- budget: {env.get('budget', {}).get('name', '?')}",
-        "",
-        "## Trials",
-        "",
-        markdown_table(records),
-    ]
+    sections = [_environment(env)]
+    sections += _recommendation(records)
+    trials = Section("Trials", [Table(records, COLUMNS), _COLUMN_NOTES])
     standins = sorted({r["backbone"] for r in records if str(r.get("weights", "")).startswith("standin")})
     if standins:
-        lines += [
-            (
-                f"**Stand-in weights** for {', '.join(standins)}: their accuracies come from randomly "
-                "initialised networks of the same architecture, not from pretrained weights. They say "
-                "nothing about which backbone transfers better; their speed and memory figures hold."
-            ),
-            "",
-        ]
-    lines += _accuracy_section(records)
-    lines += _protocol_section(env, records)
-    lines += _memory_section(records)
+        trials.blocks.append(
+            f"**Stand-in weights** for {', '.join(standins)}: their accuracies come from randomly "
+            "initialised networks of the same architecture, not from pretrained weights. They say "
+            "nothing about which backbone transfers better; their speed and memory figures hold."
+        )
+    sections.append(trials)
+    sections += _accuracy(records)
+    sections += _protocol(env, records)
+    if plots:
+        sections.append(
+            Section(
+                "Plots",
+                [
+                    Image(name, alt)
+                    for name, alt in (
+                        ("memory.png", "Peak memory and step memory against batch size, per backbone and mode"),
+                        ("throughput.png", "Training and inference images/s against batch size"),
+                        ("accuracy_vs_throughput.png", "Test accuracy against training images/s, Pareto front"),
+                    )
+                    if name in plots
+                ],
+            )
+        )
+    sections += _memory(records)
     failed = [r for r in sorted(records, key=sort_key) if r.get("status") != "ok"]
     if failed:
-        lines += ["## Trials that did not finish", ""]
-        lines += [f"- `{r['trial_id']}`: {r['status']}: {r.get('error') or 'no message'}" for r in failed]
-        lines.append("")
+        sections.append(
+            Section(
+                "Trials that did not finish",
+                [[f"`{r['trial_id']}`: {r['status']}: {r.get('error') or 'no message'}" for r in failed]],
+            )
+        )
     if run.warnings:
-        lines += ["## Warnings while reading this run", ""] + [f"- {w}" for w in run.warnings] + [""]
-    lines += [
-        (
-            "Accuracies are fractions; `val acc` chose the learning rate, `test acc` was measured once "
-            "afterwards. Throughputs are the median images/s over timed windows after warm-up, "
-            "[interquartile range] when there were several windows. `train MFU`: achieved training FLOP/s "
-            "(FLOPs counted from the graph) over the device's peak from a matmul probe. `peak mem` is the "
-            "peak during the timed training steps, `step mem` what they add to the memory in use before "
-            "them, `pred act` the activation bytes the graph says a step keeps (see `memory_method` in "
-            "trials.jsonl). `to acc s`: training seconds to the kept weights' validation accuracy. "
-            "See results/README.md for every field."
-        ),
-        "",
-    ]
-    return "\n".join(lines)
+        sections.append(Section("Warnings while reading this run", [list(run.warnings)]))
+    return sections
 
 
-def _accuracy_section(records) -> list[str]:
-    spreads = accuracy_spreads(records)
-    if not spreads:
+_COLUMN_NOTES = (
+    "Accuracies are fractions; `val acc` chose the hyperparameters, `test acc` was measured once "
+    "afterwards. Throughputs are the median images/s over timed windows after warm-up, "
+    "[interquartile range] when there were several windows. `train MFU`: achieved training FLOP/s "
+    "(FLOPs counted from the graph) over the device's peak from a matmul probe. `peak mem` is the "
+    "peak during the timed training steps, `step mem` what they add to the memory in use before "
+    "them, `pred act` the activation bytes the graph says a step keeps (see `memory_method` in "
+    "trials.jsonl). `to acc s`: training seconds to the kept weights' validation accuracy. "
+    "results/README.md explains every field."
+)
+
+
+def _environment(env: dict) -> Section:
+    versions = env.get("versions", {})
+    cpu = env.get("cpu", {})
+    return Section(
+        "Environment",
+        [
+            [
+                (
+                    f"host: {env.get('host', '?')}; CPU: {cpu.get('model', '?')} "
+                    f"({cpu.get('logical_cores', '?')} logical cores); GPUs: {', '.join(env.get('gpus') or []) or 'none'}"
+                ),
+                "versions: " + (", ".join(f"{n} {v}" for n, v in versions.items() if v) or "?"),
+                f"git commit: {(env.get('git') or {}).get('commit') or 'unknown'}",
+                f"command: `{env.get('command', '?')}`",
+                f"budget: {env.get('budget', {}).get('name', '?')}",
+            ]
+        ],
+    )
+
+
+def _recommendation(records) -> list[Section]:
+    advice = recommend(records)
+    if advice is None:
         return []
-    lines = ["## Accuracy over seeds", ""]
-    if all(len(s.seeds) == 1 for s in spreads):
-        return [
-            *lines,
-            (
-                "One seed per configuration, so the spread of test accuracy is unknown and no difference "
-                "in accuracy can be told from noise; run with `--seeds 3` or more."
-            ),
-            "",
-        ]
-    lines += [
-        (
-            "Test accuracy of each configuration over its seeds (mean ± sample standard deviation), best "
-            f"mean first. The split is the same for every seed; a seed changes the head's initialisation "
-            f"and the shuffling. Rule: {NOISE_RULE}."
-        ),
-        "",
-        markdown_table([s.row for s in spreads], SPREAD_COLUMNS, ordered=True),
+    front = ", ".join(f"{c.name} ({c.test_mean:.3f}, {c.train_images_per_sec:,.1f} img/s)" for c in advice.pareto)
+    blocks = [
+        [
+            f"**Most accurate**: {_describe(advice.most_accurate)}",
+            f"**Fastest to train**: {_describe(advice.fastest)}",
+            f"**Least memory**: {_describe(advice.least_memory)}",
+            f"**Pareto front** (accuracy against training speed, no configuration better on both): {front}",
+        ],
+        *advice.advice,
     ]
-    return lines
+    blocks += [f"**Warning**: {w}" for w in advice.warnings]
+    return [Section("Recommendation", blocks)]
 
 
-def _protocol_section(env: dict, records) -> list[str]:
+def _describe(c) -> str:
+    spread = "" if c.test_std is None else f" ± {c.test_std:.3f}"
+    return (
+        f"{c.name}: test accuracy {c.test_mean:.3f}{spread} ({c.n_seeds} seed(s)), "
+        f"{c.train_images_per_sec:,.1f} training images/s, {format_bytes(c.peak_memory_bytes)} peak memory"
+    )
+
+
+def _accuracy(records) -> list[Section]:
+    configs = [c for c in configurations(records) if c.test_mean is not None]
+    if not configs:
+        return []
+    if all(c.n_seeds == 1 for c in configs):
+        return [
+            Section(
+                "Accuracy over seeds",
+                [
+                    (
+                        "One seed per configuration, so the spread of test accuracy is unknown and no difference "
+                        "in accuracy can be told from noise; run with `--seeds 3` or more."
+                    )
+                ],
+            )
+        ]
+    return [
+        Section(
+            "Accuracy over seeds",
+            [
+                (
+                    "Test accuracy of each configuration over its seeds (mean ± sample standard deviation), best "
+                    "mean first. The split is the same for every seed; a seed changes the head's initialisation "
+                    f"and the shuffling. Rule: {NOISE_RULE}."
+                ),
+                Table([c.row for c in configs], SPREAD_COLUMNS, ordered=True),
+            ],
+        )
+    ]
+
+
+def _protocol(env: dict, records) -> list[Section]:
     protocol = (env.get("request") or {}).get("protocol") or {}
     budget = env.get("budget") or {}
     ok = [r for r in records if r.get("status") == "ok"]
@@ -102,81 +193,155 @@ def _protocol_section(env: dict, records) -> list[str]:
     sizes = first.get("split_sizes") or {}
     rates = budget.get("learning_rates") or {}
     patience = budget.get("patience") or {}
-    lines = [
-        "## How accuracy was measured",
-        "",
+    bullets = [
+        f"Split: stratified, {sizes.get('train', '?')} train / {sizes.get('val', '?')} validation / "
+        f"{sizes.get('test', '?')} test images, split seed "
+        f"{protocol.get('split_seed', first.get('split_seed', '?'))}"
+        + (f", training images capped at {protocol['train_size']}" if protocol.get("train_size") else "")
+        + "; the test split was read once per trial, after every choice.",
+        "Search on validation (Adam): base learning rates "
+        + "; ".join(f"{mode} {', '.join(f'{r:g}' for r in values)}" for mode, values in rates.items())
+        + f", scaled to each batch size as {first.get('learning_rate_rule', '?')}; at most "
+        f"{budget.get('transfer_epochs', '?')} (transfer) / {budget.get('finetune_epochs', '?')} (finetune) "
+        "epochs, stopping after "
+        + " / ".join(f"{epochs} ({mode})" for mode, epochs in patience.items())
+        + " epochs without a lower validation loss; the weights of the lowest validation loss are kept.",
         (
-            f"- Split: stratified, {sizes.get('train', '?')} train / {sizes.get('val', '?')} validation / "
-            f"{sizes.get('test', '?')} test images, split seed "
-            f"{protocol.get('split_seed', first.get('split_seed', '?'))}"
-            + (f", training images capped at {protocol['train_size']}" if protocol.get("train_size") else "")
-            + "; the test split was read once per trial, after every choice."
-        ),
-        (
-            "- Search on validation (Adam): base learning rates "
-            + "; ".join(f"{mode} {', '.join(f'{r:g}' for r in values)}" for mode, values in rates.items())
-            + f", scaled to each batch size as {first.get('learning_rate_rule', '?')}; at most "
-            f"{budget.get('transfer_epochs', '?')} (transfer) / {budget.get('finetune_epochs', '?')} (finetune) "
-            "epochs, stopping after "
-            + " / ".join(f"{epochs} ({mode})" for mode, epochs in patience.items())
-            + " epochs without a lower validation loss; the weights of the lowest validation loss are kept."
-        ),
-        (
-            "- Finetune starts from the linear probe's head (LP-FT) with BatchNorm in training mode, "
+            "Finetune starts from the linear probe's head (LP-FT) with BatchNorm in training mode, "
             f"momentum {protocol.get('batch_norm_momentum', first.get('batch_norm_momentum', '?'))}."
         ),
     ]
     kept_start = [r for r in ok if r.get("mode") == "finetune" and r.get("kept_epoch") == 0]
     if kept_start:
         finetunes = sum(1 for r in ok if r.get("mode") == "finetune")
-        lines.append(
-            f"- In {len(kept_start)} of {finetunes} finetune trials no fine-tuning epoch lowered the "
+        bullets.append(
+            f"In {len(kept_start)} of {finetunes} finetune trials no fine-tuning epoch lowered the "
             "validation loss below the linear probe's start, so early stopping kept the probed start "
             "(`kept_epoch` 0): their accuracy is the linear probe's, their speed and memory fine-tuning's."
         )
-    return [*lines, ""]
+    return [Section("How accuracy was measured", [bullets])]
 
 
-def _memory_section(records) -> list[str]:
+def _memory(records) -> list[Section]:
     slopes = memory_slopes(records)
     if not slopes:
         return []
-    lines = [
-        "## Memory against batch size",
-        "",
-        (
-            "Lines fitted through each backbone and mode's memory over its batch sizes. The slope of "
-            "`step mem` (what a training step adds to the memory in use before it) is what one more image "
-            "costs a step: the activation memory per image, fine-tuning's cost. Fine-tuning keeps every "
-            "layer's activations for the gradient; transfer keeps only the feature vector, and what its "
-            "step adds is the frozen forward pass's passing buffers. The prediction is the graph's count "
-            "of kept activations. The slope of `peak mem` also holds the timed batches resident in memory."
-        ),
-        "",
-        "| backbone | mode | device | batch sizes | step mem per image | predicted per image "
-        + "| peak mem per image | peak mem fixed part |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for s in slopes:
-        step = "-" if s.step_bytes_per_image is None else format_bytes(s.step_bytes_per_image)
-        predicted = "-" if s.predicted_bytes_per_image is None else format_bytes(s.predicted_bytes_per_image)
-        sizes = ", ".join(map(str, s.batch_sizes))
-        lines.append(
-            f"| {s.backbone} | {s.mode} | {s.device} | {sizes} | {step} | {predicted} | "
-            f"{format_bytes(s.bytes_per_image)} | {format_bytes(s.intercept_bytes)} |"
+    return [
+        Section(
+            "Memory against batch size",
+            [
+                (
+                    "Lines fitted through each backbone and mode's memory over its batch sizes. The slope of "
+                    "`step mem` (what a training step adds to the memory in use before it) is what one more image "
+                    "costs a step: the activation memory per image, fine-tuning's cost. Fine-tuning keeps every "
+                    "layer's activations for the gradient; transfer keeps only the feature vector, and what its "
+                    "step adds is the frozen forward pass's passing buffers. The prediction is the graph's count "
+                    "of kept activations. The slope of `peak mem` also holds the timed batches resident in memory."
+                ),
+                Table([s.__dict__ for s in slopes], MEMORY_COLUMNS, ordered=True),
+            ],
         )
-    return [*lines, ""]
+    ]
 
 
-def write_report(run: RunContents) -> None:
-    write_text_atomic(run.run_dir / REPORT_MD, render_markdown(run))
+def to_markdown(title: str, sections) -> str:
+    lines = [f"# {title}", ""]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        for block in section.blocks:
+            if isinstance(block, str):
+                lines += [block, ""]
+            elif isinstance(block, list):
+                lines += [f"- {item}" for item in block] + [""]
+            elif isinstance(block, Table):
+                lines += [markdown_table(block.rows, block.columns, ordered=block.ordered)]
+            elif isinstance(block, Image):
+                lines += [f"![{block.alt}]({block.file})", ""]
+    return "\n".join(lines)
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 96em; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; }
+th { background: #f0f0f0; } td.num { text-align: right; } tr.failed td { color: #b00; }
+code { background: #f4f4f4; padding: 0 0.2em; } img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
+"""
+
+
+def to_html(title: str, sections, folder: Path) -> str:
+    """One file: styles inline, images embedded as base64 PNG; no network."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        for block in section.blocks:
+            if isinstance(block, str):
+                parts.append(f"<p>{_inline(block)}</p>")
+            elif isinstance(block, list):
+                parts.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block) + "</ul>")
+            elif isinstance(block, Table):
+                parts.append(html_table(block.rows, block.columns, ordered=block.ordered))
+            elif isinstance(block, Image):
+                data = base64.b64encode((folder / block.file).read_bytes()).decode("ascii")
+                parts.append(
+                    f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">'
+                    f"<figcaption>{html.escape(block.alt)}</figcaption></figure>"
+                )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _inline(text: str) -> str:
+    """The Markdown the report's paragraphs use: `code` and **bold**."""
+    escaped = html.escape(text)
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
+
+
+def render_markdown(run: RunContents) -> str:
+    return to_markdown(f"tlbench run {run.run_dir.name}", build(run))
+
+
+def write_report(run: RunContents) -> dict[str, Path]:
+    """report.md, report.html and the plots, in the run folder."""
+    from tlbench.plots import write_plots
+
+    plots = write_plots(run.records, run.run_dir)
+    sections = build(run, plots)
+    title = f"tlbench run {run.run_dir.name}"
+    write_text_atomic(run.run_dir / REPORT_MD, to_markdown(title, sections))
+    write_text_atomic(run.run_dir / REPORT_HTML, to_html(title, sections, run.run_dir))
+    return {"report.md": run.run_dir / REPORT_MD, "report.html": run.run_dir / REPORT_HTML, **plots}
 
 
 def print_table(run: RunContents, console: Console) -> None:
     for warning in run.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(rich_table(run.records, title=f"tlbench run {run.run_dir.name}"))
-    spreads = accuracy_spreads(run.records)
-    if any(len(s.seeds) > 1 for s in spreads):
-        rows = [s.row for s in spreads]
-        console.print(rich_table(rows, "Test accuracy over seeds", SPREAD_COLUMNS, ordered=True))
+    configs = [c for c in configurations(run.records) if c.test_mean is not None]
+    if any(c.n_seeds > 1 for c in configs):
+        console.print(rich_table([c.row for c in configs], "Test accuracy over seeds", SPREAD_COLUMNS, ordered=True))
+    advice = recommend(run.records)
+    if advice is not None:
+        for sentence in advice.advice:
+            console.print(sentence)
+        for warning in advice.warnings:
+            console.print(f"[yellow]warning:[/] {warning}")
+
+
+def print_choice(choice: Choice, console: Console) -> None:
+    """The best configuration under the constraints, and why the others are out."""
+    console.print(f"constraints: {choice.constraints.describe()}")
+    if choice.best is None:
+        console.print("[red]no configuration fits[/]")
+    else:
+        console.print(f"[green]best that fits:[/] {_describe(choice.best)}")
+        for other in choice.fitting[1:]:
+            console.print(f"  also fits: {_describe(other)}")
+    for config, reasons in choice.ruled_out:
+        console.print(f"  ruled out: {config.name} ({config.weights.split(':')[0]}): {'; '.join(reasons)}")

@@ -19,6 +19,7 @@ from tlbench.errors import UsageError
 TRIALS = "trials.jsonl"
 ENV = "env.json"
 REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
 REQUIRED_KEYS = ("trial_id", "backbone", "mode", "batch_size", "dataset", "status")
 
 
@@ -107,6 +108,7 @@ def read_run(run_dir: Path) -> RunContents:
         else:
             if isinstance(env, dict):
                 contents.env = env
+                _check_version(env, contents.warnings)
             else:
                 contents.warnings.append(f"{ENV} is not a JSON object; environment left out")
     trials_path = run_dir / TRIALS
@@ -129,6 +131,17 @@ def read_run(run_dir: Path) -> RunContents:
     # before: the last record of a trial is the one that counts.
     contents.records = list(latest.values())
     return contents
+
+
+def _check_version(env: dict, warnings: list) -> None:
+    from tlbench import __version__
+
+    written_by = (env.get("versions") or {}).get("tlbench")
+    if written_by != __version__:
+        warnings.append(
+            f"this run was written by tlbench {written_by or 'of an unknown version'}, this is {__version__}: "
+            "fields it lacks show as '-'"
+        )
 
 
 def latest_run_dir(parent: Path) -> Path:

@@ -127,6 +127,13 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     plan = TimingPlan(budget.warmup_steps, budget.min_timed_steps, budget.min_timed_seconds, budget.timed_repeats)
     timed = timed_passes(classifier, train, spec.batch_size, plan, memory, spec.seed)
     phases.end("timed_passes")
+    # The device's peak is probed again after the timed passes and the better
+    # probe kept: on a shared machine one probe can land in a slow moment and
+    # would make MFU look higher than it is.
+    again, again_method = matmul_peak_flops(device, "float16" if mixed_precision else "float32")
+    if again > peak_flops:
+        peak_flops, peak_method = again, again_method
+    peak_method += ":better-of-2-probes"
 
     per_image = cost["predicted_activation_bytes_per_image"]
     return {

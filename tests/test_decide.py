@@ -1,0 +1,127 @@
+"""Recommendation and constraints on hand-made records with known answers."""
+
+import pytest
+
+from tlbench.decide import Constraints, choose, pareto_front, parse_bytes, recommend
+from tlbench.errors import UsageError
+
+MIB = 2**20
+
+
+def _record(backbone, mode, batch, seed, accuracy, train, memory, weights="tfhub:x", status="ok"):
+    return {
+        "trial_id": f"{backbone}-{mode}-bs{batch}-digits-seed{seed}",
+        "backbone": backbone,
+        "mode": mode,
+        "batch_size": batch,
+        "dataset": "digits",
+        "seed": seed,
+        "status": status,
+        "weights": weights,
+        "device": "CPU:x",
+        "test_accuracy": accuracy,
+        "val_accuracy": accuracy,
+        "train_images_per_sec": train,
+        "infer_images_per_sec": None if train is None else 2 * train,
+        "peak_memory_bytes": memory,
+    }
+
+
+def _seeds(backbone, mode, batch, accuracies, train, memory, **extra):
+    return [_record(backbone, mode, batch, s, a, train, memory, **extra) for s, a in enumerate(accuracies)]
+
+
+# ResNet: more accurate beyond noise, slow and heavy; MobileNet: fast and light.
+RECORDS = [
+    *_seeds("resnet", "finetune", 32, (0.95, 0.96, 0.97), 3.0, 5000 * MIB),
+    *_seeds("resnet", "transfer", 32, (0.93, 0.94, 0.95), 8.0, 2600 * MIB),
+    *_seeds("mobilenet", "transfer", 32, (0.90, 0.91, 0.92), 560.0, 300 * MIB),
+    *_seeds("mobilenet", "finetune", 32, (0.89, 0.90, 0.91), 90.0, 900 * MIB),  # dominated
+    _record("resnet", "finetune", 64, 0, None, None, None, status="oom"),
+]
+
+
+def test_the_recommendation_names_the_best_on_each_criterion_and_the_pareto_front():
+    advice = recommend(RECORDS)
+    assert advice.most_accurate.name == "resnet finetune batch 32"
+    assert advice.fastest.name == "mobilenet transfer batch 32"
+    assert advice.least_memory.name == "mobilenet transfer batch 32"
+    assert [c.name for c in advice.pareto] == [
+        "resnet finetune batch 32",
+        "resnet transfer batch 32",
+        "mobilenet transfer batch 32",
+    ]
+    resnet, mobilenet = advice.advice
+    assert resnet.startswith("Choose resnet (finetune, batch 32) when accuracy comes first:")
+    assert "more accurate than mobilenet (0.960 vs 0.910 test accuracy, beyond the seeds' noise)" in resnet
+    assert mobilenet.startswith("Choose mobilenet (transfer, batch 32) when training speed counts or memory is tight")
+    assert "trains 186.7x as fast as resnet (560.0 vs 3.0 images/s)" in mobilenet
+    assert "300.0 MiB of peak memory against 4.9 GiB" in mobilenet
+    assert advice.warnings == []  # pretrained weights, three seeds, a clear winner
+
+
+def test_the_recommendation_warns_about_stand_ins_one_seed_and_noise():
+    records = [
+        *_seeds("resnet", "transfer", 32, (0.90, 0.93, 0.96), 8.0, 2600 * MIB, weights="standin:random-init"),
+        *_seeds("mobilenet", "transfer", 32, (0.89, 0.92, 0.95), 560.0, 300 * MIB),
+        _record("mobilenet", "finetune", 32, 0, 0.5, 90.0, 900 * MIB),
+    ]
+    advice = recommend(records)
+    assert any("stand-in weights" in w and "resnet" in w for w in advice.warnings)
+    assert any("one seed" in w for w in advice.warnings)
+    assert any("within noise of the most accurate: mobilenet transfer batch 32" in w for w in advice.warnings)
+    resnet = next(s for s in advice.advice if "resnet (" in s)
+    # Within noise, slower and heavier: no accuracy win is claimed.
+    assert resnet == (
+        "resnet (transfer, batch 32) wins on nothing measured here against mobilenet: "
+        "its accuracy is within the seeds' noise of mobilenet's."
+    )
+
+
+def test_pareto_front_drops_dominated_configurations():
+    advice = recommend(RECORDS)
+    front = pareto_front([advice.most_accurate, advice.fastest])
+    assert len(front) == 2
+
+
+@pytest.mark.parametrize(
+    "constraints, best, out",
+    [
+        (Constraints(memory_budget=4 * 2**30), "resnet transfer batch 32", {"resnet finetune batch 32"}),
+        (Constraints(min_throughput=50), "mobilenet transfer batch 32", {"resnet finetune batch 32"}),
+        (Constraints(min_accuracy=0.935), "resnet finetune batch 32", {"mobilenet transfer batch 32"}),
+        (Constraints(memory_budget=1 * 2**30, min_accuracy=0.95), None, {"mobilenet transfer batch 32"}),
+        (
+            Constraints(min_throughput=1000, throughput="infer"),
+            "mobilenet transfer batch 32",
+            {"resnet transfer batch 32"},
+        ),
+    ],
+)
+def test_constraints_pick_the_most_accurate_that_fits_and_say_why_others_are_out(constraints, best, out):
+    choice = choose(RECORDS, constraints)
+    assert (choice.best.name if choice.best else None) == best
+    ruled_out = {c.name: reasons for c, reasons in choice.ruled_out}
+    assert out <= set(ruled_out)
+    assert ruled_out["resnet finetune batch 64"] == ["no result: every seed ended oom"]
+
+
+def test_reasons_give_the_measured_figure_and_the_limit():
+    choice = choose(RECORDS, Constraints(memory_budget=4 * 2**30, min_throughput=5, min_accuracy=0.95))
+    reasons = {c.name: r for c, r in choice.ruled_out}
+    assert reasons["resnet finetune batch 32"] == ["peak memory 4.9 GiB > 4.0 GiB", "train throughput 3.0 < 5 images/s"]
+    assert reasons["mobilenet transfer batch 32"] == ["test accuracy 0.910 < 0.95"]
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("4GiB", 4 * 2**30), ("512 MiB", 512 * 2**20), ("8GB", 8e9), ("1.5g", 1.5e9), ("4096", 4096.0)],
+)
+def test_memory_sizes(text, value):
+    assert parse_bytes(text) == value
+
+
+@pytest.mark.parametrize("text", ["4 parsecs", "-1GiB", "0", "GiB", ""])
+def test_bad_memory_sizes_are_usage_errors(text):
+    with pytest.raises(UsageError, match="memory budget must be"):
+        parse_bytes(text)

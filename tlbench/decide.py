@@ -1,0 +1,227 @@
+"""From measured configurations to a choice: the most accurate, the fastest,
+the lightest, the Pareto front, plain-word advice per backbone, and the best
+configuration under constraints. Records only, no TensorFlow.
+
+"Fastest" and the Pareto front use training images/s: the grid's choices
+(backbone, mode, batch size) are choices about training. A configuration is
+on the Pareto front when no other is at least as accurate and at least as
+fast, and better in one of the two.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from tlbench.analysis import Configuration, configurations, within_noise
+from tlbench.columns import format_bytes
+from tlbench.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    most_accurate: Configuration
+    fastest: Configuration
+    least_memory: Configuration
+    pareto: list  # of Configuration, most accurate first
+    advice: list  # one plain sentence per backbone: when to choose it
+    warnings: list  # why the figures may not carry the decision
+
+
+def measured(configs) -> list[Configuration]:
+    """The configurations with accuracy, speed and memory all measured."""
+    return [
+        c
+        for c in configs
+        if c.test_mean is not None and c.train_images_per_sec is not None and c.peak_memory_bytes is not None
+    ]
+
+
+def pareto_front(configs) -> list[Configuration]:
+    """Accuracy against training speed: the configurations no other beats on
+    both, most accurate first."""
+    front = []
+    for c in configs:
+        dominated = any(
+            o.test_mean >= c.test_mean
+            and o.train_images_per_sec >= c.train_images_per_sec
+            and (o.test_mean > c.test_mean or o.train_images_per_sec > c.train_images_per_sec)
+            for o in configs
+        )
+        if not dominated:
+            front.append(c)
+    return sorted(front, key=lambda c: (-c.test_mean, -c.train_images_per_sec))
+
+
+def recommend(records) -> Recommendation | None:
+    """None when no configuration has all its figures."""
+    configs = measured(configurations(records))
+    if not configs:
+        return None
+    most_accurate = max(configs, key=lambda c: (c.test_mean, c.train_images_per_sec))
+    fastest = max(configs, key=lambda c: (c.train_images_per_sec, c.test_mean))
+    least_memory = min(configs, key=lambda c: (c.peak_memory_bytes, -c.test_mean))
+    return Recommendation(
+        most_accurate=most_accurate,
+        fastest=fastest,
+        least_memory=least_memory,
+        pareto=pareto_front(configs),
+        advice=_advice(configs),
+        warnings=_warnings(configs, most_accurate),
+    )
+
+
+def _advice(configs) -> list[str]:
+    """For each backbone's best configuration (most accurate, then fastest):
+    what it wins on against the other backbones, in measured figures."""
+    best = {}
+    for c in sorted(configs, key=lambda c: (-c.test_mean, -c.train_images_per_sec)):
+        best.setdefault(c.backbone, c)
+    if len(best) < 2:
+        return []
+    sentences = []
+    for backbone, mine in best.items():
+        others = [o for name, o in best.items() if name != backbone]
+        wins, kinds = [], []
+        for other in others:
+            close = within_noise(mine, other)
+            if mine.test_mean > other.test_mean and close is not True:
+                certainty = "beyond the seeds' noise" if close is False else "one seed: noise unknown"
+                kinds.append("accuracy comes first")
+                wins.append(
+                    f"it is more accurate than {other.backbone} ({mine.test_mean:.3f} vs {other.test_mean:.3f} "
+                    f"test accuracy, {certainty})"
+                )
+            if mine.train_images_per_sec > other.train_images_per_sec:
+                kinds.append("training speed counts")
+                wins.append(
+                    f"it trains {mine.train_images_per_sec / other.train_images_per_sec:.1f}x as fast as "
+                    f"{other.backbone} ({mine.train_images_per_sec:,.1f} vs {other.train_images_per_sec:,.1f} images/s)"
+                )
+            if mine.peak_memory_bytes < other.peak_memory_bytes:
+                kinds.append("memory is tight")
+                wins.append(
+                    f"it needs {format_bytes(mine.peak_memory_bytes)} of peak memory against "
+                    f"{format_bytes(other.peak_memory_bytes)} for {other.backbone}"
+                )
+            if close is True:
+                wins.append(f"its accuracy is within the seeds' noise of {other.backbone}'s")
+        choice = f"{mine.mode}, batch {mine.batch_size}"
+        if kinds:
+            when = " or ".join(dict.fromkeys(kinds))
+            sentences.append(f"Choose {backbone} ({choice}) when {when}: " + "; ".join(wins) + ".")
+        else:
+            detail = ": " + "; ".join(wins) if wins else ""
+            sentences.append(f"{backbone} ({choice}) wins on nothing measured here against {_names(others)}{detail}.")
+    return sentences
+
+
+def _warnings(configs, most_accurate: Configuration) -> list[str]:
+    warnings = []
+    standins = sorted({c.backbone for c in configs if c.standin})
+    if standins:
+        warnings.append(
+            f"Accuracies of {', '.join(standins)} come from stand-in weights (random initialisation, not "
+            "pretrained): they say nothing about which backbone transfers better. Speed and memory hold."
+        )
+    if any(c.n_seeds < 2 for c in configs):
+        warnings.append(
+            "Some configurations ran with one seed, so their accuracy spread is unknown: a difference in "
+            "accuracy may be noise. Run with --seeds 3 or more."
+        )
+    tied = [c for c in configs if c is not most_accurate and within_noise(c, most_accurate)]
+    if tied:
+        warnings.append(
+            f"{len(tied)} configuration(s) are within noise of the most accurate: "
+            + ", ".join(c.name for c in tied)
+            + ". Among them, choose on speed and memory."
+        )
+    devices = sorted({c.device for c in configs})
+    if len(devices) > 1:
+        warnings.append(f"Trials ran on {len(devices)} kinds of device; speeds compare within a device only.")
+    return warnings
+
+
+def _names(configs) -> str:
+    return ", ".join(c.backbone for c in configs)
+
+
+@dataclass(frozen=True)
+class Constraints:
+    memory_budget: float | None = None  # bytes of peak memory
+    min_throughput: float | None = None  # images/s, of `throughput`
+    min_accuracy: float | None = None  # mean test accuracy
+    throughput: str = "train"  # "train" or "infer"
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.memory_budget, self.min_throughput, self.min_accuracy))
+
+    def describe(self) -> str:
+        parts = []
+        if self.memory_budget is not None:
+            parts.append(f"peak memory at most {format_bytes(self.memory_budget)}")
+        if self.min_throughput is not None:
+            parts.append(f"{self.throughput} throughput at least {self.min_throughput:g} images/s")
+        if self.min_accuracy is not None:
+            parts.append(f"test accuracy at least {self.min_accuracy:g}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Choice:
+    constraints: Constraints
+    best: Configuration | None  # the most accurate that fits (then the fastest); None if none fits
+    fitting: list = field(default_factory=list)
+    ruled_out: list = field(default_factory=list)  # (Configuration, reasons: list[str])
+
+
+def choose(records, constraints: Constraints) -> Choice:
+    fitting, ruled_out = [], []
+    for c in configurations(records):
+        reasons = _reasons(c, constraints)
+        if reasons:
+            ruled_out.append((c, reasons))
+        else:
+            fitting.append(c)
+    fitting.sort(key=lambda c: (-c.test_mean, -c.train_images_per_sec))
+    return Choice(constraints, fitting[0] if fitting else None, fitting, ruled_out)
+
+
+def _reasons(c: Configuration, constraints: Constraints) -> list[str]:
+    if c.status != "ok":
+        return [f"no result: every seed ended {c.status}"]
+    reasons = []
+    if constraints.memory_budget is not None:
+        if c.peak_memory_bytes is None:
+            reasons.append("peak memory not measured")
+        elif c.peak_memory_bytes > constraints.memory_budget:
+            reasons.append(
+                f"peak memory {format_bytes(c.peak_memory_bytes)} > {format_bytes(constraints.memory_budget)}"
+            )
+    if constraints.min_throughput is not None:
+        speed = c.train_images_per_sec if constraints.throughput == "train" else c.infer_images_per_sec
+        if speed is None:
+            reasons.append(f"{constraints.throughput} throughput not measured")
+        elif speed < constraints.min_throughput:
+            reasons.append(
+                f"{constraints.throughput} throughput {speed:,.1f} < {constraints.min_throughput:g} images/s"
+            )
+    if constraints.min_accuracy is not None and c.test_mean < constraints.min_accuracy:
+        reasons.append(f"test accuracy {c.test_mean:.3f} < {constraints.min_accuracy:g}")
+    return reasons
+
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12}
+_UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
+
+
+def parse_bytes(text: str) -> float:
+    """`4GiB`, `512 MiB`, `4GB`, `4e9`: a byte count; bad input is a UsageError."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", text.lower())
+    if match is None or match.group(2) not in _UNITS:
+        raise UsageError(f"memory budget must be a size such as 4GiB, 512MiB or 8GB, got '{text}'")
+    value = float(match.group(1)) * _UNITS[match.group(2)]
+    if value <= 0:
+        raise UsageError(f"memory budget must be more than 0, got '{text}'")
+    return value
