@@ -312,3 +312,26 @@ def test_the_html_report_renders_its_tables_and_plots_in_headless_chromium(tmp_p
     )
     # Trials and accuracy over seeds (one batch size: no memory lines); three plots.
     assert 'data-rendered="images=3 tables=2"' in done.stdout, done.stderr[-500:]
+
+
+def test_records_of_an_old_version_with_few_fields_still_report(tmp_path):
+    from tlbench.report import write_report
+    from tlbench.results import read_run
+
+    old = [
+        {
+            "trial_id": f"m-{mode}-bs8",
+            "backbone": "m",
+            "mode": mode,
+            "batch_size": 8,
+            "dataset": "digits",
+            "status": "ok",
+            "test_accuracy": 0.5,
+        }
+        for mode in ("transfer", "finetune")
+    ]
+    run = read_run(_written_run(tmp_path, old))
+    written = write_report(run)
+    assert set(written) == {"report.md", "report.html"}  # no speed or memory: no plots, no recommendation
+    markdown = written["report.md"].read_text()
+    assert "| m | finetune | 8 | ok | - | 0.500 |" in markdown and "## Recommendation" not in markdown
