@@ -84,3 +84,19 @@ def test_an_address_with_nothing_listening_is_one_line_and_exit_2(run_in_subproc
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "can't start or join Ray at '127.0.0.1:9'" in lines[0]
+
+
+def test_a_cluster_whose_gpus_sit_where_no_cpu_is_free_is_one_line_and_exit_2(ray_cluster, run_in_subprocess, tmp_path):
+    """With GPUs in the cluster every trial asks for one GPU and one CPU; here
+    the GPU node has no CPU and the CPU node no GPU, so no trial could ever
+    start: the command says so instead of waiting forever."""
+    cluster = ray_cluster({"num_cpus": 0, "num_gpus": 1}, {"num_cpus": 2, "num_gpus": 0})
+    done = run_in_subprocess(
+        *"run --backbone mobilenet_v2_035_128 --mode transfer --batch-size 8 --quick --weights standin --out".split(),
+        tmp_path / "runs",
+        "--address",
+        cluster.address,
+    )
+    assert done.returncode == 2, done.stderr + done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "can give a trial {'num_gpus': 1, 'num_cpus': 1}" in lines[0]

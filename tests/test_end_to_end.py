@@ -85,35 +85,63 @@ def test_weights_hub_offline_is_one_line_and_exit_2(tmp_path, run_in_subprocess)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "can't be reached" in lines[0] and "TFHUB_CACHE_DIR" in lines[0]
+    assert "python -m tlbench prefetch" in lines[0] and "--module mobilenet_v2_035_128=PATH" in lines[0]
     assert not list(tmp_path.iterdir())  # no run folder for a run that never started
 
 
-def test_interrupted_run_resumes_and_records_every_trial_exactly_once(tmp_path, tiny_module):
+def test_a_module_that_is_not_a_feature_vector_is_refused_before_any_trial(tmp_path, run_in_subprocess):
+    from modules import save_spatial_module
+
+    spatial = save_spatial_module(tmp_path / "spatial")
+    done = run_in_subprocess(
+        *"run --backbone mobilenet_v2_035_128 --mode transfer --batch-size 8 --quick --module".split(),
+        f"mobilenet_v2_035_128={spatial}",
+        "--out",
+        tmp_path / "runs",
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "outputs shape [1, 16, 16, 4] for one image, not a feature vector" in lines[0]
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def _interrupt_once_records_reach(command, out, count):
+    """Start `command`, SIGINT it as soon as `count` records are on disk; its
+    exit status and output."""
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and driver.poll() is None:
+        trials = list(out.glob(f"*/{TRIALS}"))
+        if trials and trials[0].read_text().count("\n") >= count:
+            break
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGINT)
+    stdout, _ = driver.communicate(timeout=120)
+    return driver.returncode, stdout
+
+
+def test_a_run_interrupted_twice_resumes_and_records_every_trial_exactly_once(tmp_path, tiny_module):
     out = tmp_path / "runs"
     command = [
         sys.executable, "-m", "tlbench", "run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer",
         "--batch-size", "8", "12", "16", "--quick", "--out", str(out), "--module", f"mobilenet_v2_035_128={tiny_module}",
     ]  # fmt: skip
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # interrupt once the first trial is on disk
-        trials = list(out.glob(f"*/{TRIALS}"))
-        if trials and trials[0].read_text().count("\n") >= 1:
-            break
-        time.sleep(0.2)
-    driver.send_signal(signal.SIGINT)
-    stdout, _ = driver.communicate(timeout=120)
-    assert driver.returncode == 130, stdout
+    status, stdout = _interrupt_once_records_reach(command, out, 1)
+    assert status == 130, stdout
     run_dir = _only_run_dir(out)
     assert f"resume with: python -m tlbench run --resume {run_dir}" in stdout.replace("\n", "")
-    kept = [json.loads(line) for line in (run_dir / TRIALS).read_text().splitlines()]
-    assert 1 <= len(kept) < 3
+    first = len((run_dir / TRIALS).read_text().splitlines())
+    assert 1 <= first < 3
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "tlbench", "run", "--resume", str(run_dir)], capture_output=True, text=True, check=False
-    )
+    resume = [sys.executable, "-m", "tlbench", "run", "--resume", str(run_dir)]
+    status, stdout = _interrupt_once_records_reach(resume, out, first + 1)  # interrupted again
+    assert status in (0, 130), stdout
+    assert f"{3 - first} of 3 trials to run" in stdout
+    second = len((run_dir / TRIALS).read_text().splitlines())
+
+    resumed = subprocess.run(resume, capture_output=True, text=True, check=False)
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
-    assert f"{3 - len(kept)} of 3 trials to run" in resumed.stdout
+    assert f"{3 - second} of 3 trials to run" in resumed.stdout
     records = [json.loads(line) for line in (run_dir / TRIALS).read_text().splitlines()]
     counts = Counter(r["trial_id"] for r in records)
     assert sorted(counts) == [f"mobilenet_v2_035_128-transfer-bs{n}-digits-seed0" for n in (12, 16, 8)]

@@ -1,12 +1,18 @@
-"""Faults during a run: a worker process killed mid-trial (SIGKILL)."""
+"""Faults during a run: a worker process killed mid-trial (SIGKILL), a disk
+that fills up while records are written."""
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
+import pytest
 
+from tlbench import results
 from tlbench.results import TRIALS
 
 TARGET = "mobilenet_v2_035_128-transfer-bs8-digits-seed0"
@@ -56,3 +62,80 @@ def test_a_worker_killed_more_often_than_retries_allow_is_an_error_and_the_rest_
     assert returncode == 1
     assert records[TARGET]["status"] == "error" and "died" in records[TARGET]["error"].lower()
     assert records["mobilenet_v2_035_128-transfer-bs16-digits-seed0"]["status"] == "ok"
+
+
+@contextlib.contextmanager
+def _small_disk(path, size="2m"):
+    """A real, small filesystem (tmpfs) at `path`, so that writes meet a real
+    ENOSPC; needs the right to mount (root in the sandbox and in CI)."""
+    path.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)]
+    mounted = subprocess.run(mount, capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"can't mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _fill(folder):
+    """Write until the filesystem is full."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        with contextlib.suppress(OSError):  # ENOSPC: full
+            while os.write(fd, b"\0" * 4096):
+                pass
+    finally:
+        os.close(fd)
+
+
+def test_a_failed_append_leaves_the_file_as_it_was(tmp_path):
+    with _small_disk(tmp_path / "disk") as disk:
+        results.append_record(disk, {"trial_id": "a", "status": "ok"})
+        before = (disk / TRIALS).read_bytes()
+        _fill(disk)
+        with pytest.raises(OSError) as error:
+            results.append_record(disk, {"trial_id": "b", "status": "ok", "pad": "x" * 100_000})
+        assert error.value.errno == 28  # ENOSPC, from the kernel
+        assert (disk / TRIALS).read_bytes() == before  # not half a line
+
+
+def test_an_append_after_a_cut_line_starts_on_a_new_line(tmp_path):
+    (tmp_path / TRIALS).write_text('{"trial_id": "a", "backbone"')  # a crash mid-write
+    results.append_record(tmp_path, {"trial_id": "b", "backbone": "m", "mode": "transfer", "batch_size": 8,
+                                     "dataset": "digits", "status": "ok"})  # fmt: skip
+    run = results.read_run(tmp_path)
+    assert [r["trial_id"] for r in run.records] == ["b"] and run.warnings == [
+        f"{TRIALS} line 1 is cut or garbled; skipped"
+    ]
+
+
+def test_a_disk_that_fills_up_during_a_run_stops_it_with_one_line_and_keeps_what_was_written(tmp_path, tiny_module):
+    with _small_disk(tmp_path / "disk", size="4m") as disk:
+        command = [
+            sys.executable, "-m", "tlbench", "run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer",
+            "--batch-size", "8", "16", "--quick", "--out", str(disk),
+            "--module", f"mobilenet_v2_035_128={tiny_module}",
+        ]  # fmt: skip
+        driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def fill_after_the_first_record():
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and driver.poll() is None:
+                written = list(disk.glob(f"*/{TRIALS}"))
+                if written and written[0].read_text().count("\n") >= 1:
+                    _fill(disk)
+                    return
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=fill_after_the_first_record)
+        watcher.start()
+        stdout, stderr = driver.communicate(timeout=300)
+        watcher.join()
+        assert driver.returncode == 3, stdout + stderr
+        assert stderr.count("\n") == 1 and stderr.startswith("tlbench: error: can't write the record of ")
+        assert "No space left on device" in stderr and "1 record(s) written before are intact" in stderr
+        (run_dir,) = [p for p in disk.iterdir() if p.is_dir()]
+        run = results.read_run(run_dir)
+        assert [r["status"] for r in run.records] == ["ok"] and run.warnings == []

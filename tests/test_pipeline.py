@@ -44,6 +44,8 @@ def test_image_files_of_any_mode_become_rgb_in_unit_range(tf, tmp_path):
         "palette.gif": Image.new("P", (8, 8), 3),
         "photo.JPG": Image.new("RGB", (300, 200), (0, 128, 255)),
         "deep16.png": Image.fromarray(np.full((16, 16), 65535, dtype=np.uint16)),
+        "tiny.png": Image.new("RGB", (1, 1), (0, 0, 0)),
+        "huge.png": Image.new("RGB", (6000, 4000), (255, 255, 255)),  # 24 megapixels
     }
     for i, (name, image) in enumerate(files.items()):
         (tmp_path / f"c{i % 2}").mkdir(exist_ok=True)
@@ -59,3 +61,4 @@ def test_image_files_of_any_mode_become_rgb_in_unit_range(tf, tmp_path):
     assert np.allclose(batch[by_name["grey.png"]], 1.0)
     assert np.allclose(batch[by_name["deep16.png"]], 1.0)  # 16-bit white is white, not 1/257
     assert np.allclose(batch[by_name["rgba.png"]][..., 0], 1.0)
+    assert np.allclose(batch[by_name["tiny.png"]], 0.0) and np.allclose(batch[by_name["huge.png"]], 1.0)

@@ -210,3 +210,17 @@ def test_xla_and_mixed_precision_are_recorded(tiny_module):
     # This machine has no GPU: asked for, not applied, and the record says why.
     assert record["mixed_precision"] is False and "not applied" in record["precision_note"]
     assert record["train_images_per_sec"] > 0
+
+
+def test_a_trial_predicted_not_to_fit_in_memory_is_refused_before_training():
+    """ResNet V2 50 fine-tuning at batch 4096 needs hundreds of GiB by its
+    graph: on a CPU it ends `oom` before any training step, not swapping."""
+    from tlbench.registry import get_backbone
+    from tlbench.weights import export_standin
+
+    standin = str(export_standin(get_backbone("resnet_v2_50")))
+    record = run_trial(_spec("finetune", standin, batch_size=4096, backbone="resnet_v2_50", kind="standin"))
+    assert record["status"] == "oom"
+    assert (
+        record["error"].startswith("PredictedOutOfMemory: predicted ") and "refused before training" in record["error"]
+    )

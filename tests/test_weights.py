@@ -84,3 +84,36 @@ def test_stand_in_is_exported_once_and_loads_through_hub():
     assert not list(path.parent.glob("*.tmp-*"))  # no staging folder left behind
     features = hub.KerasLayer(str(path), trainable=True)(tf.zeros((2, 128, 128, 3)), training=True)
     assert features.shape == (2, 1280)
+
+
+def test_a_half_written_tfhub_cache_folder_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
+    backbone = dataclasses.replace(get_backbone("mobilenet_v2_035_128"), handle=UNREACHABLE)
+    folder = tmp_path / hashlib.sha1(UNREACHABLE.encode()).hexdigest()
+    (folder / "variables").mkdir(parents=True)  # a copy cut off before saved_model.pb
+    (folder / "variables" / "variables.index").write_bytes(b"partial")
+    for policy in ("hub", "auto"):
+        with pytest.raises(UsageError, match="is incomplete \\(no saved_model.pb\\).*delete it and run"):
+            weights.choose_source(backbone, policy, None)
+
+
+def test_a_stale_download_lock_of_a_dead_process_is_cleared_not_waited_for(tmp_path, monkeypatch):
+    """tensorflow_hub would wait ten minutes for a lock that makes no
+    progress; one left by a process that is gone is removed at once."""
+    import socket
+    import time
+
+    import psutil
+
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
+    backbone = dataclasses.replace(get_backbone("mobilenet_v2_035_128"), handle=UNREACHABLE)
+    module = tmp_path / hashlib.sha1(UNREACHABLE.encode()).hexdigest()
+    pid = next(p for p in range(4_190_000, 4_194_000) if not psutil.pid_exists(p))  # no such process
+    lock = module.with_name(module.name + ".lock")
+    lock.write_text(f"{socket.gethostname()}.{pid}.abc123")
+    module.with_name(f"{module.name}.abc123.tmp").mkdir()
+    started = time.monotonic()
+    with pytest.raises(UsageError, match="can't be reached"):
+        weights.choose_source(backbone, "hub", None)
+    assert time.monotonic() - started < 60 and not lock.exists()
+    assert not module.with_name(f"{module.name}.abc123.tmp").exists()

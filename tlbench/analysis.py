@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -61,7 +62,23 @@ def memory_slopes(records) -> list[MemorySlope]:
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (not a bool)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _whole(value) -> int:
+    """An int field, 0 when it is anything else."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _no_result(group: list[dict]) -> str:
+    status = str(group[0].get("status"))
+    return "incomplete" if status == "ok" else status
 
 
 @dataclass(frozen=True)
@@ -121,7 +138,7 @@ def configurations(records) -> list[Configuration]:
         key = (
             str(record.get("backbone")),
             str(record.get("mode")),
-            int(record.get("batch_size") or 0),
+            _whole(record.get("batch_size")),
             str(record.get("weights")),
             str(record.get("device")),
         )
@@ -173,8 +190,10 @@ def _summary(key: tuple, group: list[dict]) -> dict:
         "batch_size": batch_size,
         "weights": weights,
         "device": device,
-        "seeds": tuple(sorted(int(r.get("seed") or 0) for r in (ok or group))),
-        "status": "ok" if ok else str(group[0].get("status")),
+        "seeds": tuple(sorted(_whole(r.get("seed")) for r in (ok or group))),
+        # An "ok" record without a test accuracy (another version's, a damaged
+        # one) is no result either.
+        "status": "ok" if ok else _no_result(group),
         "test_mean": mean("test_accuracy"),
         "test_std": std("test_accuracy"),
         "val_mean": mean("val_accuracy"),

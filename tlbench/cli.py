@@ -32,7 +32,12 @@ DEFAULT_OUT = "results"
 EXIT_USAGE = 2
 EXIT_TRIAL_ERRORS = 1
 EXIT_INTERRUPTED = 130
+EXIT_RESULTS_UNWRITABLE = 3  # a full disk or a lost folder: the run stopped, what was written is intact
 FINISHED = ("ok", "oom")  # statuses that --resume does not run again
+
+
+class ResultsUnwritable(Exception):
+    """A run's files can't be written (a full disk): the run stops with one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -283,11 +288,19 @@ def main(argv=None) -> int:
         }
         return handlers[args.command](args, argv, console)
     except UsageError as error:
-        print(f"tlbench: error: {error}", file=sys.stderr)
+        print(f"tlbench: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
+    except ResultsUnwritable as error:
+        print(f"tlbench: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_RESULTS_UNWRITABLE
     except KeyboardInterrupt:
         print("tlbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _one_line(error: BaseException) -> str:
+    """The message on one line, whatever the user typed into it."""
+    return str(error).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _check_command(argv) -> None:
@@ -427,7 +440,10 @@ class _Request:
 def _request(args) -> _Request:
     chosen = _selection(args)
     if not args.resume:
-        dataset = args.dataset if data.is_named(args.dataset) else str(Path(args.dataset).resolve())
+        # A folder is recorded by its absolute path; anything else as typed (and
+        # open_dataset says what is wrong with it).
+        folder = not data.is_named(args.dataset) and data.exists(Path(args.dataset))
+        dataset = str(Path(args.dataset).resolve()) if folder else args.dataset
         return _Request(
             chosen,
             dataset,
@@ -461,7 +477,7 @@ def _request(args) -> _Request:
             done=frozenset(r["trial_id"] for r in run.records if r["status"] in FINISHED),
             budget=run.env["budget"]["name"],
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise UsageError(f"the request in {run_dir / results.ENV} is unreadable ({error!r})") from None
 
 
@@ -513,7 +529,10 @@ def cmd_run(args, argv, console: Console) -> int:
                 },
                 weights={name: asdict(source) for name, source in sources.items()},
             )
-            results.write_json_atomic(run_dir / results.ENV, env)
+            try:
+                results.write_json_atomic(run_dir / results.ENV, env)
+            except OSError as error:
+                raise ResultsUnwritable(f"can't write {run_dir / results.ENV} ({error.strerror or error})") from None
         console.print(
             f"run {run_dir}: {len(specs)} of {len(grid)} trials to run, budget '{budget.name}', "
             f"{info.nodes} node(s), {info.gpus} GPU(s), {info.cpus} CPU(s)"
@@ -523,7 +542,14 @@ def cmd_run(args, argv, console: Console) -> int:
         with Live(progress.render(), console=console, refresh_per_second=2, transient=True) as live:
 
             def on_record(record: dict) -> None:
-                results.append_record(run_dir, record)  # first: nothing finished is ever lost
+                try:
+                    results.append_record(run_dir, record)  # first: nothing finished is ever lost
+                except OSError as error:
+                    raise ResultsUnwritable(
+                        f"can't write the record of {record.get('trial_id')} to {run_dir / results.TRIALS} "
+                        f"({error.strerror or error}); the run stops. The {len(finished)} record(s) written before "
+                        f"are intact; make room and continue with: python -m tlbench run --resume {run_dir}"
+                    ) from None
                 finished.append(record)
                 progress.finished(record)
                 live.console.print(_progress_line(record, len(finished), len(specs)))
@@ -543,7 +569,13 @@ def cmd_run(args, argv, console: Console) -> int:
         cluster.shutdown()
 
     run = results.read_run(run_dir)
-    write_report(run)
+    try:
+        write_report(run)
+    except OSError as error:  # the records are safe; only the report is missing
+        raise ResultsUnwritable(
+            f"every record is in {run_dir / results.TRIALS}, but the report can't be written "
+            f"({error.strerror or error}); make room and run: python -m tlbench report {run_dir}"
+        ) from None
     print_table(run, console)
     console.print(f"records: {run_dir / results.TRIALS}\nreport:  {run_dir / results.REPORT_MD}, {results.REPORT_HTML}")
     return EXIT_TRIAL_ERRORS if any(r["status"] == "error" for r in run.records) else 0
@@ -591,10 +623,10 @@ def cmd_compare(args, argv, console: Console) -> int:
     runs = [results.read_run(Path(folder)) for folder in (args.run_a, args.run_b)]
     for label, run in zip("AB", runs):
         for warning in run.warnings:
-            console.print(f"[yellow]warning (run {label}):[/] {warning}")
+            console.print(f"[yellow]warning (run {label}):[/] {escape(warning)}")
     thresholds = Thresholds(args.accuracy_drop, args.slowdown, args.memory_growth)
     changes = compare(runs[0].records, runs[1].records, thresholds)
-    title = f"A: {runs[0].run_dir.name}  ->  B: {runs[1].run_dir.name}"
+    title = escape(f"A: {runs[0].run_dir.name}  ->  B: {runs[1].run_dir.name}")
     console.print(rich_table([c.row for c in changes], title, COMPARE_COLUMNS, ordered=True))
     regressed = [c for c in changes if c.regressions]
     if regressed:

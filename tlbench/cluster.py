@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,11 +25,14 @@ from tlbench.plan import TrialSpec
 
 # Ray keeps sockets under its temp dir, and Unix socket paths are short.
 RAY_TEMP_DIR = Path(tempfile.gettempdir()) / "tlbench-ray"
-OBJECT_STORE_BYTES = 256 * 1024 * 1024
+OBJECT_STORE_BYTES = 256 * 1024 * 1024  # records are small; don't reserve GBs of /dev/shm
 PROBE_SECONDS = 5
-REFRESH_SECONDS = (
-    1.0  # how often the live view learns what runs where  # records are small; don't reserve GBs of /dev/shm
-)
+REFRESH_SECONDS = 1.0  # how often the live view learns what runs where
+# Ray picks a local cluster's address with this switch (read when Ray is
+# imported): off, every socket of a local Ray binds to 127.0.0.1 and nothing
+# on the network can reach it. Otherwise Ray replaces 127.0.0.1 by the
+# machine's address even when asked for loopback.
+RAY_LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @dataclass(frozen=True)
@@ -64,14 +68,19 @@ class ClusterInfo:
 
 
 def connect(address: str | None, concurrency: int | None = None) -> ClusterInfo:
-    """Join `address` (or RAY_ADDRESS); with neither, start a local Ray with
-    the dashboard off and its temporary files under RAY_TEMP_DIR.
+    """Join `address` (or RAY_ADDRESS); with neither, start a local Ray bound
+    to loopback only, the dashboard off, its temporary files under
+    RAY_TEMP_DIR.
 
     `concurrency`: trials at once per CPU-only node (default 1: a trial gets
     every core of its node). With GPUs a trial gets one GPU and one CPU."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if not address and "ray" not in sys.modules:
+        # Read once, when Ray is imported; Ray's processes inherit it. (A
+        # process that imported Ray before keeps Ray's own choice.)
+        os.environ[RAY_LOOPBACK_SWITCH] = "0"
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS") or None
     common = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
     if address:
         _check_reachable(address)

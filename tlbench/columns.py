@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.table import Table
+from rich.text import Text
 
 MISSING = "-"
 
@@ -43,7 +44,8 @@ def _rate_with_spread(timing_key: str) -> Callable[[dict], str | None]:
     """Median images/s and its interquartile range over the timed windows."""
 
     def cell(record: dict) -> str | None:
-        timing = record.get(timing_key) or {}
+        timing = record.get(timing_key)
+        timing = timing if isinstance(timing, dict) else {}
         median, q1, q3 = (timing.get(f"images_per_sec_{k}") for k in ("median", "q1", "q3"))
         if median is None:  # records of earlier versions: the plain figure
             value = record.get(timing_key.replace("timing", "images_per_sec"))
@@ -73,7 +75,7 @@ class Column:
             return MISSING
         try:
             text = self.format(value)
-        except (TypeError, ValueError):  # a field of an unexpected type (another version's record)
+        except (TypeError, ValueError, AttributeError, OverflowError):  # a field of an unexpected type
             return str(value)
         return MISSING if text is None else text
 
@@ -139,11 +141,12 @@ MEMORY_COLUMNS = (
 
 
 def sort_key(record: dict):
+    batch = record.get("batch_size")
     return (
         str(record.get("device")),
         str(record.get("backbone")),
         str(record.get("mode")),
-        record.get("batch_size") or 0,
+        batch if isinstance(batch, int) else 0,
     )
 
 
@@ -154,7 +157,8 @@ def rich_table(records, title: str | None = None, columns=COLUMNS, *, ordered: b
         table.add_column(column.header, justify="right" if column.numeric else "left")
     for record in records if ordered else sorted(records, key=sort_key):
         style = None if record.get("status", "ok") == "ok" else "red"
-        table.add_row(*(column.cell(record) for column in columns), style=style)
+        # Text, not markup: a "[...]" in a run file is shown as it is.
+        table.add_row(*(Text(column.cell(record)) for column in columns), style=style)
     return table
 
 

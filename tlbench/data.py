@@ -9,6 +9,7 @@ starts; `pipeline.py` turns a split into a `tf.data` pipeline in the worker.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 from dataclasses import dataclass, replace
@@ -86,11 +87,22 @@ def open_dataset(name_or_folder: str) -> ImageSet:
             raise UsageError("--dataset tfds:NAME needs a name, e.g. tfds:beans or tfds:tf_flowers")
         return replace(load_image_folder(tfds_dataset.folder_for(name)), name=name_or_folder)
     path = Path(name_or_folder)
-    if not path.exists():
-        raise UsageError(f"dataset '{name_or_folder}' is neither '{EMBEDDED}' nor an existing folder")
+    if not exists(path):
+        hint = f"did you mean '{EMBEDDED}'? " if difflib.get_close_matches(name_or_folder, [EMBEDDED]) else ""
+        raise UsageError(
+            f"dataset '{name_or_folder}' is neither '{EMBEDDED}' nor an existing folder; {hint}"
+            f"give '{EMBEDDED}', a folder with one sub-folder per class, or tfds:NAME"
+        )
     if not path.is_dir():
         raise UsageError(f"dataset '{name_or_folder}' is a file; give a folder with one sub-folder per class")
     return load_image_folder(path)
+
+
+def exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (ValueError, OSError):  # a NUL byte, a name too long for the filesystem
+        return False
 
 
 def load_digits() -> ImageSet:

@@ -29,11 +29,16 @@ class Recommendation:
 
 
 def measured(configs) -> list[Configuration]:
-    """The configurations with accuracy, speed and memory all measured."""
+    """The configurations with accuracy, speed and memory all measured (a
+    speed or a memory of 0 is no measurement)."""
     return [
         c
         for c in configs
-        if c.test_mean is not None and c.train_images_per_sec is not None and c.peak_memory_bytes is not None
+        if c.test_mean is not None
+        and c.train_images_per_sec is not None
+        and c.train_images_per_sec > 0
+        and c.peak_memory_bytes is not None
+        and c.peak_memory_bytes > 0
     ]
 
 
@@ -184,13 +189,13 @@ def choose(records, constraints: Constraints) -> Choice:
             ruled_out.append((c, reasons))
         else:
             fitting.append(c)
-    fitting.sort(key=lambda c: (-c.test_mean, -c.train_images_per_sec))
+    fitting.sort(key=lambda c: (-(c.test_mean or 0.0), -(c.train_images_per_sec or 0.0)))
     return Choice(constraints, fitting[0] if fitting else None, fitting, ruled_out)
 
 
 def _reasons(c: Configuration, constraints: Constraints) -> list[str]:
     if c.status != "ok":
-        return [f"no result: every seed ended {c.status}"]
+        return [f"no result: every seed ended {c.status}" if c.status != "incomplete" else "no test accuracy recorded"]
     reasons = []
     if constraints.memory_budget is not None:
         if c.peak_memory_bytes is None:
@@ -208,7 +213,7 @@ def _reasons(c: Configuration, constraints: Constraints) -> list[str]:
                 f"{constraints.throughput} throughput {speed:,.1f} < {constraints.min_throughput:g} images/s"
             )
     if constraints.min_accuracy is not None and c.test_mean < constraints.min_accuracy:
-        reasons.append(f"test accuracy {c.test_mean:.3f} < {constraints.min_accuracy:g}")
+        reasons.append(f"test accuracy {c.test_mean:.3f} < {constraints.min_accuracy:g}")  # ok: test_mean is set
     return reasons
 
 

@@ -177,8 +177,8 @@ class TrialSpec:
 
 def dataset_tag(dataset: str) -> str:
     """A short, path-safe name for a dataset (a folder's last component)."""
-    last = dataset.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or "dataset"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", last)
+    last = dataset.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", last).strip(".") or "dataset"  # never "." or ".."
 
 
 def trial_id(backbone: str, mode: str, batch_size: int, dataset: str, seed: int) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from tlbench.analysis import NOISE_RULE, configurations, memory_slopes
 from tlbench.columns import (
@@ -106,21 +107,27 @@ _COLUMN_NOTES = (
 )
 
 
+def _dict(value) -> dict:
+    """A field of env.json that should be an object; anything else reads as
+    empty (a run of another version, a damaged file)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _environment(env: dict) -> Section:
-    versions = env.get("versions", {})
-    cpu = env.get("cpu", {})
+    versions, cpu = _dict(env.get("versions")), _dict(env.get("cpu"))
+    gpus = env.get("gpus") if isinstance(env.get("gpus"), list) else []
     return Section(
         "Environment",
         [
             [
                 (
                     f"host: {env.get('host', '?')}; CPU: {cpu.get('model', '?')} "
-                    f"({cpu.get('logical_cores', '?')} logical cores); GPUs: {', '.join(env.get('gpus') or []) or 'none'}"
+                    f"({cpu.get('logical_cores', '?')} logical cores); GPUs: {', '.join(map(str, gpus)) or 'none'}"
                 ),
                 "versions: " + (", ".join(f"{n} {v}" for n, v in versions.items() if v) or "?"),
-                f"git commit: {(env.get('git') or {}).get('commit') or 'unknown'}",
+                f"git commit: {_dict(env.get('git')).get('commit') or 'unknown'}",
                 f"command: `{env.get('command', '?')}`",
-                f"budget: {env.get('budget', {}).get('name', '?')}",
+                f"budget: {_dict(env.get('budget')).get('name', '?')}",
             ]
         ],
     )
@@ -145,10 +152,13 @@ def _recommendation(records) -> list[Section]:
 
 
 def _describe(c) -> str:
+    accuracy = "-" if c.test_mean is None else f"{c.test_mean:.3f}"
     spread = "" if c.test_std is None else f" ± {c.test_std:.3f}"
+    speed = "-" if c.train_images_per_sec is None else f"{c.train_images_per_sec:,.1f}"
+    memory = "-" if c.peak_memory_bytes is None else format_bytes(c.peak_memory_bytes)
     return (
-        f"{c.name}: test accuracy {c.test_mean:.3f}{spread} ({c.n_seeds} seed(s)), "
-        f"{c.train_images_per_sec:,.1f} training images/s, {format_bytes(c.peak_memory_bytes)} peak memory"
+        f"{c.name}: test accuracy {accuracy}{spread} ({c.n_seeds} seed(s)), "
+        f"{speed} training images/s, {memory} peak memory"
     )
 
 
@@ -184,15 +194,15 @@ def _accuracy(records) -> list[Section]:
 
 
 def _protocol(env: dict, records) -> list[Section]:
-    protocol = (env.get("request") or {}).get("protocol") or {}
-    budget = env.get("budget") or {}
+    protocol = _dict(_dict(env.get("request")).get("protocol"))
+    budget = _dict(env.get("budget"))
     ok = [r for r in records if r.get("status") == "ok"]
     if not ok:
         return []
     first = ok[0]
-    sizes = first.get("split_sizes") or {}
-    rates = budget.get("learning_rates") or {}
-    patience = budget.get("patience") or {}
+    sizes = _dict(first.get("split_sizes"))
+    rates = {m: v for m, v in _dict(budget.get("learning_rates")).items() if isinstance(v, list)}
+    patience = _dict(budget.get("patience"))
     bullets = [
         f"Split: stratified, {sizes.get('train', '?')} train / {sizes.get('val', '?')} validation / "
         f"{sizes.get('test', '?')} test images, split seed "
@@ -200,7 +210,7 @@ def _protocol(env: dict, records) -> list[Section]:
         + (f", training images capped at {protocol['train_size']}" if protocol.get("train_size") else "")
         + "; the test split was read once per trial, after every choice.",
         "Search on validation (Adam): base learning rates "
-        + "; ".join(f"{mode} {', '.join(f'{r:g}' for r in values)}" for mode, values in rates.items())
+        + "; ".join(f"{mode} {', '.join(map(str, values))}" for mode, values in rates.items())
         + f", scaled to each batch size as {first.get('learning_rate_rule', '?')}; at most "
         f"{budget.get('transfer_epochs', '?')} (transfer) / {budget.get('finetune_epochs', '?')} (finetune) "
         "epochs, stopping after "
@@ -321,17 +331,17 @@ def write_report(run: RunContents) -> dict[str, Path]:
 
 def print_table(run: RunContents, console: Console) -> None:
     for warning in run.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
-    console.print(rich_table(run.records, title=f"tlbench run {run.run_dir.name}"))
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    console.print(rich_table(run.records, title=escape(f"tlbench run {run.run_dir.name}")))
     configs = [c for c in configurations(run.records) if c.test_mean is not None]
     if any(c.n_seeds > 1 for c in configs):
         console.print(rich_table([c.row for c in configs], "Test accuracy over seeds", SPREAD_COLUMNS, ordered=True))
     advice = recommend(run.records)
     if advice is not None:
         for sentence in advice.advice:
-            console.print(sentence)
+            console.print(escape(sentence))
         for warning in advice.warnings:
-            console.print(f"[yellow]warning:[/] {warning}")
+            console.print(f"[yellow]warning:[/] {escape(warning)}")
 
 
 def print_choice(choice: Choice, console: Console) -> None:
@@ -340,8 +350,9 @@ def print_choice(choice: Choice, console: Console) -> None:
     if choice.best is None:
         console.print("[red]no configuration fits[/]")
     else:
-        console.print(f"[green]best that fits:[/] {_describe(choice.best)}")
+        console.print(f"[green]best that fits:[/] {escape(_describe(choice.best))}")
         for other in choice.fitting[1:]:
-            console.print(f"  also fits: {_describe(other)}")
+            console.print(f"  also fits: {escape(_describe(other))}")
     for config, reasons in choice.ruled_out:
-        console.print(f"  ruled out: {config.name} ({config.weights.split(':')[0]}): {'; '.join(reasons)}")
+        line = f"  ruled out: {config.name} ({config.weights.split(':')[0]}): {'; '.join(reasons)}"
+        console.print(escape(line))

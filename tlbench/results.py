@@ -7,6 +7,7 @@ at most the line being written; readers skip such a line and say so.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -21,12 +22,15 @@ ENV = "env.json"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 REQUIRED_KEYS = ("trial_id", "backbone", "mode", "batch_size", "dataset", "status")
+REQUIRED_TYPES = {"trial_id": str, "backbone": str, "mode": str, "batch_size": int, "dataset": str, "status": str}
 
 
 def prepare_parent(out: str) -> Path:
     """The parent folder for run folders, created if needed and checked
     writable."""
-    parent = Path(out).expanduser()
+    from tlbench.weights import expand_user
+
+    parent = expand_user(out, "--out")
     if parent.exists() and not parent.is_dir():
         raise UsageError(f"--out '{out}' is a file; give a folder for run folders")
     try:
@@ -68,14 +72,27 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 
 
 def append_record(run_dir: Path, record: dict) -> None:
-    """Append one trial record as one line, durably."""
+    """Append one trial record as one line, durably.
+
+    A write that fails (a full disk) is undone: the file is cut back to where
+    it was, so it never ends in half a record that the next append would run
+    into. A file that already ends in a cut line (a crash) gets a newline
+    first, so the new record stays whole."""
     line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
-    fd = os.open(run_dir / TRIALS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    path = run_dir / TRIALS
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        written = os.write(fd, line)
-        if written != len(line):
-            raise OSError(f"short write to {run_dir / TRIALS}: {written} of {len(line)} bytes")
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        try:
+            written = os.write(fd, line)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (wrote {written} of {len(line)} bytes)")
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
     finally:
         os.close(fd)
 
@@ -102,8 +119,8 @@ def read_run(run_dir: Path) -> RunContents:
     env_path = run_dir / ENV
     if env_path.is_file():
         try:
-            env = json.loads(env_path.read_text())
-        except (OSError, ValueError) as error:
+            env = json.loads(env_path.read_text(errors="replace"))
+        except (OSError, ValueError, RecursionError) as error:
             contents.warnings.append(f"{ENV} unreadable ({error}); environment left out")
         else:
             if isinstance(env, dict):
@@ -114,17 +131,23 @@ def read_run(run_dir: Path) -> RunContents:
     trials_path = run_dir / TRIALS
     latest: dict[str, dict] = {}
     if trials_path.is_file():
-        for number, line in enumerate(trials_path.read_text(errors="replace").splitlines(), 1):
+        # Records are split on "\n" only: tlbench writes one per line, and other
+        # line separators may stand inside a JSON string.
+        for number, line in enumerate(trials_path.read_text(errors="replace").split("\n"), 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 contents.warnings.append(f"{TRIALS} line {number} is cut or garbled; skipped")
                 continue
             missing = [key for key in REQUIRED_KEYS if not isinstance(record, dict) or key not in record]
             if missing:
                 contents.warnings.append(f"{TRIALS} line {number} lacks {', '.join(missing)}; skipped")
+                continue
+            wrong = [key for key, kind in REQUIRED_TYPES.items() if not _is(record[key], kind)]
+            if wrong:
+                contents.warnings.append(f"{TRIALS} line {number} has {', '.join(wrong)} of the wrong type; skipped")
                 continue
             latest[record["trial_id"]] = record
     # A resumed run appends a new record for a trial that ended in error
@@ -133,10 +156,15 @@ def read_run(run_dir: Path) -> RunContents:
     return contents
 
 
+def _is(value, kind) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
 def _check_version(env: dict, warnings: list) -> None:
     from tlbench import __version__
 
-    written_by = (env.get("versions") or {}).get("tlbench")
+    versions = env.get("versions")
+    written_by = versions.get("tlbench") if isinstance(versions, dict) else None
     if written_by != __version__:
         warnings.append(
             f"this run was written by tlbench {written_by or 'of an unknown version'}, this is {__version__}: "

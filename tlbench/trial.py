@@ -104,6 +104,13 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     )
     momentum_note = _batch_norm_momentum_note(finetune, module_path, classifier.batch_norm_momentum_passed)
     phases.end("load")
+    # What the model costs, from its graph, before any training: a trial that
+    # can't fit in this machine's memory is refused now, not left to swap it.
+    cost = costs.trial_costs(classifier, spec.mode, module_path)
+    if device.startswith("CPU"):
+        cached_images = sum(len(idx) for idx in (splits.train, splits.val, splits.test)) * size * size * 3 * 4
+        refuse_if_too_big(cost, spec.batch_size, cached_images)
+    phases.end("costs")
     memory = TensorFlowPeakMemory(device)
 
     search = fit_and_select(
@@ -120,9 +127,9 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     test_result = evaluate(classifier.predict, test.batches(spec.batch_size))  # the one look at test
     phases.end("accuracy")
 
-    cost = costs.trial_costs(classifier, spec.mode, module_path)
-    peak_flops, peak_method = matmul_peak_flops(device, "float16" if mixed_precision else "float32")
-    phases.end("costs")
+    probe_dtype = "float16" if mixed_precision else "float32"
+    peak_flops, peak_method = matmul_peak_flops(device, probe_dtype)
+    phases.end("peak_probe")
 
     plan = TimingPlan(budget.warmup_steps, budget.min_timed_steps, budget.min_timed_seconds, budget.timed_repeats)
     timed = timed_passes(classifier, train, spec.batch_size, plan, memory, spec.seed)
@@ -130,10 +137,11 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     # The device's peak is probed again after the timed passes and the better
     # probe kept: on a shared machine one probe can land in a slow moment and
     # would make MFU look higher than it is.
-    again, again_method = matmul_peak_flops(device, "float16" if mixed_precision else "float32")
+    again, again_method = matmul_peak_flops(device, probe_dtype)
     if again > peak_flops:
         peak_flops, peak_method = again, again_method
     peak_method += ":better-of-2-probes"
+    phases.end("peak_probe")
 
     per_image = cost["predicted_activation_bytes_per_image"]
     return {
@@ -228,6 +236,33 @@ def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory
     }
 
 
+class PredictedOutOfMemory(MemoryError):
+    """A trial refused before training: the graph says it can't fit."""
+
+
+def refuse_if_too_big(cost: dict, batch_size: int, cached_bytes: int) -> None:
+    """Raise PredictedOutOfMemory when the training step's predicted memory
+    (weights, gradients, Adam slots, the activations it keeps at this batch
+    size) plus the cached images exceeds the memory available now. On a CPU
+    that is the machine's RAM: going over would swap it, not fail cleanly."""
+    import psutil
+
+    needed = (
+        cost["weight_bytes"]
+        + cost["gradient_bytes"]
+        + cost["optimizer_slot_bytes"]
+        + cost["predicted_activation_bytes_per_image"] * batch_size
+        + cost["predicted_activation_bytes_per_batch"]
+        + cached_bytes
+    )
+    available = psutil.virtual_memory().available
+    if needed > available:
+        raise PredictedOutOfMemory(
+            f"predicted {needed / 2**30:.1f} GiB for training at batch {batch_size} (weights, gradients, Adam "
+            f"slots, activations, cached images) > {available / 2**30:.1f} GiB available: refused before training"
+        )
+
+
 def _batch_norm_momentum_note(finetune: bool, module_path: str, passed: bool) -> str:
     """How the run's BatchNorm momentum reached the backbone, if at all."""
     from tlbench.weights import exported_batch_norm_momentum
@@ -267,8 +302,10 @@ class Phases:
         self._last = time.perf_counter()
 
     def end(self, name: str) -> None:
+        """The time since the last `end` goes to `name` (added up when a
+        phase comes back)."""
         now = time.perf_counter()
-        self.seconds[name] = now - self._last
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
         self._last = now
 
 

@@ -51,12 +51,20 @@ def is_tf1_hub_module(path: str) -> bool:
 
 def check_local_module(path: str) -> str:
     """An existing SavedModel directory, as an absolute path."""
-    module = Path(path).expanduser()
+    module = expand_user(path, "module path")
     if not module.is_dir():
         raise UsageError(f"module path '{path}' is not a directory")
     if not any((module / f).exists() for f in ("saved_model.pb", "saved_model.pbtxt")):
         raise UsageError(f"module path '{path}' holds no saved_model.pb; give a SavedModel or TF Hub module folder")
     return str(module.resolve())
+
+
+def expand_user(path: str, what: str) -> Path:
+    """`~` and `~user` expanded; a user that doesn't exist is a UsageError."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # "Could not determine home directory."
+        raise UsageError(f"{what} '{path}': no such user's home folder") from None
 
 
 def parse_module_overrides(items) -> dict[str, str]:
@@ -89,13 +97,15 @@ def choose_source(
         try:
             _resolve(backbone.handle)
             return ModuleSource("tfhub", backbone.handle)
+        except UsageError:
+            raise  # reached, but broken: say so rather than fall back
         except Exception as error:  # noqa: BLE001 - any failure to fetch means "not reachable"
             reason = _one_line(error)
             if policy == "hub":
                 raise UsageError(
                     f"TF Hub handle {backbone.handle} for {backbone.name} can't be reached ({reason}); "
-                    f"put the module in TFHUB_CACHE_DIR (now {_hub_cache_dir()}), "
-                    f"pass --module {backbone.name}=PATH, or use --weights auto"
+                    f"fill TFHUB_CACHE_DIR (now {_hub_cache_dir()}) with 'python -m tlbench prefetch' where "
+                    f"there is network, pass --module {backbone.name}=PATH, or use --weights auto"
                 ) from None
             note = f"TF Hub handle unreachable ({reason}); stand-in with random initial weights"
     else:
@@ -231,12 +241,37 @@ def prepare_sources(
     sources = {}
     for name in backbone_names:
         try:
-            sources[name] = choose_source(get_backbone(name), policy, overrides.get(name), batch_norm_momentum)
+            source = choose_source(get_backbone(name), policy, overrides.get(name), batch_norm_momentum)
+            if source.kind != "standin":  # tlbench's own exports are feature vectors by construction
+                check_feature_vector(materialize(source, get_backbone(name)), get_backbone(name))
+            sources[name] = source
         except UsageError as error:
             return {"error": str(error)}
         except Exception as error:  # noqa: BLE001 - e.g. a full disk while exporting a stand-in
             return {"error": f"preparing weights for {name} failed: {type(error).__name__}: {_one_line(error)}"}
     return sources
+
+
+def check_feature_vector(module_path: str, backbone: Backbone) -> None:
+    """A module must map a batch of images to a batch of feature vectors;
+    anything else (a classifier's logits are fine, a feature map is not) is a
+    UsageError before any trial starts."""
+    import tensorflow as tf
+    import tensorflow_hub as hub
+
+    size = backbone.image_size
+    try:
+        output = hub.KerasLayer(module_path)(tf.zeros([1, size, size, 3]))
+    except Exception as error:  # noqa: BLE001 - whatever the module does wrong, one line
+        raise UsageError(
+            f"module {module_path} for {backbone.name} can't run on a batch of {size}x{size} RGB images "
+            f"({type(error).__name__}: {_one_line(error)}); give an image feature-vector module"
+        ) from None
+    if len(output.shape) != 2:
+        raise UsageError(
+            f"module {module_path} for {backbone.name} outputs shape {list(output.shape)} for one image, not a "
+            "feature vector (batch, features); give an image feature-vector module (TF Hub's .../feature_vector/...)"
+        )
 
 
 def prefetch(backbone: Backbone, location: str | None = None) -> tuple[str, str]:
@@ -290,14 +325,44 @@ def prefetch_all(backbone_names, overrides: dict) -> list | dict:
 
 
 def _resolve(handle: str) -> str:
+    """A TF Hub handle (or URL) as a complete local module folder, through
+    TFHUB_CACHE_DIR or the network."""
     import tensorflow_hub as hub
 
+    _clear_stale_lock(handle)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(HUB_TIMEOUT_SECONDS)
     try:
-        return hub.resolve(handle)
+        path = hub.resolve(handle)
     finally:
         socket.setdefaulttimeout(previous)
+    if not any(Path(path, name).exists() for name in ("saved_model.pb", "saved_model.pbtxt")):
+        raise UsageError(
+            f"the TF Hub cache folder {path} for {handle} is incomplete (no saved_model.pb): a download or copy "
+            "was cut off; delete it and run 'python -m tlbench prefetch' again"
+        )
+    return path
+
+
+def _clear_stale_lock(handle: str) -> None:
+    """tensorflow_hub locks a handle's cache folder while it downloads
+    (`<sha1>.lock`, holding `host.pid.uid`) and waits up to ten minutes for a
+    lock that makes no progress. A lock left by a process of this host that
+    is gone is removed at once, with its half-downloaded temporary folder."""
+    import psutil
+
+    cache = os.environ.get("TFHUB_CACHE_DIR")
+    if not cache:
+        return
+    module = Path(cache) / hashlib.sha1(handle.encode("utf8")).hexdigest()
+    lock = module.with_name(module.name + ".lock")
+    try:
+        host, pid, uid = lock.read_text().rsplit(".", 2)
+    except (OSError, ValueError):
+        return  # no lock, or not one tensorflow_hub wrote
+    if host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid)):
+        shutil.rmtree(module.with_name(f"{module.name}.{uid}.tmp"), ignore_errors=True)
+        lock.unlink(missing_ok=True)
 
 
 def _hub_cache_dir() -> str:

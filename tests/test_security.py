@@ -1,0 +1,55 @@
+"""What tlbench exposes and what it trusts: a local Ray on loopback only with
+no dashboard, nothing read back with pickle, names that can't become paths."""
+
+import json
+import subprocess
+import sys
+
+from tlbench import results
+from tlbench.plan import dataset_tag, trial_id
+
+LOOPBACK_PROBE = """
+import json
+import psutil
+from tlbench import cluster
+
+cluster.connect(None)  # a local Ray, as `run` starts it
+import ray
+
+nodes = sorted({n["NodeManagerAddress"] for n in ray.nodes()})
+listening = set()
+for proc in psutil.process_iter(["name", "cmdline"]):
+    if "tlbench-ray" in " ".join(proc.info["cmdline"] or []) or proc.info["name"] in ("gcs_server", "raylet"):
+        try:
+            listening |= {(c.laddr.ip, c.laddr.port) for c in proc.net_connections("inet") if c.status == "LISTEN"}
+        except psutil.Error:
+            pass
+cluster.shutdown()
+print(json.dumps({"nodes": nodes, "listening": sorted(listening)}))
+"""
+
+
+def test_a_local_ray_listens_on_loopback_only_with_no_dashboard():
+    done = subprocess.run(
+        [sys.executable, "-c", LOOPBACK_PROBE], capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["nodes"] == ["127.0.0.1"]
+    assert seen["listening"], "no Ray socket found"
+    for ip, port in seen["listening"]:
+        assert ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1"), (ip, port)
+        assert port != 8265  # Ray's dashboard
+
+
+def test_run_files_are_json_never_pickle(tmp_path):
+    results.append_record(tmp_path, {"trial_id": "t", "note": object()})  # unknown types become strings
+    (line,) = (tmp_path / results.TRIALS).read_text().splitlines()
+    assert json.loads(line)["note"].startswith("<object object")
+
+
+def test_names_from_the_command_line_cannot_reach_outside_the_run_folder():
+    for dataset in ("../../etc", "/etc/passwd", "..", "a/../../b", "tfds:../../x", "C:\\\\Windows\\\\..\\\\x"):
+        tag = dataset_tag(dataset)
+        assert "/" not in tag and "\\\\" not in tag and tag not in ("", ".", "..")
+        assert "/" not in trial_id("resnet_v2_50", "transfer", 8, dataset, 0)
