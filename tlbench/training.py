@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from tlbench.model import Classifier
 from tlbench.pipeline import SplitPipeline
-from tlbench.plan import scaled_learning_rate
+from tlbench.plan import Budget, scaled_learning_rate
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,20 @@ def fit_and_select(
     *,
     mode: str,
     batch_size: int,
-    learning_rates: dict,
-    epochs: dict,
-    patience: dict,
+    budget: Budget,
     seed: int,
 ) -> SearchResult:
-    """The protocol of this module; `learning_rates`, `epochs` (at most) and
-    `patience` are per stage: "transfer" (the probe) and "finetune"."""
+    """The protocol of this module. Each stage, "transfer" (the probe) and
+    "finetune", takes the budget's learning rates, most epochs and patience
+    for that mode."""
+
+    def stage(name: str) -> dict:
+        return {
+            "learning_rates": budget.learning_rates[name],
+            "epochs": budget.epochs(name),
+            "patience": budget.patience[name],
+        }
+
     started = time.perf_counter()
     train_features, val_features = (
         FeatureSplit(classifier, train, batch_size),
@@ -129,11 +136,9 @@ def fit_and_select(
         train_features,
         val_features,
         batch_size=batch_size,
-        learning_rates=learning_rates["transfer"],
-        epochs=epochs["transfer"],
-        patience=patience["transfer"],
         seed=seed,
         seconds_before=feature_seconds,
+        **stage("transfer"),
     )
     classifier.model.set_weights(start)
     classifier.head.set_weights(probe.weights)
@@ -148,12 +153,10 @@ def fit_and_select(
             train,
             val,
             batch_size=batch_size,
-            learning_rates=learning_rates["finetune"],
-            epochs=epochs["finetune"],
-            patience=patience["finetune"],
             seed=seed,
             seconds_before=probe.best["val_curve"][-1]["train_seconds"],
             start_evaluation=probe.val,
+            **stage("finetune"),
         )
         classifier.model.set_weights(final.weights)
         predict, evaluated_train = classifier.predict, train

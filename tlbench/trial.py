@@ -119,9 +119,7 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
         val,
         mode=spec.mode,
         batch_size=spec.batch_size,
-        learning_rates=budget.learning_rates,
-        epochs={"transfer": budget.transfer_epochs, "finetune": budget.finetune_epochs},
-        patience=budget.patience,
+        budget=budget,
         seed=spec.seed,
     )
     test_result = evaluate(classifier.predict, test.batches(spec.batch_size))  # the one look at test
