@@ -81,9 +81,9 @@ def bare_loop(module_path: str, trainable: bool, images, labels):
 
 def _setup(name: str, mode: str):
     from tlbench import data
-    from tlbench.model import Classifier
-    from tlbench.pipeline import SplitPipeline
-    from tlbench.weights import export_standin
+    from tlbench.worker.model import Classifier
+    from tlbench.worker.pipeline import SplitPipeline
+    from tlbench.worker.weights import export_standin
 
     backbone = get_backbone(name)
     module = str(export_standin(backbone))
@@ -118,15 +118,15 @@ def _median_ratio(numerators, denominators) -> float:
 
 
 def _plan():
-    from tlbench.measure import TimingPlan
+    from tlbench.worker.measure import TimingPlan
 
     return TimingPlan(warmup_steps=1, min_steps=3, min_seconds=TURN_SECONDS, repeats=1)
 
 
 @pytest.mark.parametrize("name,mode", [(b, m) for b in DEFAULT_BACKBONES for m in MODES])
 def test_harness_overhead(benchmark, name, mode):
-    from tlbench.measure import TensorFlowPeakMemory
-    from tlbench.trial import timed_passes
+    from tlbench.worker.measure import TensorFlowPeakMemory
+    from tlbench.worker.trial import timed_passes
 
     module, train, (x, y), classifier = _setup(name, mode)
     memory = TensorFlowPeakMemory("CPU:0")
@@ -171,7 +171,7 @@ def test_harness_overhead(benchmark, name, mode):
 def test_pipeline_keeps_up(benchmark, mode):
     import tensorflow as tf
 
-    from tlbench.measure import time_steps
+    from tlbench.worker.measure import time_steps
 
     _, train, (x, y), classifier = _setup("mobilenet_v2_035_128", mode)
     sync = tf.test.experimental.sync_devices

@@ -4,20 +4,23 @@ trial, one GPU each), against the ideal longest-processing-time makespan.
 
 The trials are null trials (they sleep for their length), so what is measured
 is the harness: Ray's scheduling and the per-trial cost of a fresh process.
+They are handed over shuffled and put in submission order by the same
+`plan.longest_first` a run uses, with their lengths as the cost.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import random
 import sys
 import time
 
 import pytest
 
 GPUS = 4
-# Seconds, longest first (the order a grid would submit them in). Long enough
-# that a fresh process per trial (about 0.6 s here) is a small part of each.
+# Seconds. Long enough that a fresh process per trial (about 0.6 s here) is a
+# small part of each.
 LENGTHS = [18.0, 16.0, 14.0, 12.0, 12.0, 10.0, 8.0, 8.0, 6.0, 4.0, 4.0, 2.0]
 MAX_RATIO = 1.15
 
@@ -30,8 +33,9 @@ def lpt_makespan(lengths, machines: int) -> float:
     return max(loads)
 
 
-def null_trial(spec, lengths, board):
-    """Stands in for a trial: takes its known length, does nothing else."""
+def null_trial(spec, lengths):
+    """Stands in for a trial: takes its known length, does nothing else.
+    (`lengths` travels where a real trial gets its dataset.)"""
     time.sleep(lengths[spec.trial_id])
     return {**spec.describe(), "status": "ok", "error": None, "seconds": lengths[spec.trial_id]}
 
@@ -46,7 +50,7 @@ def logical_gpus():
     import ray
     import ray.cloudpickle
 
-    from tlbench.cluster import RAY_TEMP_DIR, ClusterInfo
+    from tlbench.driver.cluster import RAY_TEMP_DIR, ClusterInfo
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers can't import bench/
     ray.init(num_cpus=GPUS, num_gpus=GPUS, include_dashboard=False, _temp_dir=str(RAY_TEMP_DIR), log_to_driver=False)
@@ -64,10 +68,14 @@ def _specs(count):
 
 
 def test_scheduling_makespan_and_per_trial_overhead(benchmark, logical_gpus):
-    from tlbench.cluster import run_trials
+    from tlbench.driver.cluster import run_trials
+    from tlbench.plan import longest_first
 
-    specs = _specs(len(LENGTHS))
-    lengths = {spec.trial_id: length for spec, length in zip(specs, LENGTHS)}
+    shuffled = _specs(len(LENGTHS))
+    lengths = {spec.trial_id: length for spec, length in zip(shuffled, LENGTHS)}
+    random.Random(0).shuffle(shuffled)
+    specs = longest_first(shuffled, lambda spec: lengths[spec.trial_id])
+    assert [lengths[spec.trial_id] for spec in specs] == sorted(LENGTHS, reverse=True)
     noop = {spec.trial_id: 0.0 for spec in specs}
 
     def grid():

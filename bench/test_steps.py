@@ -24,9 +24,9 @@ def classifier_and_batch(request):
     import numpy as np
     import tensorflow as tf
 
-    from tlbench.costs import trial_costs
-    from tlbench.model import Classifier
-    from tlbench.weights import export_standin
+    from tlbench.worker.costs import trial_costs
+    from tlbench.worker.model import Classifier
+    from tlbench.worker.weights import export_standin
 
     name, mode = request.param
     backbone = get_backbone(name)
@@ -39,7 +39,7 @@ def classifier_and_batch(request):
 
 
 def _run(benchmark, step, flops_per_image: int):
-    from tlbench.measure import TensorFlowPeakMemory
+    from tlbench.worker.measure import TensorFlowPeakMemory
 
     memory = TensorFlowPeakMemory("CPU:0")
     step()  # trace outside the measured rounds

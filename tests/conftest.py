@@ -20,7 +20,8 @@ import tlbench  # noqa: F401 - sets TF_USE_LEGACY_KERAS before any TensorFlow im
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MODULE = ROOT.parent / "shared" / "models" / "mobilenet_v2_035_128_feature_vector_2"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
 
 
 def pytest_configure(config):
@@ -30,6 +31,9 @@ def pytest_configure(config):
     config._tlbench_cache = cache
     os.environ["TLBENCH_CACHE_DIR"] = str(cache / "tlbench")
     os.environ["TFHUB_CACHE_DIR"] = str(cache / "tfhub")
+    # A Ray started in this process (the session's) binds to loopback only,
+    # as `run`'s does; read when Ray is first imported.
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 def pytest_unconfigure(config):
@@ -76,3 +80,69 @@ def run_in_subprocess():
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def control_folder(tmp_path_factory) -> Path:
+    """Where null trials (`null_trials`) read what a test asks of them; Ray
+    workers started from here on inherit its name."""
+    import null_trials
+
+    folder = tmp_path_factory.mktemp("control")
+    os.environ[null_trials.CONTROL] = str(folder)
+    return folder
+
+
+def _emptied(folder: Path) -> Path:
+    for path in folder.iterdir():
+        path.unlink()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ray_session(control_folder):
+    """One local Ray for the test session, with two logical GPUs: the
+    in-process runner tests run their null trials on it."""
+    import null_trials
+
+    from tlbench.driver import cluster
+
+    assert os.environ[cluster.RAY_LOOPBACK_SWITCH] == "0"  # set at pytest_configure, before Ray's import
+    import ray
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(null_trials)  # workers can't import tests/
+    ray.init(
+        num_cpus=2,
+        num_gpus=2,
+        include_dashboard=False,
+        _temp_dir=str(cluster.RAY_TEMP_DIR),
+        log_to_driver=False,
+        object_store_memory=cluster.OBJECT_STORE_BYTES,
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def control(ray_session, control_folder) -> Path:
+    """The null trials' control folder, emptied for this test; the session's Ray running."""
+    return _emptied(control_folder)
+
+
+@pytest.fixture
+def null_run(control_folder):
+    """`python -m null_trials ...` in a process of its own (tests/ on its
+    path and its Ray workers'): the runner with null trials, as `run` runs it.
+    Returns a function giving the Popen."""
+    import subprocess
+
+    _emptied(control_folder)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
+    env.pop("RAY_ADDRESS", None)
+
+    def start(*args) -> subprocess.Popen:
+        command = [sys.executable, "-m", "null_trials", *map(str, args)]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+    return start

@@ -1,6 +1,6 @@
 """A TF1 Hub format ResNet V2 feature-vector module, built here for tests.
 
-The tests of `tlbench.convert` need a TF1 Hub module with TF-Slim's ResNet V2
+The tests of `tlbench.worker.convert` need a TF1 Hub module with TF-Slim's ResNet V2
 architecture and variable names (like TF Hub's
 `google/imagenet/resnet_v2_50/feature_vector`), and no real one is available
 offline. `write_slim_resnet_v2_module` writes one with random but sensible

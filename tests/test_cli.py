@@ -33,7 +33,7 @@ def _module_dir(tmp_path):
         (["run", "--batch-size", "100000"], "between 1 and 4096, got 100000"),
         (["run", "--all", "--seed", "x"], "seed must be a whole number"),
         (["run", "--all", "--seeds", "0"], "seeds must be between 1 and 100, got 0"),
-        (["run", "--all", "--split-seed", "-1"], "seed must be 0 or more, got -1"),
+        (["run", "--all", "--split-seed", "-1"], "seed must be between 0 and 2147483647, got -1"),
         (["run", "--all", "--train-size", "0"], "train size must be 1 or more, got 0"),
         (["run", "--all", "--train-size", "5"], "--train-size 5 is less than the 10 classes of 'digits'"),
         (["run", "--all", "--batch-norm-momentum", "1"], "momentum must be between 0 and 1 (exclusive), got 1"),
@@ -59,11 +59,13 @@ def _module_dir(tmp_path):
         (["compare", "{run}", "{run}", "--slowdown", "2"], "slowdown must be between 0 and 1, got 2"),
         (["run", "--resume", "{tmp}"], "not a tlbench run folder"),
         (["run", "--resume", "{tmp}/absent"], "does not exist"),
-        (["run", "--resume", "{tmp}", "--all"], "--resume reruns the grid of that run"),
-        (["run", "--resume", "{tmp}", "--quick"], "--resume keeps the settings of that run; drop --quick"),
+        (["run", "--resume", "{tmp}", "--all"], "--resume keeps the grid and settings of that run; drop --all"),
+        (["run", "--resume", "{tmp}", "--quick"], "--resume keeps the grid and settings of that run; drop --quick"),
         (["run", "--resume", "{tmp}", "--xla", "--mixed-precision"], "drop --xla, --mixed-precision"),
         (["run", "--resume", "{tmp}", "--seeds", "3", "--train-size", "99"], "drop --seeds, --train-size"),
-        (["run", "--resume", "{run}"], "has no request in env.json"),
+        (["run", "--resume", "{run}"], "env.json has no run plan"),
+        (["run", "--all", "--seed", "2147483647", "--seeds", "2"], "goes past the largest seed, 2147483647"),
+        (["report", "{tmp}", "--memory-budget", "1e400"], "memory budget must be a finite size"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
@@ -78,7 +80,7 @@ def test_usage_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
 
 
 def test_module_override_accepts_a_saved_model_folder(tmp_path):
-    from tlbench.weights import parse_module_overrides
+    from tlbench.driver.request import parse_module_overrides
 
     module = _module_dir(tmp_path)
     assert parse_module_overrides([f"mobilenet_v2_035_128={module}"]) == {"mobilenet_v2_035_128": str(module)}

@@ -1,22 +1,28 @@
 """Placement on real Ray clusters: logical GPUs and two nodes on this machine.
 
 `ray.cluster_utils.Cluster` starts real Ray nodes (GCS, raylets, workers) as
-separate processes; the command joins them with `--address`, as it would join
-a cluster of machines.
+separate processes; the runner joins them with `--address`, as it would join
+a cluster of machines. Placement is the driver's: the trials are null trials
+(`null_trials`), held until the test lets them finish.
 """
 
 import json
-from datetime import datetime
+import os
+from pathlib import Path
 
+import null_trials
 import pytest
 
 from tlbench.results import TRIALS
 
 
 @pytest.fixture
-def ray_cluster():
+def ray_cluster(control_folder, monkeypatch):
+    from conftest import TESTS
     from ray.cluster_utils import Cluster
 
+    # The nodes' workers import the null trials from tests/.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
     clusters = []
 
     def start(*nodes):
@@ -32,55 +38,53 @@ def ray_cluster():
         cluster.shutdown()
 
 
-def _two_tiny_trials(run_in_subprocess, tmp_path, tiny_module, address):
-    done = run_in_subprocess(
-        *"run --backbone mobilenet_v2_035_128 --mode transfer --batch-size 8 16 --quick --out".split(),
-        tmp_path,
-        "--module",
-        f"mobilenet_v2_035_128={tiny_module}",
-        "--address",
-        address,
-    )
-    assert done.returncode == 0, done.stderr + done.stdout
+def _two_trials_at_once(null_run, tmp_path, address):
+    """Two null trials run through the runner joined to `address`; each
+    waits until both have started, so they must run at the same time."""
+    (Path(os.environ[null_trials.CONTROL]) / "hold").write_text("* 1")
+    driver = null_run(
+        "start", tmp_path, "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "--batch-size", "8", "16",
+        "--address", address,
+    )  # fmt: skip
+    try:
+        both = [null_trials.wait_for_start(1), null_trials.wait_for_start(2)]
+        for start in both:
+            null_trials.release(start["trial_id"])
+        stdout, stderr = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, stdout + stderr
     (run_dir,) = tmp_path.iterdir()
     records = [json.loads(line) for line in (run_dir / TRIALS).read_text().splitlines()]
     assert len(records) == 2 and all(r["status"] == "ok" for r in records)
     return records
 
 
-def _overlap(a, b) -> bool:
-    start = max(datetime.fromisoformat(a["started_at"]), datetime.fromisoformat(b["started_at"]))
-    end = min(datetime.fromisoformat(a["finished_at"]), datetime.fromisoformat(b["finished_at"]))
-    return start < end
-
-
-def test_one_trial_per_gpu_and_as_many_at_once_as_there_are_gpus(ray_cluster, run_in_subprocess, tmp_path, tiny_module):
+def test_one_trial_per_gpu_and_as_many_at_once_as_there_are_gpus(ray_cluster, null_run, tmp_path):
     cluster = ray_cluster({"num_cpus": 2, "num_gpus": 2})
-    first, second = _two_tiny_trials(run_in_subprocess, tmp_path, tiny_module, cluster.address)
-    assert first["budget"] == "quick"
+    first, second = _two_trials_at_once(null_run, tmp_path, cluster.address)
     assert first["process_id"] != second["process_id"]
     assert {first["cuda_visible_devices"], second["cuda_visible_devices"]} == {"0", "1"}
     assert len(first["ray_gpu_ids"]) == len(second["ray_gpu_ids"]) == 1
-    assert _overlap(first, second)  # both ran at the same time
 
 
-def test_trials_spread_over_the_nodes_of_a_cpu_cluster(ray_cluster, run_in_subprocess, tmp_path, tiny_module):
+def test_trials_spread_over_the_nodes_of_a_cpu_cluster(ray_cluster, null_run, tmp_path):
     cluster = ray_cluster({"num_cpus": 1}, {"num_cpus": 1})
-    first, second = _two_tiny_trials(run_in_subprocess, tmp_path, tiny_module, cluster.address)
+    first, second = _two_trials_at_once(null_run, tmp_path, cluster.address)
     assert first["node_id"] != second["node_id"]
     assert first["cuda_visible_devices"] in (None, "") and first["ray_gpu_ids"] == []
 
 
 def test_a_cluster_that_cannot_hold_a_trial_fails_fast(ray_cluster, run_in_subprocess, tmp_path):
     cluster = ray_cluster({"num_cpus": 0})
-    done = run_in_subprocess(*"run --all --quick --address".split(), cluster.address, "--out", tmp_path, timeout=120)
+    done = run_in_subprocess(*["run", "--all", "--quick", "--address"], cluster.address, "--out", tmp_path, timeout=120)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "no node of the Ray cluster" in lines[0] and "'num_cpus': 1" in lines[0]
 
 
 def test_an_address_with_nothing_listening_is_one_line_and_exit_2(run_in_subprocess, tmp_path):
-    done = run_in_subprocess(*"run --all --quick --address 127.0.0.1:9".split(), "--out", tmp_path, timeout=60)
+    done = run_in_subprocess(*["run", "--all", "--quick", "--address", "127.0.0.1:9"], "--out", tmp_path, timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "can't start or join Ray at '127.0.0.1:9'" in lines[0]
@@ -92,7 +96,19 @@ def test_a_cluster_whose_gpus_sit_where_no_cpu_is_free_is_one_line_and_exit_2(ra
     start: the command says so instead of waiting forever."""
     cluster = ray_cluster({"num_cpus": 0, "num_gpus": 1}, {"num_cpus": 2, "num_gpus": 0})
     done = run_in_subprocess(
-        *"run --backbone mobilenet_v2_035_128 --mode transfer --batch-size 8 --quick --weights standin --out".split(),
+        *[
+            "run",
+            "--backbone",
+            "mobilenet_v2_035_128",
+            "--mode",
+            "transfer",
+            "--batch-size",
+            "8",
+            "--quick",
+            "--weights",
+            "standin",
+            "--out",
+        ],
         tmp_path / "runs",
         "--address",
         cluster.address,

@@ -6,7 +6,7 @@ import json
 from test_decide import MIB, _record, _seeds
 
 from tlbench.cli import main
-from tlbench.compare import Thresholds, compare
+from tlbench.reports.compare import Thresholds, compare
 
 BEFORE = [
     *_seeds("resnet", "transfer", 32, (0.93, 0.94, 0.95), 8.0, 2600 * MIB),

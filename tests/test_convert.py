@@ -11,7 +11,7 @@ from tlbench.registry import get_backbone
 
 @pytest.fixture(scope="module")
 def digit_images():
-    from tlbench.pipeline import SplitPipeline
+    from tlbench.worker.pipeline import SplitPipeline
 
     images = data.open_dataset(data.EMBEDDED)
     batch, _ = next(iter(SplitPipeline(images, np.arange(64), 128).batches(64)))
@@ -21,7 +21,7 @@ def digit_images():
 def test_the_converted_mobilenet_matches_the_real_module(shared_module, digit_images):
     import tensorflow_hub as hub
 
-    from tlbench.convert import tf1_module_as_keras
+    from tlbench.worker.convert import tf1_module_as_keras
 
     converted = tf1_module_as_keras(shared_module, get_backbone("mobilenet_v2_035_128"))
     original = hub.KerasLayer(shared_module)(digit_images).numpy()
@@ -32,7 +32,7 @@ def test_the_converted_mobilenet_matches_the_real_module(shared_module, digit_im
 
 
 def test_a_module_of_another_family_member_or_family_is_a_clear_error(shared_module):
-    from tlbench.convert import tf1_module_as_keras
+    from tlbench.worker.convert import tf1_module_as_keras
 
     with pytest.raises(ModuleError, match="has shape .* not a mobilenet_v2_050_160 module"):
         tf1_module_as_keras(shared_module, get_backbone("mobilenet_v2_050_160"))
@@ -41,7 +41,7 @@ def test_a_module_of_another_family_member_or_family_is_a_clear_error(shared_mod
 
 
 def test_slim_scopes_of_keras_layer_names():
-    from tlbench.convert import mobilenet_v2_scope
+    from tlbench.worker.convert import mobilenet_v2_scope
 
     assert mobilenet_v2_scope("Conv1") == "MobilenetV2/Conv"
     assert mobilenet_v2_scope("expanded_conv_project_BN") == "MobilenetV2/expanded_conv/project/BatchNorm"
@@ -60,8 +60,8 @@ def test_a_slim_resnet_v2_module_converts_to_matching_features(tmp_path, name):
     import tensorflow_hub as hub
     from slim_resnet import write_slim_resnet_v2_module
 
-    from tlbench.convert import tf1_module_as_keras
-    from tlbench.pipeline import SplitPipeline
+    from tlbench.worker.convert import tf1_module_as_keras
+    from tlbench.worker.pipeline import SplitPipeline
 
     module = tmp_path / name
     write_slim_resnet_v2_module(module, scope=name, blocks=RESNET_BLOCKS[name])
@@ -80,7 +80,7 @@ def test_resnet_stem_pools_as_tf_slim_does():
     import tensorflow as tf
     import tf_keras as keras
 
-    from tlbench.convert import slim_stem_pooling
+    from tlbench.worker.convert import slim_stem_pooling
 
     stem = keras.Sequential(
         [
@@ -96,7 +96,7 @@ def test_resnet_stem_pools_as_tf_slim_does():
 
 
 def test_resnet_scopes_of_keras_layer_names():
-    from tlbench.convert import resnet_v2_scope
+    from tlbench.worker.convert import resnet_v2_scope
 
     unit = "resnet_v2_101/block3/unit_23/bottleneck_v2"
     assert resnet_v2_scope("conv1_conv", 101) == "resnet_v2_101/conv1"
@@ -110,7 +110,7 @@ def test_resnet_scopes_of_keras_layer_names():
 
 
 def test_other_architectures_are_a_clear_error(shared_module):
-    from tlbench.convert import tf1_module_as_keras
+    from tlbench.worker.convert import tf1_module_as_keras
 
     with pytest.raises(ModuleError, match="MobileNet V2 and ResNet V2 families only, not InceptionV3"):
         tf1_module_as_keras(shared_module, get_backbone("inception_v3"))

@@ -5,13 +5,13 @@ import pytest
 
 @pytest.fixture(scope="module")
 def classifier(tiny_module):
-    from tlbench.model import Classifier
+    from tlbench.worker.model import Classifier
 
     return Classifier(tiny_module, 32, 10, trainable=True)
 
 
 def test_costs_are_counted_once_and_cached_per_module_and_mode(classifier, tiny_module, tmp_path, monkeypatch):
-    from tlbench import costs
+    from tlbench.worker import costs
 
     monkeypatch.setenv("TLBENCH_CACHE_DIR", str(tmp_path))
     first = costs.trial_costs(classifier, "finetune", tiny_module)
@@ -30,10 +30,10 @@ def test_backbone_flops_of_an_architecture_match_its_hub_module(shared_module):
     a Sub per input value, where the stand-in has its own x * 2 - 1)."""
     import tensorflow_hub as hub
 
-    from tlbench import costs, graphcost
+    from tlbench.worker import costs, graphcost
 
     architecture = costs.backbone_flops("mobilenet_v2_035_128")
-    assert costs.cached_backbone_flops("mobilenet_v2_035_128") == architecture
+    assert costs.backbone_flops("mobilenet_v2_035_128") == architecture  # from the cache
     module = graphcost.forward_flops_per_image(hub.KerasLayer(shared_module), 128)
     assert abs(module - architecture) <= 2 * 128 * 128 * 3
     assert 30e6 < architecture < 60e6  # about 20 M multiply-adds, as published

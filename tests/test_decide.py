@@ -2,8 +2,9 @@
 
 import pytest
 
-from tlbench.decide import Constraints, choose, pareto_front, parse_bytes, recommend
+from tlbench.checks import size as parse_bytes
 from tlbench.errors import UsageError
+from tlbench.reports.decide import Constraints, choose, pareto_front, recommend
 
 MIB = 2**20
 

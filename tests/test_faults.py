@@ -1,67 +1,70 @@
 """Faults during a run: a worker process killed mid-trial (SIGKILL), a disk
-that fills up while records are written."""
+that fills up while records are written. The runner runs null trials
+(`null_trials`) on the session's Ray: the faults are the driver's to handle."""
 
 import contextlib
+import io
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 
+import null_trials
 import psutil
 import pytest
+from rich.console import Console
 
 from tlbench import results
+from tlbench.driver import runner
+from tlbench.driver.request import RunRequest
+from tlbench.errors import ResultsUnwritable
 from tlbench.results import TRIALS
 
 TARGET = "mobilenet_v2_035_128-transfer-bs8-digits-seed0"
+OTHER = "mobilenet_v2_035_128-transfer-bs16-digits-seed0"
+WORKERS = runner.Workers(trial=null_trials.quick_trial, prepare=null_trials.prepare_standin)
+REQUEST = RunRequest(dataset="digits", backbones=("mobilenet_v2_035_128",), modes=("transfer",), batch_sizes=(8, 16))
 
 
-def _kill_trial_worker(trial_id: str, times: int, driver: subprocess.Popen) -> list[int]:
-    """SIGKILL the worker process running `trial_id` (Ray titles it
-    `ray::<task name>`), `times` times, each once it has run for a moment."""
-    killed: list[int] = []
-    deadline = time.monotonic() + 240
-    while len(killed) < times and time.monotonic() < deadline and driver.poll() is None:
-        for process in psutil.process_iter(["pid", "cmdline"]):
-            title = " ".join(process.info["cmdline"] or [])
-            if title.startswith(f"ray::{trial_id}") and process.pid not in killed:
-                time.sleep(1.0)  # mid-trial, not at its first instruction
-                process.kill()
-                killed.append(process.pid)
-                break
-        time.sleep(0.1)
-    return killed
+def _run_and_kill(tmp_path, control, times):
+    """A run of two trials whose TARGET worker is SIGKILLed `times` times
+    mid-trial (each attempt waits for the test before it can finish)."""
+    (control / "hold").write_text(f"{TARGET} {times}")
+    killed = []
 
+    def kill_each_attempt():
+        count = 0
+        while len(killed) < times:
+            count += 1
+            start = null_trials.wait_for_start(count)
+            if start["trial_id"] == TARGET:
+                psutil.Process(start["pid"]).kill()
+                killed.append(start["pid"])
 
-def _run_and_kill(tmp_path, tiny_module, times):
-    command = [
-        sys.executable, "-m", "tlbench", "run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer",
-        "--batch-size", "8", "16", "--quick", "--max-retries", "1", "--out", str(tmp_path),
-        "--module", f"mobilenet_v2_035_128={tiny_module}",
-    ]  # fmt: skip
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed = _kill_trial_worker(TARGET, times, driver)
-    stdout, stderr = driver.communicate(timeout=300)
-    assert len(killed) == times, stdout + stderr
+    killer = threading.Thread(target=kill_each_attempt, daemon=True)
+    killer.start()
+    status = runner.start(
+        REQUEST, runner.Settings(out=str(tmp_path), max_retries=1), Console(file=io.StringIO()), WORKERS
+    )
+    killer.join(timeout=300)
     (run_dir,) = tmp_path.iterdir()
     records = {r["trial_id"]: r for r in map(json.loads, (run_dir / TRIALS).read_text().splitlines())}
-    return driver.returncode, records, killed
+    return status, records, killed
 
 
-def test_a_killed_worker_is_retried_and_the_grid_completes(tmp_path, tiny_module):
-    returncode, records, killed = _run_and_kill(tmp_path, tiny_module, times=1)
-    assert returncode == 0
+def test_a_killed_worker_is_retried_and_the_grid_completes(tmp_path, control):
+    status, records, killed = _run_and_kill(tmp_path, control, times=1)
+    assert status == 0 and len(killed) == 1
     assert len(records) == 2 and all(r["status"] == "ok" for r in records.values())
     assert records[TARGET]["process_id"] not in killed  # finished in a fresh process
 
 
-def test_a_worker_killed_more_often_than_retries_allow_is_an_error_and_the_rest_goes_on(tmp_path, tiny_module):
-    returncode, records, _ = _run_and_kill(tmp_path, tiny_module, times=2)
-    assert returncode == 1
+def test_a_worker_killed_more_often_than_retries_allow_is_an_error_and_the_rest_goes_on(tmp_path, control):
+    status, records, killed = _run_and_kill(tmp_path, control, times=2)
+    assert status == 1 and len(killed) == 2
     assert records[TARGET]["status"] == "error" and "died" in records[TARGET]["error"].lower()
-    assert records["mobilenet_v2_035_128-transfer-bs16-digits-seed0"]["status"] == "ok"
+    assert records[OTHER]["status"] == "ok"
 
 
 @contextlib.contextmanager
@@ -111,31 +114,26 @@ def test_an_append_after_a_cut_line_starts_on_a_new_line(tmp_path):
     ]
 
 
-def test_a_disk_that_fills_up_during_a_run_stops_it_with_one_line_and_keeps_what_was_written(tmp_path, tiny_module):
+def test_a_disk_that_fills_up_during_a_run_stops_it_with_one_line_and_keeps_what_was_written(tmp_path, control, capsys):
+    (control / "hold").write_text("* 1")  # every trial waits for the test
     with _small_disk(tmp_path / "disk", size="4m") as disk:
-        command = [
-            sys.executable, "-m", "tlbench", "run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer",
-            "--batch-size", "8", "16", "--quick", "--out", str(disk),
-            "--module", f"mobilenet_v2_035_128={tiny_module}",
-        ]  # fmt: skip
-        driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
         def fill_after_the_first_record():
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline and driver.poll() is None:
-                written = list(disk.glob(f"*/{TRIALS}"))
-                if written and written[0].read_text().count("\n") >= 1:
-                    _fill(disk)
-                    return
-                time.sleep(0.05)
+            first = null_trials.wait_for_start(1)
+            null_trials.release(first["trial_id"])
+            while not any(p.read_text().count("\n") for p in disk.glob(f"*/{TRIALS}")):  # its record
+                time.sleep(0.02)
+            _fill(disk)
+            null_trials.release(OTHER if first["trial_id"] == TARGET else TARGET)
 
-        watcher = threading.Thread(target=fill_after_the_first_record)
+        watcher = threading.Thread(target=fill_after_the_first_record, daemon=True)
         watcher.start()
-        stdout, stderr = driver.communicate(timeout=300)
-        watcher.join()
-        assert driver.returncode == 3, stdout + stderr
-        assert stderr.count("\n") == 1 and stderr.startswith("tlbench: error: can't write the record of ")
-        assert "No space left on device" in stderr and "1 record(s) written before are intact" in stderr
+        with pytest.raises(ResultsUnwritable) as stopped:
+            runner.start(REQUEST, runner.Settings(out=str(disk)), Console(file=io.StringIO()), WORKERS)
+        watcher.join(timeout=300)
+        message = str(stopped.value)
+        assert message.startswith("can't write the record of ") and "\n" not in message
+        assert "No space left on device" in message and "1 record(s) written before are intact" in message
         (run_dir,) = [p for p in disk.iterdir() if p.is_dir()]
         run = results.read_run(run_dir)
         assert [r["status"] for r in run.records] == ["ok"] and run.warnings == []

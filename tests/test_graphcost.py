@@ -9,7 +9,7 @@ import tensorflow as tf  # conftest.py imported tlbench first, so TF_USE_LEGACY_
 import tensorflow_hub as hub
 import tf_keras as keras
 
-from tlbench import graphcost
+from tlbench.worker import graphcost
 
 F32 = 4  # bytes per float32
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tlbench.measure import ProcessPeakRss, TimingPlan, time_steps
+from tlbench.worker.measure import ProcessPeakRss, TimingPlan, time_steps
 
 
 class FakeClock:
@@ -78,7 +78,7 @@ def test_real_clock_measures_a_step_of_known_duration():
 
 
 def test_matmul_probe_measures_a_plausible_peak():
-    from tlbench.measure import matmul_peak_flops
+    from tlbench.worker.measure import matmul_peak_flops
 
     flops, method = matmul_peak_flops("CPU:0", seconds=0.1)
     assert 1e9 < flops < 1e14  # one core of any CPU of the last 20 years, up to a large server

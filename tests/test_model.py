@@ -21,7 +21,7 @@ def test_mixed_precision_puts_the_head_in_float16_and_keeps_float32_logits(tiny_
     import tensorflow as tf
     import tf_keras as keras
 
-    from tlbench.model import Classifier
+    from tlbench.worker.model import Classifier
 
     classifier = Classifier(tiny_module, 32, 2, trainable=True, mixed_precision=True)
     dense = classifier.head.layers[0]
@@ -36,7 +36,7 @@ def test_mixed_precision_puts_the_head_in_float16_and_keeps_float32_logits(tiny_
 
 
 def test_xla_compiles_the_steps_and_trains_like_the_default(tiny_module, batch):
-    from tlbench.model import Classifier
+    from tlbench.worker.model import Classifier
 
     plain = Classifier(tiny_module, 32, 2, trainable=True)
     xla = Classifier(tiny_module, 32, 2, trainable=True, jit_compile=True)

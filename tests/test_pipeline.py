@@ -13,7 +13,7 @@ def tf():
 
 
 def test_digits_become_rgb_floats_at_the_backbone_size(tf):
-    from tlbench.pipeline import SplitPipeline
+    from tlbench.worker.pipeline import SplitPipeline
 
     digits = data.open_dataset("digits")
     pipeline = SplitPipeline(digits, np.arange(10), image_size=128)
@@ -25,7 +25,7 @@ def test_digits_become_rgb_floats_at_the_backbone_size(tf):
 
 
 def test_a_timed_stream_gives_full_batches_forever_from_a_few_cached_ones(tf):
-    from tlbench.pipeline import SplitPipeline
+    from tlbench.worker.pipeline import SplitPipeline
 
     pipeline = SplitPipeline(data.open_dataset("digits"), np.arange(5), image_size=32)
     stream = iter(pipeline.timed_stream(4, seed=0, distinct_batches=3))
@@ -36,7 +36,7 @@ def test_a_timed_stream_gives_full_batches_forever_from_a_few_cached_ones(tf):
 
 
 def test_image_files_of_any_mode_become_rgb_in_unit_range(tf, tmp_path):
-    from tlbench.pipeline import SplitPipeline
+    from tlbench.worker.pipeline import SplitPipeline
 
     files = {
         "grey.png": Image.new("L", (20, 30), 255),

@@ -3,7 +3,7 @@ import time
 
 from rich.console import Console
 
-from tlbench.progress import GridProgress
+from tlbench.driver.progress import GridProgress
 
 
 def _text(renderable) -> str:

@@ -2,9 +2,11 @@
 
 - the command line: any argv ends in a parsed command, a UsageError (one line,
   exit status 2 through `main`) or a clean --help/--version exit, never a
-  traceback. `run`, `prefetch` and `list` are only parsed and validated
-  (`build_parser().parse_args` and, for `run`, `_request`): no Ray, no
-  training. `report` and `compare` run for real on temporary run folders.
+  traceback; what is accepted holds only valid values. `run`, `prefetch` and
+  `list` are only parsed and checked (`build_parser().parse_args` and, for
+  `run`, the request or the recorded plan): no Ray, no training. `report` and
+  `compare` run for real on temporary run folders.
+- a resumed run's recorded plan: accepted exactly when every value is valid.
 - the record reader: whatever bytes are in trials.jsonl and env.json,
   `read_run` returns what it can read and a warning per unreadable line, and
   what tlbench writes it reads back equal.
@@ -29,9 +31,13 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from tlbench import __version__, analysis, cli, report, results
+from tlbench import __version__, cli, results
+from tlbench import record as record_module
+from tlbench.driver.request import WEIGHTS_POLICIES, RunRequest, check_resume_args, recorded_plan
 from tlbench.errors import UsageError
+from tlbench.plan import ModuleSource
 from tlbench.registry import BACKBONES, MODES
+from tlbench.reports import analysis, report
 
 # No example database, and hypothesis' other files (its cache of the code's
 # constants) in this session's temporary folder, not in the project: every run
@@ -45,7 +51,8 @@ ROUND_TRIP = settings(
 )  # append_record fsyncs each record
 FEW = settings(max_examples=50, deadline=None, database=None, print_blob=True)
 
-TRIALS, ENV, REQUIRED_KEYS = results.TRIALS, results.ENV, results.REQUIRED_KEYS
+TRIALS, ENV, REQUIRED_KEYS = results.TRIALS, results.ENV, record_module.REQUIRED
+STATUSES = [status.value for status in record_module.Status]
 LINE_WARNING = re.compile(rf"^{re.escape(TRIALS)} line (\d+) ")
 NO_SUCH_USER = "~tlbench-no-such-user"  # `~user` of a user this machine doesn't have
 
@@ -81,10 +88,14 @@ hashable_json_scalars = json_values  # any JSON: read_run skips a record whose t
 def record_like(draw, trial_ids=hashable_json_scalars, values=json_values, keep_all: bool = False, typed=False):
     """A dict with (usually) every required key, any JSON values, extra keys.
     `typed`: the required keys have the types read_run asks for."""
-    record = draw(st.dictionaries(st.text(max_size=10), values, max_size=3))
+    extra_keys = (
+        st.text(max_size=10).filter(lambda key: key not in record_module.FIELDS) if typed else st.text(max_size=10)
+    )
+    record = draw(st.dictionaries(extra_keys, values, max_size=3))
     if typed:
         record.update({key: draw(st.text(max_size=10)) for key in REQUIRED_KEYS})
         record["batch_size"] = draw(st.integers(-(10**6), 10**6))
+        record["status"] = draw(st.sampled_from(STATUSES))
     else:
         record.update({key: draw(values) for key in REQUIRED_KEYS})
     record["trial_id"] = draw(trial_ids)
@@ -278,16 +289,17 @@ def _record(trial_id: str = "t", **fields) -> dict:
     }
 
 
-GOOD_REQUEST = {
-    "chosen": {"backbones": ["resnet_v2_50"]},
-    "dataset": "digits",
-    "seed": 0,
-    "quick": True,
-    "weights": "auto",
-    "modules": {},
-    "seeds": 1,
-    "protocol": {"split_seed": 0, "train_size": None, "batch_norm_momentum": 0.997},
-}
+# A plan as `run` records it in env.json: what `--resume` reads back.
+GOOD_PLAN = (
+    RunRequest(dataset="digits", backbones=("resnet_v2_50",), quick=True)
+    .resolve(
+        0,
+        sources={name: ModuleSource("standin", f"/cache/{name}") for name in ("resnet_v2_50", "mobilenet_v2_035_128")},
+        forward_flops={"resnet_v2_50": 7 * 10**9, "mobilenet_v2_035_128": 10**8},
+    )
+    .as_json()
+)
+GOOD_ENV = {"versions": {"tlbench": __version__}, "plan": GOOD_PLAN}
 
 
 def _write(folder: Path, records=(), env: dict | None = None) -> None:
@@ -319,10 +331,7 @@ def _layout(tmp: Path, garbage_trials: bytes = b"", garbage_env: bytes | None = 
     ]
     _write(folders["measured"], [_record(f"m{b}", batch_size=b, **f) for b, f in zip((8, 16), figures)])
     _write(folders["resumable"], [_record("done", status="oom")])  # done: not run again
-    _write(
-        folders["resumable"],
-        env={"versions": {"tlbench": __version__}, "request": GOOD_REQUEST, "budget": {"name": "q"}},
-    )
+    _write(folders["resumable"], env=GOOD_ENV)
     return {
         **{name: str(path) for name, path in folders.items()},
         "missing": str(tmp / "missing"),
@@ -345,23 +354,47 @@ def _help_or_version_exit(error: SystemExit, out: str) -> None:
     assert out.startswith("usage: ") or out == f"tlbench {__version__}\n", out
 
 
+def _checked_run(args):
+    """What `run` checks before Ray starts: the request, or the recorded plan."""
+    if args.resume:
+        return recorded_plan(check_resume_args(args))[0]
+    return RunRequest.from_args(args)
+
+
 def _validate(argv: list[str]):
     """What `main` does before any work: the command, the parser, and for
-    `run` the checks of `_request`. Returns the outcome; raises anything else."""
+    `run` the request or the recorded plan. Returns the outcome ("ok" with
+    what `run` would run); raises anything else."""
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
             cli._check_command(argv)
             args = cli.build_parser().parse_args(argv)
             if args.command == "run":
-                cli._request(args)
+                return "ok", _checked_run(args)
     except UsageError as error:
-        assert str(error) and "Traceback" not in str(error)
-        return "usage error"
+        assert str(error) and "Traceback" not in str(error) and "\n" not in str(error)
+        return "usage error", None
     except SystemExit as error:
         _help_or_version_exit(error, out.getvalue())
-        return "help"
-    return "ok"
+        return "help", None
+    return "ok", None
+
+
+def _assert_valid(checked) -> None:
+    """Every value of an accepted request or plan is one a trial can run with."""
+    if checked is None:
+        return
+    assert all(name in BACKBONE_NAMES for name in checked.backbones)
+    assert all(mode in MODES for mode in checked.modes)
+    assert all(type(b) is int and 1 <= b <= 4096 for b in checked.batch_sizes)
+    assert checked.seeds and all(type(s) is int and 0 <= s <= 2**31 - 1 for s in checked.seeds)
+    protocol = checked.protocol
+    assert type(protocol.split_seed) is int and protocol.split_seed >= 0
+    assert protocol.train_size is None or (type(protocol.train_size) is int and protocol.train_size >= 1)
+    assert 0 < protocol.batch_norm_momentum < 1
+    assert checked.weights in WEIGHTS_POLICIES
+    assert isinstance(checked.dataset, str) and checked.dataset
 
 
 def _main(argv: list[str]) -> tuple[int, str, str]:
@@ -418,7 +451,8 @@ def _read(folder: Path, trials: bytes | None, env: bytes | None):
 def test_run_validation_raises_only_usage_errors(argv):
     with tempfile.TemporaryDirectory(prefix="tlbench-prop-") as tmp:
         places = _layout(Path(tmp), b"\xff\n{}\n" + json.dumps(_record()).encode())
-        outcome = _validate(_fill(argv, places, Path(tmp)))
+        outcome, checked = _validate(_fill(argv, places, Path(tmp)))
+    _assert_valid(checked)
     if argv in (["run", "--all", "--module", "resnet_v2_50={module}"], ["run", "--resume", "{resumable}"]):
         assert outcome == "ok"
 
@@ -455,17 +489,96 @@ def test_compare_exits_0_1_or_2_with_one_error_line(a, b, options, trials, env):
         _check_main(_fill(["compare", a, b, *options], places, Path(tmp)))
 
 
+# Values a tampered env.json may hold, per key of the recorded plan: (valid, invalid).
+_STANDIN = {"kind": "standin", "location": "/cache/x", "note": None}
+_PROTOCOL = {"split_seed": 0, "train_size": None, "batch_norm_momentum": 0.99}
+PLAN_VALUES = {
+    "backbones": (
+        [["resnet_v2_50"], ["mobilenet_v2_035_128", "resnet_v2_50"]],
+        [[], ["resnet50"], "resnet_v2_50", [1], None, [""]],
+    ),
+    "modes": ([["transfer"], ["finetune", "transfer"]], [["finetuning"], [], "transfer", [None]]),
+    "batch_sizes": ([[1], [16, 4096]], [[0], [4097], [1.5], ["16"], [True], [], [-8], [float("nan")]]),
+    "seeds": ([[0], [0, 1], [2**31 - 1]], [[-1], [2**31], [0.5], ["0"], [], [None], [float("inf")]]),
+    "dataset": (["digits", "tfds:mnist"], ["", 3, None]),
+    "budget": (["quick", "cpu", "gpu"], ["q", "", 1, None]),
+    "protocol": (
+        [_PROTOCOL, {"split_seed": 3, "train_size": 50, "batch_norm_momentum": 0.5}],
+        [
+            {**_PROTOCOL, "split_seed": -1},
+            {**_PROTOCOL, "train_size": 0},
+            {**_PROTOCOL, "batch_norm_momentum": 1.0},
+            {**_PROTOCOL, "batch_norm_momentum": "0.9"},
+            {**_PROTOCOL, "batch_norm_momentum": float("nan")},
+            {"split_seed": 0},
+            "x",
+        ],
+    ),
+    "xla": ([True, False], [0, "yes", None]),
+    "mixed_precision": ([True, False], [1, "no", None]),
+    "weights": (["auto", "hub", "standin"], ["pretrained", None, ""]),
+    "modules": ([{}, {"resnet_v2_50": "https://example.org/m/1"}], [{"resnet": "x"}, {"resnet_v2_50": ""}, []]),
+    "sources": (
+        [{"resnet_v2_50": _STANDIN, "mobilenet_v2_035_128": {**_STANDIN, "note": "unreachable"}}],
+        [
+            {},
+            {"resnet_v2_50": {**_STANDIN, "kind": "bogus"}, "mobilenet_v2_035_128": _STANDIN},
+            {"resnet_v2_50": {**_STANDIN, "location": ""}, "mobilenet_v2_035_128": _STANDIN},
+            {"resnet_v2_50": {"kind": "local", "location": "/no/such/module"}, "mobilenet_v2_035_128": _STANDIN},
+            {"resnet_v2_50": {**_STANDIN, "note": 3}, "mobilenet_v2_035_128": _STANDIN},
+        ],
+    ),
+    "forward_flops": (
+        [{"resnet_v2_50": 1, "mobilenet_v2_035_128": 10**8}],
+        [{}, {"resnet_v2_50": 0, "mobilenet_v2_035_128": 1}, {"resnet_v2_50": 1.5, "mobilenet_v2_035_128": 1}],
+    ),
+}
+assert set(PLAN_VALUES) == set(GOOD_PLAN), "every recorded setting has valid and invalid values here"
+
+
+@st.composite
+def tampered_plans(draw):
+    """GOOD_PLAN with some values replaced (or keys removed), and whether
+    every value left is valid."""
+    plan, valid = dict(GOOD_PLAN), True
+    for key in draw(st.sets(st.sampled_from(sorted(PLAN_VALUES)), max_size=4)):
+        good, bad = PLAN_VALUES[key]
+        choice = draw(st.sampled_from(["good", "bad", "missing"]))
+        if choice == "missing":
+            del plan[key]
+        else:
+            plan[key] = draw(st.sampled_from(good if choice == "good" else bad))
+        valid &= choice == "good"
+    return plan, valid
+
+
 @FEW
-@given(request=st.dictionaries(st.sampled_from(sorted(GOOD_REQUEST)), json_values_without(st.text(max_size=8))))
-@example(request={})
-def test_resume_reads_any_finite_request_or_says_it_is_unreadable(request):
-    # Infinite numbers are test_resume_request_with_an_infinite_seed's.
-    assume("Infinity" not in json.dumps(request))
+@given(tampered=tampered_plans())
+@example(tampered=(GOOD_PLAN, True))
+@example(tampered=({**GOOD_PLAN, "batch_sizes": [0]}, False))
+@example(tampered=({**GOOD_PLAN, "budget": "no-such-budget"}, False))
+def test_a_recorded_plan_is_accepted_exactly_when_every_value_is_valid(tampered):
+    plan, valid = tampered
     with tempfile.TemporaryDirectory(prefix="tlbench-prop-") as tmp:
-        places = _layout(Path(tmp))
-        env = {"request": {**GOOD_REQUEST, **request}, "budget": {"name": "quick"}}
-        (Path(places["resumable"]) / ENV).write_text(json.dumps(env))
-        _validate(["run", "--resume", places["resumable"]])
+        _write(Path(tmp), env={**GOOD_ENV, "plan": plan})
+        outcome, checked = _validate(["run", "--resume", tmp])
+        if not valid:  # the whole command: one line naming env.json, exit 2, before Ray starts
+            status, _, err = _main(["run", "--resume", tmp])
+            assert status == 2 and err.count("\n") == 1 and "env.json" in err, err
+    assert outcome == ("ok" if valid else "usage error")
+    _assert_valid(checked)
+
+
+@FEW
+@given(env=json_values_without(st.text(max_size=8)))
+@example(env={})
+@example(env={"plan": None})
+def test_resume_of_any_env_json_runs_a_valid_plan_or_says_why_not(env):
+    with tempfile.TemporaryDirectory(prefix="tlbench-prop-") as tmp:
+        _write(Path(tmp), env=env)
+        outcome, checked = _validate(["run", "--resume", tmp])
+    assert outcome in ("ok", "usage error")
+    _assert_valid(checked)
 
 
 # Bugs: each pinned with its minimal example.
@@ -529,23 +642,23 @@ def test_module_path_of_an_unknown_users_home(user):
     assume(os.path.expanduser(f"~{user}").startswith("~"))  # no such user here
     with contextlib.redirect_stderr(io.StringIO()):
         args = cli.build_parser().parse_args(["run", "--all", "--module", f"resnet_v2_50=~{user}/module"])
-    try:
-        cli._request(args)
-    except UsageError:
-        pass
+    with pytest.raises(UsageError, match="home"):
+        RunRequest.from_args(args)
 
 
 @FEW
-@given(key=st.sampled_from(["seed", "seeds"]), value=st.sampled_from([float("inf"), float("-inf")]))
-@example(key="seed", value=float("inf"))
-def test_resume_request_with_an_infinite_seed(key, value):
+@given(key=st.sampled_from(["split_seed", "seeds"]), value=st.sampled_from([float("inf"), float("-inf")]))
+@example(key="seeds", value=float("inf"))
+def test_resume_plan_with_an_infinite_seed(key, value):
+    plan = {**GOOD_PLAN}
+    if key == "seeds":
+        plan["seeds"] = [value]
+    else:
+        plan["protocol"] = {**plan["protocol"], "split_seed": value}
     with tempfile.TemporaryDirectory(prefix="tlbench-prop-") as tmp:
-        _write(Path(tmp), env={"request": {**GOOD_REQUEST, key: value}, "budget": {"name": "x"}})
-        args = cli.build_parser().parse_args(["run", "--resume", tmp])
-        try:
-            cli._request(args)
-        except UsageError:
-            pass
+        _write(Path(tmp), env={**GOOD_ENV, "plan": plan})
+        with pytest.raises(UsageError, match="env.json"):
+            _checked_run(cli.build_parser().parse_args(["run", "--resume", tmp]))
 
 
 # ------------------------------------------------------------ record reader
@@ -572,7 +685,14 @@ def test_read_run_reads_what_it_can_and_warns_per_bad_line(trials, env):
     last = {}
     for record in kept:
         last[record["trial_id"]] = record
-    assert [_canonical(r) for r in run.records] == [_canonical(r) for r in last.values()]
+    # ... with the fields that say which trial it is as written; any other
+    # field as written or (of the wrong type) left out, with a warning.
+    assert [_canonical({k: r[k] for k in REQUIRED_KEYS}) for r in run.records] == [
+        _canonical({k: r[k] for k in REQUIRED_KEYS}) for r in last.values()
+    ]
+    for read, written in zip(run.records, last.values()):
+        assert set(read) <= set(written)
+        assert record_module.checked(json.loads(json.dumps(read)))[1] == [], "what read_run returns reads back clean"
     assert len(run.records) + len(warned) <= len(non_empty)
     assert len(run.records) + len(warned) == len(non_empty) - (len(kept) - len(last))
 
@@ -592,10 +712,33 @@ model_records = record_like(trial_ids=st.sampled_from(["a", "b", "c", "d"]), kee
 
 
 def _well_typed(record: dict) -> bool:
-    return all(
-        isinstance(record[key], kind) and not (kind is int and isinstance(record[key], bool))
-        for key, kind in results.REQUIRED_TYPES.items()
-    )
+    """The six fields that say which trial a record is, of their types."""
+    text = all(isinstance(record[key], str) for key in ("trial_id", "backbone", "mode", "dataset"))
+    whole = isinstance(record["batch_size"], int) and not isinstance(record["batch_size"], bool)
+    return text and whole and record["status"] in STATUSES
+
+
+# (field, a wrong value, what the record keeps of it: None drops the field)
+BAD_FIELDS = [
+    ("test_accuracy", "high", None),
+    ("seed", 1.5, None),
+    ("peak_memory_bytes", True, None),
+    ("train_timing", {"images_per_sec_median": "fast", "repeats": 3}, {"repeats": 3}),
+    ("infer_timing", {"repeats": None}, {}),
+    ("split_sizes", {"train": "many"}, None),
+    ("lr_search", [{"val_curve": [{"epoch": "one"}]}], None),  # a list with a bad item goes whole
+]
+
+
+def _with_bad_field(record: dict, bad) -> _Line:
+    field, value, kept = bad
+    written = {**record, field: value}
+    read = {key: v for key, v in written.items() if key != field}
+    if kept is not None:
+        read[field] = kept
+    line = _Line("bad field", json.dumps(written).encode(), read)
+    line.field = field
+    return line
 
 
 model_lines = st.one_of(
@@ -613,6 +756,7 @@ model_lines = st.one_of(
     st.builds(lambda r, f: _Line("garbled", _cut(json.dumps(r), f).encode()), model_records, st.floats(0, 1)),
     st.text(no_breaks, max_size=20).map(lambda t: _Line("garbled", ("#" + t).encode())),
     st.binary(max_size=20).map(lambda b: _Line("garbled", b"\xff" + b)),
+    st.builds(_with_bad_field, model_records, st.sampled_from(BAD_FIELDS)),
     st.sampled_from([b"", b" ", b"\t", b"  \t "]).map(lambda t: _Line("blank", t)),
 )
 
@@ -629,16 +773,24 @@ def test_read_run_matches_a_model_of_the_lines(lines, newline):
         run = _read(folder, b"\n".join(line.text for line in lines) + (b"\n" if newline else b""), None)
     expected = {}
     for line in lines:
-        if line.kind == "record":
+        if line.kind in ("record", "bad field"):
             expected[line.record["trial_id"]] = line.record
     assert {r["trial_id"]: _canonical(r) for r in run.records} == {k: _canonical(r) for k, r in expected.items()}
     assert len(run.records) == len(expected)
-    bad = [(number, line.kind) for number, line in enumerate(lines, 1) if line.kind in ("lacks", "garbled", "mistyped")]
+    bad = [(number, line.kind) for number, line in enumerate(lines, 1) if line.kind not in ("record", "blank")]
     assert len(run.warnings) == len(bad)
-    said_of = {"garbled": "is cut or garbled; skipped", "lacks": "lacks ", "mistyped": "of the wrong type; skipped"}
+    said_of = {
+        "garbled": " is cut or garbled; skipped",
+        "lacks": (" lacks ", " is "),  # ... not a record; skipped
+        "mistyped": " has ",  # ... of the wrong type; skipped
+        "bad field": ": ",  # <field> is <value>, not <type>; shown as -
+    }
     for warning, (number, kind) in zip(run.warnings, bad):
-        said = said_of[kind]
-        assert warning.startswith(f"{TRIALS} line {number} ") and said in warning, (warning, kind)
+        said = said_of[kind] if isinstance(said_of[kind], tuple) else (said_of[kind],)
+        assert warning.startswith(tuple(f"{TRIALS} line {number}{s}" for s in said)), (warning, kind)
+        if kind == "bad field":
+            field = lines[number - 1].field
+            assert warning.endswith("; shown as -") and f": {field}" in warning, warning
     records, warnings = sum(line.kind == "record" for line in lines), len(run.warnings)
     assert records + warnings == sum(line.kind != "blank" for line in lines)
 
@@ -761,7 +913,7 @@ well_typed_records = st.fixed_dictionaries(
         "train_timing": timing,
         "infer_timing": timing,
         "train_mfu": metrics,
-        "peak_memory_bytes": sizes | finite_or_not,
+        "peak_memory_bytes": sizes,
         "activation_memory_bytes": sizes | st.integers(-(2**30), 0),
         "predicted_activation_bytes": sizes,
         "predicted_activation_bytes_per_image": sizes,
@@ -793,7 +945,7 @@ well_typed_env = st.fixed_dictionaries(
                 "finetune_epochs": st.integers(1, 9),
             },
         ),
-        "request": st.fixed_dictionaries(
+        "plan": st.fixed_dictionaries(
             {},
             optional={
                 "protocol": st.fixed_dictionaries(
@@ -871,7 +1023,7 @@ def test_configurations_of_records_with_fields_of_any_type(records):
 @PROPERTY
 @given(
     records=any_typed_records,
-    env=st.none() | st.dictionaries(st.sampled_from(["cpu", "gpus", "budget", "request", "git", "host"]), json_values),
+    env=st.none() | st.dictionaries(st.sampled_from(["cpu", "gpus", "budget", "plan", "git", "host"]), json_values),
 )
 @example(records=[], env={"cpu": []})
 def test_render_markdown_of_run_files_with_fields_of_any_type(records, env):

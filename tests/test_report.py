@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tlbench import columns
-from tlbench.report import render_markdown
+from tlbench.reports import columns
+from tlbench.reports.report import render_markdown
 from tlbench.results import RunContents
 
 RECORDS = [
@@ -86,7 +86,7 @@ def _memory_record(backbone, mode, batch_size, peak, step, predicted_per_image):
 
 
 def test_memory_against_batch_size_gives_bytes_per_image():
-    from tlbench.analysis import memory_slopes
+    from tlbench.reports.analysis import memory_slopes
 
     mib = 2**20
     records = [
@@ -137,7 +137,7 @@ def _seed_record(backbone, mode, seed, test_accuracy, weights="local:/m", **extr
 
 
 def test_accuracy_over_seeds_tells_a_win_from_noise():
-    from tlbench.analysis import configurations
+    from tlbench.reports.analysis import configurations
 
     records = [
         *(_seed_record("a", "transfer", s, acc) for s, acc in enumerate((0.90, 0.92, 0.94))),  # mean 0.92, std 0.02
@@ -164,7 +164,7 @@ def test_accuracy_over_seeds_tells_a_win_from_noise():
     assert "| d | transfer | 16 | local | 1 | 0.600 | 0.600 | spread unknown (one seed) |" in report
 
     text = io.StringIO()
-    from tlbench.report import print_table
+    from tlbench.reports.terminal import print_table
 
     print_table(RunContents(Path("run"), records=records, env={}, warnings=[]), Console(file=text, width=200))
     assert "Test accuracy over seeds" in text.getvalue() and "within noise of best" in text.getvalue()
@@ -216,7 +216,7 @@ def test_report_writes_markdown_html_and_plots_that_show_the_same_tables(tmp_pat
 
     from test_decide import RECORDS as DECIDE_RECORDS
 
-    from tlbench.report import write_report
+    from tlbench.reports.report import write_report
     from tlbench.results import read_run
 
     run = read_run(_written_run(tmp_path, DECIDE_RECORDS))
@@ -274,7 +274,7 @@ def test_the_html_report_renders_its_tables_and_plots_in_headless_chromium(tmp_p
 
     from test_decide import RECORDS as DECIDE_RECORDS
 
-    from tlbench.report import write_report
+    from tlbench.reports.report import write_report
     from tlbench.results import read_run
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -315,7 +315,7 @@ def test_the_html_report_renders_its_tables_and_plots_in_headless_chromium(tmp_p
 
 
 def test_records_of_an_old_version_with_few_fields_still_report(tmp_path):
-    from tlbench.report import write_report
+    from tlbench.reports.report import write_report
     from tlbench.results import read_run
 
     old = [

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from tlbench import results
+from tlbench import files, results
 from tlbench.errors import UsageError
 
 
@@ -51,8 +51,8 @@ def test_records_without_required_keys_are_skipped_with_a_warning(tmp_path):
 
 
 def test_env_json_is_written_atomically(tmp_path):
-    results.write_json_atomic(tmp_path / results.ENV, {"a": 1})
-    results.write_json_atomic(tmp_path / results.ENV, {"a": 2})
+    files.write_json_atomic(tmp_path / results.ENV, {"a": 1})
+    files.write_json_atomic(tmp_path / results.ENV, {"a": 2})
     assert json.loads((tmp_path / results.ENV).read_text()) == {"a": 2}
     assert [p.name for p in tmp_path.iterdir()] == [results.ENV]
 
@@ -86,3 +86,31 @@ def test_the_last_record_of_a_trial_counts(tmp_path):
     results.append_record(tmp_path, _record(0))  # the resumed run's retry
     run = results.read_run(tmp_path)
     assert sorted((r["trial_id"], r["status"]) for r in run.records) == [("t0", "ok"), ("t1", "ok")]
+
+
+def test_a_field_of_the_wrong_type_is_dropped_with_a_warning_naming_line_and_field(tmp_path):
+    bad = {**_record(1), "repeats": None, "train_timing": {"images_per_sec_median": "fast", "repeats": 3}}
+    (tmp_path / results.TRIALS).write_text(json.dumps(_record(0)) + "\n" + json.dumps(bad) + "\n")
+    run = results.read_run(tmp_path)
+    assert [r["trial_id"] for r in run.records] == ["t0", "t1"]
+    assert run.records[1]["train_timing"] == {"repeats": 3}
+    assert run.warnings == [
+        f"{results.TRIALS} line 2: train_timing.images_per_sec_median is 'fast', not a number; shown as -"
+    ]
+
+
+def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path):
+    class Unwritable:
+        def __str__(self):
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(TypeError):
+        files.write_text_atomic(tmp_path / "report.md", Unwritable())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_locked_run_folder_refuses_a_second_writer(tmp_path):
+    with results.lock(tmp_path), pytest.raises(UsageError, match="another tlbench"), results.lock(tmp_path):
+        pass
+    with results.lock(tmp_path):  # released: free again
+        pass

@@ -11,20 +11,19 @@ from tlbench.plan import dataset_tag, trial_id
 LOOPBACK_PROBE = """
 import json
 import psutil
-from tlbench import cluster
+from tlbench.driver import cluster
 
-cluster.connect(None)  # a local Ray, as `run` starts it
+info = cluster.connect(None)  # a local Ray, as `run` starts it
 import ray
 
 nodes = sorted({n["NodeManagerAddress"] for n in ray.nodes()})
 listening = set()
-for proc in psutil.process_iter(["name", "cmdline"]):
-    if "tlbench-ray" in " ".join(proc.info["cmdline"] or []) or proc.info["name"] in ("gcs_server", "raylet"):
-        try:
-            listening |= {(c.laddr.ip, c.laddr.port) for c in proc.net_connections("inet") if c.status == "LISTEN"}
-        except psutil.Error:
-            pass
-cluster.shutdown()
+for proc in psutil.Process().children(recursive=True):  # this Ray's processes, not another test's
+    try:
+        listening |= {(c.laddr.ip, c.laddr.port) for c in proc.net_connections("inet") if c.status == "LISTEN"}
+    except psutil.Error:
+        pass
+cluster.release(info)
 print(json.dumps({"nodes": nodes, "listening": sorted(listening)}))
 """
 

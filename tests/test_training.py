@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tlbench.plan import REFERENCE_BATCH_SIZE, scaled_learning_rate
-from tlbench.training import Evaluation, _search
+from tlbench.worker.training import Evaluation, _search
 
 
 class _Split:
@@ -32,7 +32,7 @@ def _scripted_predict(losses):
 
 @pytest.fixture(scope="module")
 def classifier(tiny_module):
-    from tlbench.model import Classifier
+    from tlbench.worker.model import Classifier
 
     return Classifier(tiny_module, 32, 2, trainable=False)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tlbench import weights
 from tlbench.errors import UsageError
 from tlbench.registry import get_backbone
+from tlbench.worker import weights
 
 UNREACHABLE = "http://127.0.0.1:9/google/imagenet/unreachable/feature_vector/5"  # discard port: refused at once
 

@@ -1,44 +1,56 @@
 """tlbench: which TF Hub backbone, in which mode, at which batch size?
 
-Each module has one job:
+The code is split by the process it runs in. `driver/` and `reports/` run in
+the driver, the process of the command, and never import TensorFlow.
+`worker/` runs inside a trial's Ray worker process, or in a fresh process the
+driver starts through `isolated` for what must touch TensorFlow before the
+trials (weights, FLOP counts, TFDS exports). The modules at the top are
+shared by both sides and import no TensorFlow either.
 
-| module           | its job                                                                 |
-| ---------------- | ----------------------------------------------------------------------- |
-| `cli.py`         | the command line: parse, validate, dispatch; usage errors exit 2        |
-| `registry.py`    | the backbones tlbench knows (TF Hub handle, input size, stand-in)       |
-| `plan.py`        | trial specs, budgets (quick / cpu / gpu) and the grid                   |
-| `data.py`        | datasets as arrays or files, checked; stratified splits (no TensorFlow) |
-| `tfds_dataset.py`| `tfds:NAME` datasets written once as image folders (in a subprocess)    |
-| `pipeline.py`    | `tf.data` input pipelines: resize, cache, batch; timed streams          |
-| `weights.py`     | where a backbone comes from: `--module`, TF Hub cache/network, stand-in |
-| `convert.py`     | TF1 Hub modules' TF-Slim checkpoints mapped onto tf_keras architectures |
-| `model.py`       | Input -> hub.KerasLayer -> Dense, and the compiled steps                |
-| `training.py`    | the protocol: linear probe, fine-tuning, early stopping, evaluation     |
-| `measure.py`     | timed windows (median, IQR), memory vs a baseline, matmul peak probe    |
-| `graphcost.py`   | from a model's graph: FLOPs per image, activation bytes a step keeps    |
-| `costs.py`       | those counts for a trial's model or a backbone, cached                  |
-| `trial.py`       | one trial in one worker process: spec in, record out                    |
-| `cluster.py`     | Ray: start or join a cluster, place trials, collect records             |
-| `results.py`     | run folders, `env.json`, atomic `trials.jsonl` appends, reading back    |
-| `environment.py` | versions, CPU, GPUs, git commit, command line                           |
-| `columns.py`     | column lists for the terminal, Markdown and HTML tables                 |
-| `analysis.py`    | across trials: configurations over seeds, noise, memory slopes          |
-| `decide.py`      | recommendation, Pareto front, the best configuration under constraints  |
-| `plots.py`       | the report's PNG plots (matplotlib)                                     |
-| `report.py`      | `report.md`, `report.html` and the terminal tables of a run             |
-| `compare.py`     | `compare RUN_A RUN_B`: changes per configuration, regressions           |
-
-The driver (cli, cluster, results, report, decide, plots, compare) never
-imports TensorFlow; only the Ray worker processes that run trials do (and, in
-subprocesses, `list`'s one-off FLOP count and a `tfds:` dataset's export).
+| module                  | its job                                                                  |
+| ----------------------- | ------------------------------------------------------------------------ |
+| `cli.py`                | the command line: parse, check, dispatch; usage errors exit 2            |
+| `checks.py`             | each user-given value checked once, for the command line and `--resume`  |
+| `errors.py`             | the errors that end a command with one line; an exception as that line   |
+| `files.py`              | cache folder, `~` paths, atomic files and folders, folder locks           |
+| `registry.py`           | the backbones tlbench knows (TF Hub handle, input size, stand-in)        |
+| `plan.py`               | budgets, protocol, weights sources, trial specs, the grid, its order     |
+| `record.py`             | the trial record: its fields and types, built and checked in one place   |
+| `data.py`               | datasets as arrays or files, checked; stratified splits                  |
+| `results.py`            | run folders: env.json, trials.jsonl appends, reading back, the lock      |
+| `environment.py`        | versions, CPU, GPUs, git commit, command line                            |
+| `isolated.py`           | a worker-side function called in a fresh process, JSON in and out        |
+| `driver/request.py`     | the run request from the command line; the resolved plan in env.json     |
+| `driver/runner.py`      | a run or a resume: lock, env.json, records as trials end, live view      |
+| `driver/cluster.py`     | Ray: start or join a cluster, place trials, collect records              |
+| `driver/progress.py`    | the live view: done / running / failed, where, time left                 |
+| `worker/entry.py`       | what the driver calls on the worker side: weights, FLOPs, prefetch       |
+| `worker/trial.py`       | one trial in one worker process: spec in, record out, phase by phase     |
+| `worker/devices.py`     | GPU memory growth, device labels, mixed precision, out-of-memory errors  |
+| `worker/weights.py`     | where a backbone comes from: `--module`, TF Hub cache/network, stand-in  |
+| `worker/convert.py`     | TF1 Hub modules' TF-Slim checkpoints mapped onto tf_keras architectures  |
+| `worker/model.py`       | Input -> hub.KerasLayer -> Dense, and the compiled steps                 |
+| `worker/pipeline.py`    | `tf.data` input pipelines: resize, cache, batch; timed streams           |
+| `worker/training.py`    | the protocol: linear probe, fine-tuning, early stopping, evaluation      |
+| `worker/measure.py`     | timed windows (median, IQR), memory vs a baseline, matmul peak probe     |
+| `worker/graphcost.py`   | from a model's graph: FLOPs per image, activation bytes a step keeps     |
+| `worker/costs.py`       | those counts for a trial's model or a backbone, cached; memory refusal   |
+| `worker/tfds_export.py` | `tfds:NAME` datasets written once as image folders                       |
+| `reports/columns.py`    | column lists for the terminal, Markdown and HTML tables                  |
+| `reports/analysis.py`   | across trials: configurations over seeds, noise, memory slopes           |
+| `reports/decide.py`     | recommendation, Pareto front, the best configuration under constraints   |
+| `reports/plots.py`      | the report's PNG plots (matplotlib)                                      |
+| `reports/report.py`     | `report.md` and `report.html` of a run, from its files alone             |
+| `reports/compare.py`    | `compare RUN_A RUN_B`: changes per configuration, regressions            |
+| `reports/terminal.py`   | what `report`, `compare` and `list` print                                |
 """
 
 import os
 
 # tensorflow_hub.KerasLayer is a tf-keras layer; TF >= 2.16 defaults to Keras 3
 # unless this is set before TensorFlow is first imported. Every process that
-# imports tlbench (driver and Ray workers alike) gets it.
+# imports tlbench (driver, Ray workers, isolated calls) gets it.
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # 0.2: env.json records the resolved plan ("plan"), which --resume reads

@@ -3,8 +3,9 @@
 A dataset is the embedded default (scikit-learn's bundled handwritten digits:
 1,797 real 8x8 grey images, 10 classes), an image folder with one sub-folder
 per class, or a TensorFlow Datasets dataset by name (`tfds:NAME`, written once
-as an image folder by `tfds_dataset.py`). Both are checked here, in the driver, before any trial
-starts; `pipeline.py` turns a split into a `tf.data` pipeline in the worker.
+as an image folder by `worker/tfds_export.py`, run through `isolated`). Each
+is checked here, in the driver, before any trial starts;
+`worker/pipeline.py` turns a split into a `tf.data` pipeline in the worker.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tlbench import tfds_dataset
 from tlbench.errors import UsageError
 
 EMBEDDED = "digits"
+TFDS_PREFIX = "tfds:"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # the rest trains
 MIN_IMAGES_PER_CLASS = 3  # one each for train, validation and test
@@ -69,7 +70,7 @@ class Splits:
 
 def is_named(dataset: str) -> bool:
     """The embedded default or a TFDS name, rather than a folder."""
-    return dataset == EMBEDDED or dataset.startswith(tfds_dataset.PREFIX)
+    return dataset == EMBEDDED or dataset.startswith(TFDS_PREFIX)
 
 
 def tfds_installed() -> bool:
@@ -81,11 +82,11 @@ def open_dataset(name_or_folder: str) -> ImageSet:
     raises UsageError."""
     if name_or_folder == EMBEDDED:
         return load_digits()
-    if name_or_folder.startswith(tfds_dataset.PREFIX):
-        name = name_or_folder.removeprefix(tfds_dataset.PREFIX)
+    if name_or_folder.startswith(TFDS_PREFIX):
+        name = name_or_folder.removeprefix(TFDS_PREFIX)
         if not name:
             raise UsageError("--dataset tfds:NAME needs a name, e.g. tfds:beans or tfds:tf_flowers")
-        return replace(load_image_folder(tfds_dataset.folder_for(name)), name=name_or_folder)
+        return replace(load_image_folder(tfds_folder(name)), name=name_or_folder)
     path = Path(name_or_folder)
     if not exists(path):
         hint = f"did you mean '{EMBEDDED}'? " if difflib.get_close_matches(name_or_folder, [EMBEDDED]) else ""
@@ -96,6 +97,19 @@ def open_dataset(name_or_folder: str) -> ImageSet:
     if not path.is_dir():
         raise UsageError(f"dataset '{name_or_folder}' is a file; give a folder with one sub-folder per class")
     return load_image_folder(path)
+
+
+def tfds_folder(name: str) -> Path:
+    """The image folder of TFDS dataset `name`, written on first use (in a
+    fresh process: preparing it imports TensorFlow)."""
+    from tlbench import isolated
+
+    if not tfds_installed():
+        raise UsageError(
+            f"dataset '{TFDS_PREFIX}{name}' needs tensorflow-datasets, which is not installed: "
+            "pip install tensorflow-datasets (or tlbench[tfds])"
+        )
+    return Path(isolated.call("tlbench.worker.tfds_export:export", name))
 
 
 def exists(path: Path) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-PACKAGES = ("tlbench", "tensorflow", "tensorflow-hub", "tf-keras", "ray", "rich", "psutil", "numpy")
+PACKAGES = ("tensorflow", "tensorflow-hub", "tf-keras", "ray", "rich", "psutil", "numpy")
 
 
 def host() -> str:
@@ -35,7 +35,10 @@ def cpu_model() -> str:
 
 
 def package_versions() -> dict:
-    versions = {"python": platform.python_version()}
+    from tlbench import __version__
+
+    # tlbench's own from the code that runs (an editable install's metadata can lag).
+    versions = {"python": platform.python_version(), "tlbench": __version__}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

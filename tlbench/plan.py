@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tlbench.registry import DEFAULT_BACKBONES, MODES
@@ -214,3 +215,28 @@ def default_selection(cluster_gpus: int) -> dict:
         "modes": MODES,
         "batch_sizes": DEFAULT_BATCH_SIZES["gpu" if cluster_gpus else "cpu"],
     }
+
+
+def longest_first(specs, cost: Callable[[TrialSpec], float]) -> list[TrialSpec]:
+    """The specs in submission order: the most costly first, so that on
+    several GPUs the longest trials never start last and stretch the run
+    (longest processing time first, LPT). Equal costs keep their order."""
+    return sorted(specs, key=cost, reverse=True)  # sorted is stable, reversed too
+
+
+def predicted_flops(spec: TrialSpec, forward_flops_per_image: float, split_sizes: dict) -> float:
+    """A trial's compute by its plan, in FLOPs, to order a grid: the feature
+    pass, every fine-tuning epoch it may run (a training step costs about
+    three forward passes), the evaluations and the timed steps. An upper
+    bound where early stopping may cut epochs; the timed passes' minimum
+    seconds are left out. Only the order it gives matters."""
+    train, val, test = (split_sizes[name] for name in ("train", "val", "test"))
+    budget = spec.budget
+    step = 3 if spec.mode == "finetune" else 1  # transfer's timed step: the frozen forward, the head's backward
+    images = train + val + test  # features for the probe; the one test pass
+    if spec.mode == "finetune":
+        rates = len(budget.learning_rates["finetune"])
+        images += rates * budget.finetune_epochs * (3 * train + val) + train
+    timed_steps = budget.warmup_steps + budget.timed_repeats * budget.min_timed_steps
+    images += timed_steps * spec.batch_size * (step + 1)  # training, then inference
+    return forward_flops_per_image * images

@@ -28,10 +28,6 @@ class Backbone:
     standin_kwargs: dict = field(default_factory=dict)
     in_default_grid: bool = False
 
-    @property
-    def description(self) -> str:
-        return f"{self.image_size}x{self.image_size} -> {self.feature_dim}"
-
 
 def _hub(path: str) -> str:
     return f"https://tfhub.dev/google/imagenet/{path}/feature_vector/5"

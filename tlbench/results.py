@@ -1,8 +1,11 @@
-"""Run folders and the files in them.
+"""Run folders and the files in them: written by the driver, read by the
+driver (`--resume`), `report` and `compare`.
 
 `trials.jsonl` gets one whole line per finished trial, appended with a single
 write and fsync'd before the next trial's result is taken, so a crash can cut
-at most the line being written; readers skip such a line and say so.
+at most the line being written; readers skip such a line and say so. Every
+line is read through `record.checked`. A run folder is locked (`.lock`) while
+a run or a resume writes to it.
 """
 
 from __future__ import annotations
@@ -15,21 +18,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tlbench import record
 from tlbench.errors import UsageError
+from tlbench.files import FolderLock, expand_user
 
 TRIALS = "trials.jsonl"
 ENV = "env.json"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
-REQUIRED_KEYS = ("trial_id", "backbone", "mode", "batch_size", "dataset", "status")
-REQUIRED_TYPES = {"trial_id": str, "backbone": str, "mode": str, "batch_size": int, "dataset": str, "status": str}
+LOCK = ".lock"
+
+
+def lock(run_dir: Path) -> FolderLock:
+    """Held while a run or a resume writes to `run_dir`; a second one gets a
+    UsageError."""
+    return FolderLock(run_dir, LOCK, f"run folder '{run_dir}' is being written by another tlbench run")
 
 
 def prepare_parent(out: str) -> Path:
     """The parent folder for run folders, created if needed and checked
     writable."""
-    from tlbench.weights import expand_user
-
     parent = expand_user(out, "--out")
     if parent.exists() and not parent.is_dir():
         raise UsageError(f"--out '{out}' is a file; give a folder for run folders")
@@ -56,29 +64,14 @@ def new_run_dir(parent: Path, device_tag: str) -> Path:
     raise UsageError(f"no free run folder name under {parent}")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary sibling, fsync, then rename over `path`: a reader
-    sees the old file or the new one, never half of one."""
-    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(staging, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(staging, path)
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def append_record(run_dir: Path, record: dict) -> None:
+def append_record(run_dir: Path, trial: dict) -> None:
     """Append one trial record as one line, durably.
 
     A write that fails (a full disk) is undone: the file is cut back to where
     it was, so it never ends in half a record that the next append would run
     into. A file that already ends in a cut line (a crash) gets a newline
     first, so the new record stays whole."""
-    line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
+    line = (json.dumps(trial, sort_keys=True, default=str) + "\n").encode()
     path = run_dir / TRIALS
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -137,27 +130,20 @@ def read_run(run_dir: Path) -> RunContents:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                payload = json.loads(line)
             except (ValueError, RecursionError):
                 contents.warnings.append(f"{TRIALS} line {number} is cut or garbled; skipped")
                 continue
-            missing = [key for key in REQUIRED_KEYS if not isinstance(record, dict) or key not in record]
-            if missing:
-                contents.warnings.append(f"{TRIALS} line {number} lacks {', '.join(missing)}; skipped")
+            trial, notes = record.checked(payload)
+            if trial is None:
+                contents.warnings.append(f"{TRIALS} line {number} {notes[0]}")
                 continue
-            wrong = [key for key, kind in REQUIRED_TYPES.items() if not _is(record[key], kind)]
-            if wrong:
-                contents.warnings.append(f"{TRIALS} line {number} has {', '.join(wrong)} of the wrong type; skipped")
-                continue
-            latest[record["trial_id"]] = record
+            contents.warnings += [f"{TRIALS} line {number}: {note}" for note in notes]
+            latest[trial["trial_id"]] = trial
     # A resumed run appends a new record for a trial that ended in error
     # before: the last record of a trial is the one that counts.
     contents.records = list(latest.values())
     return contents
-
-
-def _is(value, kind) -> bool:
-    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
 
 
 def _check_version(env: dict, warnings: list) -> None:

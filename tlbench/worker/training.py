@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from tlbench.model import Classifier
-from tlbench.pipeline import SplitPipeline
 from tlbench.plan import Budget, scaled_learning_rate
+from tlbench.worker.model import Classifier
+from tlbench.worker.pipeline import SplitPipeline
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,10 @@ fast, and better in one of the two.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from tlbench.analysis import Configuration, configurations, within_noise
-from tlbench.columns import format_bytes
-from tlbench.errors import UsageError
+from tlbench.reports.analysis import Configuration, configurations, within_noise
+from tlbench.reports.columns import format_bytes
 
 
 @dataclass(frozen=True)
@@ -215,18 +213,3 @@ def _reasons(c: Configuration, constraints: Constraints) -> list[str]:
     if constraints.min_accuracy is not None and c.test_mean < constraints.min_accuracy:
         reasons.append(f"test accuracy {c.test_mean:.3f} < {constraints.min_accuracy:g}")  # ok: test_mean is set
     return reasons
-
-
-_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12}
-_UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
-
-
-def parse_bytes(text: str) -> float:
-    """`4GiB`, `512 MiB`, `4GB`, `4e9`: a byte count; bad input is a UsageError."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", text.lower())
-    if match is None or match.group(2) not in _UNITS:
-        raise UsageError(f"memory budget must be a size such as 4GiB, 512MiB or 8GB, got '{text}'")
-    value = float(match.group(1)) * _UNITS[match.group(2)]
-    if value <= 0:
-        raise UsageError(f"memory budget must be more than 0, got '{text}'")
-    return value

@@ -6,26 +6,24 @@ module, the head and the mode, so it is kept in tlbench's cache beside the
 stand-ins, keyed by the module folder's identity. Trials of the same backbone
 and mode at other batch sizes, and later runs, read it back.
 
-`python -m tlbench.costs NAME ...` prints the forward FLOPs per image of the
-named backbones' architectures as JSON: `list` runs it in a subprocess so
-that the driver never imports TensorFlow.
+`backbone_flops` counts an architecture's forward FLOPs per image; the
+driver asks for it through `entry.backbone_flops` and
+`entry.prepare_backbones`, in a fresh process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
+from tlbench.files import cache_root, write_json_atomic
 from tlbench.registry import get_backbone
 
 COST_VERSION = 1  # bump when what is counted, or how, changes
 
 
 def cache_dir() -> Path:
-    from tlbench.weights import cache_root
-
     return cache_root() / "costs"
 
 
@@ -48,7 +46,7 @@ def trial_costs(classifier, mode: str, module_path: str) -> dict:
     if cached is not None:
         return cached
 
-    from tlbench import graphcost
+    from tlbench.worker import graphcost
 
     forward = graphcost.forward_flops_per_image(classifier.model, classifier.image_size)
     backbone = graphcost.forward_flops_per_image(classifier.backbone, classifier.image_size)
@@ -72,25 +70,19 @@ def backbone_flops(name: str) -> int:
     """Forward FLOPs per image of a backbone's architecture (its stand-in, built
     in memory; the TF Hub module of the same architecture counts the same up
     to its input scaling)."""
-    from tlbench.weights import standin_model
+    from tlbench.worker.weights import standin_model
 
     backbone = get_backbone(name)
     key = _backbone_key(name)
     cached = _read(key)
     if cached is None:
-        from tlbench import graphcost
+        from tlbench.worker import graphcost
 
         cached = {
             "forward_flops_per_image": graphcost.forward_flops_per_image(standin_model(backbone), backbone.image_size)
         }
         _write(key, cached)
     return cached["forward_flops_per_image"]
-
-
-def cached_backbone_flops(name: str) -> int | None:
-    """What `backbone_flops` would return, if it is cached; no TensorFlow."""
-    cached = _read(_backbone_key(name))
-    return None if cached is None else cached["forward_flops_per_image"]
 
 
 def _backbone_key(name: str) -> str:
@@ -130,8 +122,6 @@ def _read(key: str) -> dict | None:
 
 
 def _write(key: str, costs: dict) -> None:
-    from tlbench.results import write_json_atomic
-
     try:
         cache_dir().mkdir(parents=True, exist_ok=True)
         write_json_atomic(cache_dir() / f"{key}.json", costs)
@@ -139,12 +129,28 @@ def _write(key: str, costs: dict) -> None:
         pass  # a read-only cache only costs a recount
 
 
-def main(argv: list[str]) -> int:
-    import tlbench  # noqa: F401 - TF_USE_LEGACY_KERAS before TensorFlow
-
-    print(json.dumps({name: backbone_flops(name) for name in argv}))
-    return 0
+class PredictedOutOfMemory(MemoryError):
+    """A trial refused before training: the graph says it can't fit."""
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def refuse_if_too_big(cost: dict, batch_size: int, cached_bytes: int) -> None:
+    """Raise PredictedOutOfMemory when the training step's predicted memory
+    (weights, gradients, Adam slots, the activations it keeps at this batch
+    size) plus the cached images exceeds the memory available now. On a CPU
+    that is the machine's RAM: going over would swap it, not fail cleanly."""
+    import psutil
+
+    needed = (
+        cost["weight_bytes"]
+        + cost["gradient_bytes"]
+        + cost["optimizer_slot_bytes"]
+        + cost["predicted_activation_bytes_per_image"] * batch_size
+        + cost["predicted_activation_bytes_per_batch"]
+        + cached_bytes
+    )
+    available = psutil.virtual_memory().available
+    if needed > available:
+        raise PredictedOutOfMemory(
+            f"predicted {needed / 2**30:.1f} GiB for training at batch {batch_size} (weights, gradients, Adam "
+            f"slots, activations, cached images) > {available / 2**30:.1f} GiB available: refused before training"
+        )

@@ -98,7 +98,7 @@ def tf1_module_as_keras(module_path: str, backbone: Backbone):
     import tensorflow as tf
     import tf_keras as keras
 
-    from tlbench.weights import standin_model
+    from tlbench.worker.weights import standin_model
 
     scope_of = SCOPES.get(backbone.standin)
     if scope_of is None:
@@ -159,9 +159,10 @@ def export_converted(module_path: str, backbone: Backbone, batch_norm_momentum: 
     import tensorflow_hub as hub
 
     from tlbench import data
-    from tlbench.costs import module_identity_key
-    from tlbench.pipeline import SplitPipeline
-    from tlbench.weights import CONVERTED_STAMP, cache_root, save_module_atomically, set_batch_norm_momentum
+    from tlbench.files import cache_root
+    from tlbench.worker.costs import module_identity_key
+    from tlbench.worker.pipeline import SplitPipeline
+    from tlbench.worker.weights import CONVERTED_STAMP, save_module_atomically, set_batch_norm_momentum
 
     key = f"{backbone.name}-{module_identity_key(module_path)}-bnm{batch_norm_momentum:g}"
     target = cache_root() / "converted" / key

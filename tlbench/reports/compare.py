@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tlbench.analysis import Configuration, configurations, within_noise
-from tlbench.columns import Column, format_bytes
+from tlbench.reports.analysis import Configuration, configurations, within_noise
+from tlbench.reports.columns import Column, format_bytes
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The report of a run folder, from saved files only: report.md, a
-self-contained report.html (plots embedded) and the terminal tables.
+"""The report of a run folder, from saved files only: report.md and a
+self-contained report.html (plots embedded). `terminal` prints its tables.
 
 The report is built once as a list of sections (paragraphs, bullet lists,
 tables, images), then rendered to Markdown or to HTML; every table comes from
@@ -14,22 +14,19 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
-from rich.markup import escape
-
-from tlbench.analysis import NOISE_RULE, configurations, memory_slopes
-from tlbench.columns import (
+from tlbench.files import write_text_atomic
+from tlbench.reports.analysis import NOISE_RULE, configurations, memory_slopes
+from tlbench.reports.columns import (
     COLUMNS,
     MEMORY_COLUMNS,
     SPREAD_COLUMNS,
     format_bytes,
     html_table,
     markdown_table,
-    rich_table,
     sort_key,
 )
-from tlbench.decide import Choice, recommend
-from tlbench.results import REPORT_HTML, REPORT_MD, RunContents, write_text_atomic
+from tlbench.reports.decide import recommend
+from tlbench.results import REPORT_HTML, REPORT_MD, RunContents
 
 
 @dataclass(frozen=True)
@@ -140,9 +137,9 @@ def _recommendation(records) -> list[Section]:
     front = ", ".join(f"{c.name} ({c.test_mean:.3f}, {c.train_images_per_sec:,.1f} img/s)" for c in advice.pareto)
     blocks = [
         [
-            f"**Most accurate**: {_describe(advice.most_accurate)}",
-            f"**Fastest to train**: {_describe(advice.fastest)}",
-            f"**Least memory**: {_describe(advice.least_memory)}",
+            f"**Most accurate**: {describe(advice.most_accurate)}",
+            f"**Fastest to train**: {describe(advice.fastest)}",
+            f"**Least memory**: {describe(advice.least_memory)}",
             f"**Pareto front** (accuracy against training speed, no configuration better on both): {front}",
         ],
         *advice.advice,
@@ -151,7 +148,7 @@ def _recommendation(records) -> list[Section]:
     return [Section("Recommendation", blocks)]
 
 
-def _describe(c) -> str:
+def describe(c) -> str:
     accuracy = "-" if c.test_mean is None else f"{c.test_mean:.3f}"
     spread = "" if c.test_std is None else f" ± {c.test_std:.3f}"
     speed = "-" if c.train_images_per_sec is None else f"{c.train_images_per_sec:,.1f}"
@@ -194,7 +191,7 @@ def _accuracy(records) -> list[Section]:
 
 
 def _protocol(env: dict, records) -> list[Section]:
-    protocol = _dict(_dict(env.get("request")).get("protocol"))
+    protocol = _dict(_dict(env.get("plan") or env.get("request")).get("protocol"))  # "request": tlbench 0.1
     budget = _dict(env.get("budget"))
     ok = [r for r in records if r.get("status") == "ok"]
     if not ok:
@@ -319,7 +316,7 @@ def render_markdown(run: RunContents) -> str:
 
 def write_report(run: RunContents) -> dict[str, Path]:
     """report.md, report.html and the plots, in the run folder."""
-    from tlbench.plots import write_plots
+    from tlbench.reports.plots import write_plots
 
     plots = write_plots(run.records, run.run_dir)
     sections = build(run, plots)
@@ -327,32 +324,3 @@ def write_report(run: RunContents) -> dict[str, Path]:
     write_text_atomic(run.run_dir / REPORT_MD, to_markdown(title, sections))
     write_text_atomic(run.run_dir / REPORT_HTML, to_html(title, sections, run.run_dir))
     return {"report.md": run.run_dir / REPORT_MD, "report.html": run.run_dir / REPORT_HTML, **plots}
-
-
-def print_table(run: RunContents, console: Console) -> None:
-    for warning in run.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
-    console.print(rich_table(run.records, title=escape(f"tlbench run {run.run_dir.name}")))
-    configs = [c for c in configurations(run.records) if c.test_mean is not None]
-    if any(c.n_seeds > 1 for c in configs):
-        console.print(rich_table([c.row for c in configs], "Test accuracy over seeds", SPREAD_COLUMNS, ordered=True))
-    advice = recommend(run.records)
-    if advice is not None:
-        for sentence in advice.advice:
-            console.print(escape(sentence))
-        for warning in advice.warnings:
-            console.print(f"[yellow]warning:[/] {escape(warning)}")
-
-
-def print_choice(choice: Choice, console: Console) -> None:
-    """The best configuration under the constraints, and why the others are out."""
-    console.print(f"constraints: {choice.constraints.describe()}")
-    if choice.best is None:
-        console.print("[red]no configuration fits[/]")
-    else:
-        console.print(f"[green]best that fits:[/] {escape(_describe(choice.best))}")
-        for other in choice.fitting[1:]:
-            console.print(f"  also fits: {escape(_describe(other))}")
-    for config, reasons in choice.ruled_out:
-        line = f"  ruled out: {config.name} ({config.weights.split(':')[0]}): {'; '.join(reasons)}"
-        console.print(escape(line))

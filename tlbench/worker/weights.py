@@ -1,4 +1,4 @@
-"""Where a backbone's weights come from, in the order DESIGN.md fixes:
+"""Where a backbone's weights come from, in this order:
 
 1. `--module NAME=PATH_OR_URL`: a local SavedModel / TF Hub module directory,
    or a URL resolved by tensorflow_hub;
@@ -7,8 +7,8 @@
    `tf_keras.applications` with random initial weights, exported once as a TF2
    SavedModel into tlbench's cache and loaded through the same hub.KerasLayer.
 
-The checks on command-line values run in the driver without TensorFlow; the
-functions that resolve or export modules import it and run in Ray workers.
+The driver decides once per run, through `entry.prepare_backbones` in a fresh
+process; each trial materializes its source again on its own node.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import socket
 import uuid
 from pathlib import Path
 
-from tlbench.errors import UsageError
+from tlbench.errors import UsageError, one_line
+from tlbench.files import build_folder_atomically, cache_root, is_url
 from tlbench.plan import DEFAULT_BATCH_NORM_MOMENTUM, ModuleSource
-from tlbench.registry import Backbone, get_backbone
+from tlbench.registry import Backbone
 
-WEIGHTS_POLICIES = ("auto", "hub", "standin")
 STANDIN_SEED = 0  # stand-ins are random but reproducible
 HUB_TIMEOUT_SECONDS = 60  # a network that hangs must not hang the run
 # The files beside the SavedModels tlbench exports, saying what they hold.
@@ -33,50 +33,10 @@ STANDIN_STAMP = "tlbench_standin.json"
 CONVERTED_STAMP = "tlbench_converted.json"
 
 
-def cache_root() -> Path:
-    """tlbench's own cache (stand-in SavedModels): `TLBENCH_CACHE_DIR`, else
-    `~/.cache/tlbench`."""
-    return Path(os.environ.get("TLBENCH_CACHE_DIR") or Path.home() / ".cache" / "tlbench")
-
-
-def is_url(location: str) -> bool:
-    return location.startswith(("http://", "https://", "gs://"))
-
-
 def is_tf1_hub_module(path: str) -> bool:
     """TF1 Hub format modules carry `tfhub_module.pb`; hub.KerasLayer runs them
     for inference only."""
     return Path(path, "tfhub_module.pb").exists()
-
-
-def check_local_module(path: str) -> str:
-    """An existing SavedModel directory, as an absolute path."""
-    module = expand_user(path, "module path")
-    if not module.is_dir():
-        raise UsageError(f"module path '{path}' is not a directory")
-    if not any((module / f).exists() for f in ("saved_model.pb", "saved_model.pbtxt")):
-        raise UsageError(f"module path '{path}' holds no saved_model.pb; give a SavedModel or TF Hub module folder")
-    return str(module.resolve())
-
-
-def expand_user(path: str, what: str) -> Path:
-    """`~` and `~user` expanded; a user that doesn't exist is a UsageError."""
-    try:
-        return Path(path).expanduser()
-    except RuntimeError:  # "Could not determine home directory."
-        raise UsageError(f"{what} '{path}': no such user's home folder") from None
-
-
-def parse_module_overrides(items) -> dict[str, str]:
-    """`--module NAME=PATH_OR_URL` values as {backbone name: location}."""
-    overrides = {}
-    for item in items or ():
-        name, sep, location = item.partition("=")
-        if not sep or not name or not location:
-            raise UsageError(f"--module takes NAME=PATH_OR_URL, got '{item}'")
-        get_backbone(name)  # unknown names are usage errors
-        overrides[name] = location if is_url(location) else check_local_module(location)
-    return overrides
 
 
 def choose_source(
@@ -90,7 +50,7 @@ def choose_source(
             try:
                 _resolve(override)
             except Exception as error:  # noqa: BLE001 - any failure to fetch means "not reachable"
-                raise UsageError(f"--module {backbone.name}={override} can't be reached ({_one_line(error)})") from None
+                raise UsageError(f"--module {backbone.name}={override} can't be reached ({one_line(error)})") from None
             return ModuleSource("tfhub", override)
         return ModuleSource("local", override)
     if policy in ("auto", "hub"):
@@ -100,7 +60,7 @@ def choose_source(
         except UsageError:
             raise  # reached, but broken: say so rather than fall back
         except Exception as error:  # noqa: BLE001 - any failure to fetch means "not reachable"
-            reason = _one_line(error)
+            reason = one_line(error)
             if policy == "hub":
                 raise UsageError(
                     f"TF Hub handle {backbone.handle} for {backbone.name} can't be reached ({reason}); "
@@ -214,44 +174,6 @@ def save_module_atomically(model, target: Path, stamp: str, describe) -> None:
     build_folder_atomically(target, stamp, fill)
 
 
-def build_folder_atomically(target: Path, stamp: str, fill) -> None:
-    """Build a cache folder: `fill(staging)` writes it and returns what it
-    holds, saved as the JSON file `stamp` in it; readers trust a folder with
-    its stamp. The folder is built as a temporary sibling and renamed into
-    place, so a crash or a concurrent build never leaves a half-written
-    folder where a trial would read it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
-    try:
-        staging.mkdir()
-        (staging / stamp).write_text(json.dumps(fill(staging)))
-        os.rename(staging, target)
-    except OSError:
-        if not (target / stamp).exists():
-            raise  # failed, rather than lost a race to another build
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def prepare_sources(
-    backbone_names, policy: str, overrides: dict, batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM
-) -> dict:
-    """{name: ModuleSource} for every backbone, or {"error": one line} for the
-    first that can't be had. Runs once per run, in a Ray worker."""
-    sources = {}
-    for name in backbone_names:
-        try:
-            source = choose_source(get_backbone(name), policy, overrides.get(name), batch_norm_momentum)
-            if source.kind != "standin":  # tlbench's own exports are feature vectors by construction
-                check_feature_vector(materialize(source, get_backbone(name)), get_backbone(name))
-            sources[name] = source
-        except UsageError as error:
-            return {"error": str(error)}
-        except Exception as error:  # noqa: BLE001 - e.g. a full disk while exporting a stand-in
-            return {"error": f"preparing weights for {name} failed: {type(error).__name__}: {_one_line(error)}"}
-    return sources
-
-
 def check_feature_vector(module_path: str, backbone: Backbone) -> None:
     """A module must map a batch of images to a batch of feature vectors;
     anything else (a classifier's logits are fine, a feature map is not) is a
@@ -265,7 +187,7 @@ def check_feature_vector(module_path: str, backbone: Backbone) -> None:
     except Exception as error:  # noqa: BLE001 - whatever the module does wrong, one line
         raise UsageError(
             f"module {module_path} for {backbone.name} can't run on a batch of {size}x{size} RGB images "
-            f"({type(error).__name__}: {_one_line(error)}); give an image feature-vector module"
+            f"({type(error).__name__}: {one_line(error)}); give an image feature-vector module"
         ) from None
     if len(output.shape) != 2:
         raise UsageError(
@@ -288,7 +210,7 @@ def prefetch(backbone: Backbone, location: str | None = None) -> tuple[str, str]
             return _resolve(backbone.handle), "downloaded"
         except Exception as error:  # noqa: BLE001 - any failure to fetch means "not reachable"
             raise UsageError(
-                f"TF Hub handle {backbone.handle} can't be reached ({_one_line(error)}); "
+                f"TF Hub handle {backbone.handle} can't be reached ({one_line(error)}); "
                 f"prefetch on a machine with access, or pass --module {backbone.name}=PATH"
             ) from None
     source = _resolve(location) if is_url(location) else location
@@ -309,19 +231,6 @@ def check_hub_cache_dir() -> str:
     if not cache:
         raise UsageError("set TFHUB_CACHE_DIR to the folder the nodes read modules from (e.g. shared storage)")
     return cache
-
-
-def prefetch_all(backbone_names, overrides: dict) -> list | dict:
-    """[(name, path, what happened)] for every backbone, or {"error": one line}."""
-    done = []
-    for name in backbone_names:
-        try:
-            done.append((name, *prefetch(get_backbone(name), overrides.get(name))))
-        except UsageError as error:
-            return {"error": str(error)}
-        except Exception as error:  # noqa: BLE001 - e.g. a full disk while copying
-            return {"error": f"prefetching {name} failed: {type(error).__name__}: {_one_line(error)}"}
-    return done
 
 
 def _resolve(handle: str) -> str:
@@ -367,8 +276,3 @@ def _clear_stale_lock(handle: str) -> None:
 
 def _hub_cache_dir() -> str:
     return os.environ.get("TFHUB_CACHE_DIR") or "unset: a temporary folder"
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:300]

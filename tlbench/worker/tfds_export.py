@@ -1,61 +1,37 @@
-"""TensorFlow Datasets by name (`--dataset tfds:NAME`), as image folders.
+"""TensorFlow Datasets by name (`--dataset tfds:NAME`), written as image folders.
 
 A TFDS dataset with an image and a class label (its `supervised_keys`) is
 prepared by tensorflow-datasets (from `TFDS_DATA_DIR`, or downloaded), then
 written once, every split together, as an image folder in tlbench's cache:
 one sub-folder per class, numbered in label order. From there it is an image
 folder like any other: checked, split by tlbench's own stratified protocol
-(TFDS's splits are pooled), read by the same pipeline.
-
-The driver never imports TensorFlow: `folder_for` runs this module as
-`python -m tlbench.tfds_dataset NAME` in a subprocess, which prints the
-folder, or one line on stderr and exit status 2.
+(TFDS's splits are pooled), read by the same pipeline. The driver runs
+`export` through `tlbench.isolated` (`data.tfds_folder`).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-from tlbench.errors import UsageError
+from tlbench.data import TFDS_PREFIX as PREFIX
+from tlbench.errors import UsageError, one_line
+from tlbench.files import build_folder_atomically, cache_root
 
-PREFIX = "tfds:"
 STAMP = "tlbench_tfds.json"
 
 
-def folder_for(name: str) -> Path:
-    """The image folder of TFDS dataset `name`, written on first use."""
-    from tlbench.data import tfds_installed
-
-    if not tfds_installed():
-        raise UsageError(
-            f"dataset '{PREFIX}{name}' needs tensorflow-datasets, which is not installed: "
-            "pip install tensorflow-datasets (or tlbench[tfds])"
-        )
-    done = subprocess.run(
-        [sys.executable, "-m", "tlbench.tfds_dataset", name], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        raise UsageError(lines[-1] if lines else f"preparing '{PREFIX}{name}' failed (exit status {done.returncode})")
-    return Path(done.stdout.strip().splitlines()[-1])
-
-
-def export(name: str) -> Path:
+def export(name: str) -> str:
     """Prepare TFDS dataset `name` and write it as an image folder (atomically:
-    a staging folder renamed into place)."""
+    a staging folder renamed into place); the folder's path."""
     import numpy as np
     import tensorflow_datasets as tfds
     from PIL import Image
 
-    from tlbench.weights import build_folder_atomically, cache_root
-
     target = cache_root() / "datasets" / f"tfds-{_safe(name)}"
     if (target / STAMP).exists():
-        return target
+        return str(target)
     try:
         builder = tfds.builder(name)
     except tfds.core.registered.DatasetNotFoundError:
@@ -65,7 +41,7 @@ def export(name: str) -> Path:
     try:
         builder.download_and_prepare()
     except Exception as error:  # noqa: BLE001 - offline, a missing dependency, a broken download ...
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        reason = one_line(error, 200)
         raise UsageError(
             f"TFDS dataset '{name}' is not prepared in {_data_root(builder)} and can't be downloaded "
             f"({type(error).__name__}: {reason}); prepare it where there is network and set TFDS_DATA_DIR"
@@ -87,7 +63,7 @@ def export(name: str) -> Path:
         return {"tfds": name, "images": count, "classes": list(class_names)}
 
     build_folder_atomically(target, STAMP, fill)
-    return target
+    return str(target)
 
 
 def _supervised_keys(builder, name: str) -> tuple[str, str]:
@@ -111,17 +87,3 @@ def _data_root(builder) -> str:
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("._") or "x"
-
-
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        print(export(argv[0]))
-    except UsageError as error:
-        print(error, file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

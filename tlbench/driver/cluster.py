@@ -5,7 +5,8 @@ TensorFlow state, graph or allocator statistics carry over from one trial to
 the next. With GPUs, each trial gets one (Ray sets CUDA_VISIBLE_DEVICES) and
 as many run at once as there are GPUs; on CPU-only nodes a trial takes every
 core of its node, so trials never share cores and corrupt each other's
-timings. This module never imports TensorFlow: only the workers do.
+timings. This module never imports TensorFlow, nor the code of backbones:
+what a trial does is passed in (`work`), by name or as a function.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tlbench import isolated, record
 from tlbench.data import ImageSet
-from tlbench.errors import UsageError
+from tlbench.errors import UsageError, one_line, os_reason
 from tlbench.plan import TrialSpec
+
+# A real trial: spec and images in, record out, in the worker process.
+TRIAL = "tlbench.worker.trial:run_trial"
 
 # Ray keeps sockets under its temp dir, and Unix socket paths are short.
 RAY_TEMP_DIR = Path(tempfile.gettempdir()) / "tlbench-ray"
@@ -42,6 +47,7 @@ class ClusterInfo:
     cpus: int  # logical CPUs, all nodes
     gpus: int  # GPUs, all nodes
     cpus_per_trial: int  # on CPU-only clusters: every core of the smallest node
+    owned: bool = True  # this process started or joined it, and shuts it down
 
     @property
     def device_tag(self) -> str:
@@ -70,11 +76,14 @@ class ClusterInfo:
 def connect(address: str | None, concurrency: int | None = None) -> ClusterInfo:
     """Join `address` (or RAY_ADDRESS); with neither, start a local Ray bound
     to loopback only, the dashboard off, its temporary files under
-    RAY_TEMP_DIR.
+    RAY_TEMP_DIR. A Ray this process has already started or joined (a
+    notebook's, a test session's) is used as it is, and left running.
 
     `concurrency`: trials at once per CPU-only node (default 1: a trial gets
     every core of its node). With GPUs a trial gets one GPU and one CPU."""
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        return _describe(sys.modules["ray"], "this process's Ray", concurrency, owned=False)
     if not address and "ray" not in sys.modules:
         # Read once, when Ray is imported; Ray's processes inherit it. (A
         # process that imported Ray before keeps Ray's own choice.)
@@ -97,21 +106,25 @@ def connect(address: str | None, concurrency: int | None = None) -> ClusterInfo:
                 **common,
             )
     except Exception as error:  # noqa: BLE001 - whatever Ray raises, the user needs one line
-        message = " ".join(str(error).split())[:300]
-        raise UsageError(f"can't start or join Ray at '{address or 'local'}': {message}") from None
+        raise UsageError(f"can't start or join Ray at '{address or 'local'}': {one_line(error)}") from None
+    return _describe(ray, address or "local", concurrency, owned=True)
+
+
+def _describe(ray, address: str, concurrency: int | None, owned: bool) -> ClusterInfo:
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     node_cpus = [int(n.get("CPU", 0)) for n in nodes]
     info = ClusterInfo(
-        address=address or "local",
+        address=address,
         nodes=len(nodes),
         cpus=sum(node_cpus),
         gpus=int(sum(n.get("GPU", 0) for n in nodes)),
         cpus_per_trial=max(1, min((c for c in node_cpus if c > 0), default=1) // (concurrency or 1)),
+        owned=owned,
     )
     # A task that fits no node would wait forever: say so now instead.
     wanted = info.trial_resources()
     if not any(n.get("CPU", 0) >= wanted["num_cpus"] and n.get("GPU", 0) >= wanted.get("num_gpus", 0) for n in nodes):
-        shutdown()
+        release(info)
         raise UsageError(
             f"no node of the Ray cluster at '{info.address}' can give a trial {wanted} "
             f"(nodes: {[{k: n.get(k, 0) for k in ('CPU', 'GPU')} for n in nodes]})"
@@ -129,39 +142,20 @@ def _check_reachable(address: str) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
     except OSError as error:
         raise UsageError(
-            f"can't start or join Ray at '{address}': nothing answers there ({error.strerror or error}); "
+            f"can't start or join Ray at '{address}': nothing answers there ({os_reason(error)}); "
             "start a head node with 'ray start --head' or leave out --address"
         ) from None
 
 
-def shutdown() -> None:
+def release(info: ClusterInfo | None) -> None:
+    """Shut down (or leave) the Ray this process started or joined; one it
+    found already running stays."""
+    if info is not None and not info.owned:
+        return
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
-
-
-def _call_in_worker(function, *args):
-    """`function(*args)` once, in a fresh worker process of the cluster (where
-    TensorFlow may be imported); a {"error": line} result is a UsageError."""
-    import ray
-
-    result = ray.get(ray.remote(max_calls=1, num_cpus=1)(function).remote(*args))
-    if isinstance(result, dict) and "error" in result:
-        raise UsageError(result["error"])
-    return result
-
-
-def _prepare_in_worker(backbone_names, policy, overrides, batch_norm_momentum):
-    from tlbench.weights import prepare_sources
-
-    return prepare_sources(backbone_names, policy, overrides, batch_norm_momentum)
-
-
-def prepare_sources(backbone_names, policy: str, overrides: dict, batch_norm_momentum: float) -> dict:
-    """Decide every backbone's weights source once, in a worker process (it
-    may download from TF Hub and export stand-ins): {name: ModuleSource}."""
-    return _call_in_worker(_prepare_in_worker, tuple(backbone_names), policy, overrides, batch_norm_momentum)
 
 
 class _Board:
@@ -181,37 +175,26 @@ class _Board:
         return dict(self.running)
 
 
-def _prefetch_in_worker(backbone_names, overrides):
-    from tlbench.weights import prefetch_all
-
-    return prefetch_all(backbone_names, overrides)
-
-
-def prefetch(backbone_names, overrides: dict) -> list:
-    """Fill TFHUB_CACHE_DIR in a worker process of this machine:
-    [(name, path, what happened)]."""
-    return _call_in_worker(_prefetch_in_worker, tuple(backbone_names), overrides)
-
-
-def _trial_in_worker(spec: TrialSpec, images, board) -> dict:
+def _trial_task(work, spec: TrialSpec, images, board) -> dict:
+    """In the worker: check in on the board, run `work(spec, images)` (a
+    function, or a "module:function" name imported here), add where it ran."""
     import time
 
     import ray
 
-    from tlbench.trial import run_trial
-
     context = ray.get_runtime_context()
-    placement = {
-        "node_id": context.get_node_id(),
-        "ray_gpu_ids": [str(i) for i in ray.get_gpu_ids()],
+    placement = record.make(
+        node_id=context.get_node_id(),
+        ray_gpu_ids=[str(i) for i in ray.get_gpu_ids()],
         # Ray sets this from the GPUs it assigned, before TensorFlow starts.
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-    }
+        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+    )
     board.start.remote(
         spec.trial_id, {"node": placement["node_id"], "gpus": placement["ray_gpu_ids"], "since": time.time()}
     )
     try:
-        return {**run_trial(spec, images), **placement}
+        function = isolated.resolve(work) if isinstance(work, str) else work
+        return {**function(spec, images), **placement}
     finally:
         board.stop.remote(spec.trial_id)
 
@@ -223,26 +206,27 @@ def run_trials(
     on_record: Callable[[dict], None],
     max_retries: int = 1,
     on_running: Callable[[dict], None] | None = None,
-    work: Callable | None = None,
+    work: str | Callable = TRIAL,
 ) -> None:
     """Run every spec as its own Ray task and hand each record to `on_record`
     as soon as its trial ends. A worker process or node that dies is retried
     `max_retries` times, then becomes an "error" record. Out-of-memory is not
     retried: the trial catches it and returns an "oom" record. `on_running`
     gets {trial id: where} of the running trials about once a second.
-    `work(spec, images, board)` runs in the worker: a real trial by default; a
-    benchmark of the scheduling itself passes a null trial.
+    `work(spec, images) -> record` runs in the worker: a real trial by
+    default; tests and the scheduling benchmark pass null trials. Specs are
+    submitted in the order given (see plan.longest_first).
     The dataset, checked once by the driver, goes to the workers through Ray's
     object store rather than being read again by every trial."""
     import ray
 
-    task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False)(work or _trial_in_worker)
+    task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False)(_trial_task)
     board = ray.remote(num_cpus=0)(_Board).remote()
     resources = cluster.trial_resources()
     images_ref = ray.put(images)
     pending = {}
     for spec in specs:
-        pending[task.options(name=spec.trial_id, **resources).remote(spec, images_ref, board)] = spec
+        pending[task.options(name=spec.trial_id, **resources).remote(work, spec, images_ref, board)] = spec
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=REFRESH_SECONDS)
@@ -253,16 +237,16 @@ def run_trials(
             (ref,) = ready
             spec = pending.pop(ref)
             try:
-                record = ray.get(ref)
+                result = ray.get(ref)
             except ray.exceptions.RayError as error:
-                record = {
+                result = record.make(
                     **spec.describe(),
-                    "status": "error",
-                    "error": f"{type(error).__name__}: {' '.join(str(error).split())[:500]}",
-                    "seconds": None,  # the worker died before it could say
-                }
+                    status=record.Status.ERROR,
+                    error=f"{type(error).__name__}: {one_line(error, 500)}",
+                    seconds=None,  # the worker died before it could say
+                )
                 board.stop.remote(spec.trial_id)  # it could not check out itself
-            on_record(record)
+            on_record(result)
     finally:
         for ref in pending:  # interrupted: stop what is still running
             ray.cancel(ref, force=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tlbench.analysis import configurations
-from tlbench.decide import measured, pareto_front
+from tlbench.reports.analysis import configurations
+from tlbench.reports.decide import measured, pareto_front
 
 MEMORY_PNG = "memory.png"
 THROUGHPUT_PNG = "throughput.png"

@@ -1,0 +1,159 @@
+"""Null trials for the driver's tests: what a trial returns, without
+TensorFlow. They run in real Ray worker processes through the runner's
+`work=` seam; a test picks their behaviour with files in a control folder
+(set by TLBENCH_TEST_CONTROL, which Ray's workers inherit).
+
+- `quick_trial`: an `ok` record with made-up figures, at once; an `error`
+  record instead for a trial named in `<control>/fail` (one id per line).
+  Every start is appended to `<control>/started` (trial id, pid, GPU ids).
+  A trial named in `<control>/hold` ("ID N" lines; "*" for every trial) waits
+  at its first N starts until `<control>/go-ID` exists (or is killed), so a
+  test can interrupt, kill or fill the disk while it runs.
+- `prepare_standin` / `refuse_prepare`: the runner's `prepare` step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from tlbench import record
+
+CONTROL = "TLBENCH_TEST_CONTROL"
+FORWARD_FLOPS = {"resnet_v2_50": 8_200_000_000, "mobilenet_v2_035_128": 60_000_000}
+
+
+def _control() -> Path:
+    return Path(os.environ[CONTROL])
+
+
+def _lines(name: str) -> list[str]:
+    path = _control() / name
+    return path.read_text().split() if path.exists() else []
+
+
+def quick_trial(spec, images) -> dict:
+    import ray
+
+    with open(_control() / "started", "a") as f:  # one short line per append: whole lines
+        f.write(json.dumps({"trial_id": spec.trial_id, "pid": os.getpid(), "gpus": ray.get_gpu_ids()}) + "\n")
+    _wait_if_held(spec.trial_id)
+    if spec.trial_id in _lines("fail"):
+        return record.make(**spec.describe(), status=record.Status.ERROR, error="RuntimeError: asked to fail")
+    return record.make(
+        **spec.describe(),
+        status=record.Status.OK,
+        error=None,
+        seconds=0.0,
+        process_id=os.getpid(),
+        num_classes=images.num_classes,
+        test_accuracy=0.625,
+        val_accuracy=0.5,
+        train_images_per_sec=100.0 / spec.batch_size,
+        infer_images_per_sec=300.0 / spec.batch_size,
+        peak_memory_bytes=2**20 * spec.batch_size,
+        # As long as a real record (its search's validation curves): a few kB.
+        lr_search=[
+            {
+                "base_learning_rate": rate,
+                "val_curve": [
+                    {
+                        "epoch": e,
+                        "train_seconds": 0.25 * e,
+                        "train_loss": 1.0 / (e + 1),
+                        "val_accuracy": 0.5,
+                        "val_loss": 1.0,
+                    }
+                    for e in range(20)
+                ],
+            }
+            for rate in (1e-4, 3e-4)
+        ],
+    )
+
+
+def _wait_if_held(trial_id: str) -> None:
+    holds = dict(zip(*[iter(_lines("hold"))] * 2))
+    times = holds.get(trial_id, holds.get("*"))
+    starts = sum(1 for s in started() if s["trial_id"] == trial_id)
+    if times is None or starts > int(times):
+        return
+    while not (_control() / f"go-{trial_id}").exists():  # the test's signal
+        time.sleep(0.02)
+
+
+def started() -> list[dict]:
+    path = _control() / "started"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def prepare_standin(backbones, policy, modules, batch_norm_momentum) -> dict:
+    """Every backbone's weights from the folder named in `<control>/module`
+    (a local SavedModel folder), else a stand-in."""
+    module = _lines("module")
+    source = {"kind": "local", "location": module[0], "note": None} if module else {
+        "kind": "standin", "location": "/cache/standin", "note": "a test"}  # fmt: skip
+    return {
+        "sources": {name: dict(source) for name in backbones},
+        "forward_flops": {name: FORWARD_FLOPS[name] for name in backbones},
+    }
+
+
+def refuse_prepare(*args) -> dict:
+    raise AssertionError("a resumed run must not choose weights again")
+
+
+def wait_for_start(count: int, deadline_seconds: float = 300) -> dict:
+    """The `count`-th start (1-based), once a worker has made it; the driver's
+    side of the hand-over (a generous deadline: only a hang reaches it)."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        starts = started()
+        if len(starts) >= count:
+            return starts[count - 1]
+        time.sleep(0.02)
+    raise AssertionError(f"no start number {count} within {deadline_seconds} s: {started()}")
+
+
+def release(trial_id: str) -> None:
+    (_control() / f"go-{trial_id}").touch()
+
+
+def main(argv=None) -> int:
+    """`python -m null_trials start|resume ...`: the runner with null trials
+    in a process of its own (its own local Ray, or --address), as `run` runs
+    it; for tests that interrupt a run or need another cluster shape."""
+    import argparse
+    import faulthandler
+    import signal
+
+    from rich.console import Console
+
+    from tlbench.driver import runner
+    from tlbench.driver.request import RunRequest
+
+    parser = argparse.ArgumentParser(prog="null_trials")
+    parser.add_argument("command", choices=("start", "resume"))
+    parser.add_argument("folder", help="start: the parent of run folders; resume: the run folder")
+    parser.add_argument("--address")
+    parser.add_argument("--backbone", nargs="+", default=[])
+    parser.add_argument("--mode", nargs="+", default=[])
+    parser.add_argument("--batch-size", nargs="+", type=int, default=[])
+    parser.add_argument("--refuse-prepare", action="store_true", help="fail if weights are chosen (again)")
+    args = parser.parse_args(argv)
+    faulthandler.register(signal.SIGUSR1)  # a test that waits in vain gets the stack
+    workers = runner.Workers(
+        trial="null_trials:quick_trial", prepare=refuse_prepare if args.refuse_prepare else prepare_standin
+    )
+    settings = runner.Settings(out=args.folder, address=args.address)
+    console = Console(width=240)
+    if args.command == "resume":
+        return runner.resume(Path(args.folder), settings, console, workers)
+    request = RunRequest("digits", tuple(args.backbone), tuple(args.mode), tuple(args.batch_size), quick=True)
+    return runner.start(request, settings, console, workers)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The driver side: the command's process. Never imports TensorFlow."""

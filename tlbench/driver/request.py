@@ -1,0 +1,334 @@
+"""What a run is asked to do, and what it resolved to.
+
+- `RunRequest`: what the command line asked for, checked before Ray starts.
+  Backbones, modes and batch sizes left out take the default grid of the
+  cluster the run lands on.
+- `RunPlan`: the request resolved on a cluster: the grid's selection, the
+  budget, each backbone's weights source and FLOP count. It is written whole
+  to env.json and read back whole by `--resume`, through the same checks as
+  the command line, so a resumed run runs exactly the grid it recorded, with
+  the weights it recorded, on a cluster of any shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tlbench import checks, data
+from tlbench.errors import UsageError
+from tlbench.files import expand_user, is_url
+from tlbench.plan import (
+    BUDGETS,
+    DEFAULT_BATCH_NORM_MOMENTUM,
+    Protocol,
+    build_grid,
+    choose_budget,
+    default_selection,
+)
+from tlbench.registry import check_mode, get_backbone
+
+WEIGHTS_POLICIES = ("auto", "hub", "standin")
+SOURCE_KINDS = ("local", "tfhub", "standin")
+ENV_KEY = "plan"  # where env.json holds the RunPlan
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A new run as the command line asked for it."""
+
+    dataset: str  # "digits", tfds:NAME, or an image folder's absolute path
+    backbones: tuple[str, ...] = ()  # empty: the default grid's
+    modes: tuple[str, ...] = ()
+    batch_sizes: tuple[int, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    quick: bool = False
+    weights: str = "auto"  # WEIGHTS_POLICIES
+    modules: dict = field(default_factory=dict)  # --module overrides, {backbone: local path or URL}
+    protocol: Protocol = field(default_factory=Protocol)
+    xla: bool = False
+    mixed_precision: bool = False
+
+    def resolve(self, cluster_gpus: int, sources: dict, forward_flops: dict) -> RunPlan:
+        """The plan on a cluster with `cluster_gpus` GPUs (the default grid
+        and the budget depend on it), given the prepared weights sources and
+        FLOP counts of the selection's backbones."""
+        default = default_selection(cluster_gpus)
+        return RunPlan(
+            backbones=self.backbones or tuple(default["backbones"]),
+            modes=self.modes or tuple(default["modes"]),
+            batch_sizes=self.batch_sizes or tuple(default["batch_sizes"]),
+            seeds=self.seeds,
+            dataset=self.dataset,
+            budget=choose_budget(self.quick, cluster_gpus).name,
+            protocol=self.protocol,
+            xla=self.xla,
+            mixed_precision=self.mixed_precision,
+            weights=self.weights,
+            modules=dict(self.modules),
+            sources=dict(sources),
+            forward_flops=dict(forward_flops),
+        )
+
+    def backbones_on(self, cluster_gpus: int) -> tuple[str, ...]:
+        return self.backbones or tuple(default_selection(cluster_gpus)["backbones"])
+
+    @classmethod
+    def from_args(cls, args) -> RunRequest:
+        """The request of `run`'s parsed arguments (without --resume)."""
+        chosen = {"backbones": args.backbone, "modes": args.mode, "batch_sizes": args.batch_size}
+        if args.all and any(chosen.values()):
+            raise UsageError("--all runs the default grid; drop it, or drop --backbone/--mode/--batch-size")
+        if not args.all and not any(chosen.values()):
+            raise UsageError("say what to run: --all for the default grid, or --backbone/--mode/--batch-size")
+        if args.seed + args.seeds - 1 > checks.MAX_SEED:
+            raise UsageError(
+                f"--seed {args.seed} with --seeds {args.seeds} goes past the largest seed, {checks.MAX_SEED}"
+            )
+        return cls(
+            dataset=dataset_argument(args.dataset),
+            backbones=tuple(dict.fromkeys(get_backbone(name).name for name in args.backbone or ())),
+            modes=tuple(dict.fromkeys(check_mode(mode) for mode in args.mode or ())),
+            batch_sizes=tuple(dict.fromkeys(args.batch_size or ())),
+            seeds=tuple(range(args.seed, args.seed + args.seeds)),
+            quick=args.quick,
+            weights=args.weights,
+            modules=parse_module_overrides(args.module),
+            protocol=Protocol(args.split_seed, args.train_size, args.batch_norm_momentum),
+            xla=args.xla,
+            mixed_precision=args.mixed_precision,
+        )
+
+
+# What --resume takes from the run instead: each of these given with it is
+# refused, with its flag named. (argparse attribute, flag, its default)
+RECORDED_SETTINGS = (
+    ("all", "--all", False),
+    ("backbone", "--backbone", None),
+    ("mode", "--mode", None),
+    ("batch_size", "--batch-size", None),
+    ("quick", "--quick", False),
+    ("module", "--module", None),
+    ("dataset", "--dataset", data.EMBEDDED),
+    ("seed", "--seed", 0),
+    ("seeds", "--seeds", 1),
+    ("split_seed", "--split-seed", 0),
+    ("train_size", "--train-size", None),
+    ("batch_norm_momentum", "--batch-norm-momentum", DEFAULT_BATCH_NORM_MOMENTUM),
+    ("weights", "--weights", "auto"),
+    ("xla", "--xla", False),
+    ("mixed_precision", "--mixed-precision", False),
+)
+
+
+def check_resume_args(args) -> Path:
+    """--resume's folder; a setting given beside it is a UsageError (the
+    resumed run keeps the settings it recorded)."""
+    given = [flag for attribute, flag, default in RECORDED_SETTINGS if getattr(args, attribute) != default]
+    if given:
+        raise UsageError(f"--resume keeps the grid and settings of that run; drop {', '.join(given)}")
+    return Path(args.resume)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run resolved on its cluster: what env.json records and --resume reads."""
+
+    backbones: tuple[str, ...]
+    modes: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    seeds: tuple[int, ...]
+    dataset: str
+    budget: str  # a name in plan.BUDGETS
+    protocol: Protocol
+    xla: bool
+    mixed_precision: bool
+    weights: str  # the policy asked for
+    modules: dict  # --module overrides as given
+    sources: dict  # {backbone: plan.ModuleSource}, chosen once for the run
+    forward_flops: dict  # {backbone: FLOPs per image}: orders the grid
+
+    def grid(self):
+        return build_grid(
+            self.backbones,
+            self.modes,
+            self.batch_sizes,
+            self.dataset,
+            self.seeds,
+            BUDGETS[self.budget],
+            self.sources,
+            protocol=self.protocol,
+            xla=self.xla,
+            mixed_precision=self.mixed_precision,
+        )
+
+    def as_json(self) -> dict:
+        payload = asdict(self)
+        payload["sources"] = {name: asdict(source) for name, source in self.sources.items()}
+        return payload
+
+    @classmethod
+    def from_json(cls, payload, where: str) -> RunPlan:
+        """A recorded plan, every value checked as the command line checks it
+        (numbers must be JSON numbers); a bad or missing one is a UsageError
+        naming it and `where`."""
+        if not isinstance(payload, dict):
+            raise UsageError(f"{where} has no run plan (an interrupted start, or another tlbench version)")
+        recorded = _Recorded(payload)
+        try:
+            backbones = recorded.items("backbones", lambda name: get_backbone(checks.text("backbone", name)).name)
+            protocol = _Recorded(recorded.mapping("protocol"), "protocol.")
+            sources, flops = recorded.mapping("sources"), recorded.mapping("forward_flops")
+            return cls(
+                backbones=backbones,
+                modes=recorded.items("modes", lambda mode: check_mode(checks.text("mode", mode))),
+                batch_sizes=recorded.items("batch_sizes", _whole(checks.batch_size)),
+                seeds=recorded.items("seeds", _whole(checks.seed)),
+                dataset=recorded.checked("dataset", lambda value: checks.text("dataset", value)),
+                budget=recorded.choice("budget", tuple(BUDGETS)),
+                protocol=Protocol(
+                    split_seed=protocol.checked("split_seed", _whole(checks.seed)),
+                    train_size=protocol.optional("train_size", _whole(checks.train_size)),
+                    batch_norm_momentum=protocol.checked("batch_norm_momentum", _real(checks.momentum)),
+                ),
+                xla=recorded.checked("xla", lambda value: checks.flag("xla", value)),
+                mixed_precision=recorded.checked(
+                    "mixed_precision", lambda value: checks.flag("mixed_precision", value)
+                ),
+                weights=recorded.choice("weights", WEIGHTS_POLICIES),
+                modules={
+                    get_backbone(checks.text("backbone", name)).name: checks.text(f"module of {name}", location)
+                    for name, location in recorded.mapping("modules").items()
+                },
+                sources={name: _source(name, sources.get(name)) for name in backbones},
+                forward_flops={name: _flops(name, flops.get(name)) for name in backbones},
+            )
+        except UsageError as error:
+            raise UsageError(f"{where}: {error}") from None
+
+
+class _Recorded:
+    """Values of a recorded JSON object, each present and of the right shape."""
+
+    def __init__(self, payload: dict, prefix: str = ""):
+        self.payload, self.prefix = payload, prefix
+
+    def value(self, key: str):
+        if key not in self.payload:
+            raise UsageError(f"the run plan lacks '{self.prefix}{key}'")
+        return self.payload[key]
+
+    def checked(self, key: str, check):
+        """`check(value)`, its complaint naming the key."""
+        value = self.value(key)
+        try:
+            return check(value)
+        except UsageError as error:
+            raise UsageError(f"'{self.prefix}{key}': {error}") from None
+
+    def optional(self, key: str, check):
+        return None if self.payload.get(key) is None else self.checked(key, check)
+
+    def items(self, key: str, check) -> tuple:
+        values = self.value(key)
+        if not isinstance(values, list) or not values:
+            raise UsageError(f"'{self.prefix}{key}' must be a non-empty list, got {values!r}")
+        return self.checked(key, lambda values: tuple(dict.fromkeys(check(v) for v in values)))
+
+    def mapping(self, key: str) -> dict:
+        value = self.value(key)
+        if not isinstance(value, dict):
+            raise UsageError(f"'{self.prefix}{key}' must be an object, got {value!r}")
+        return value
+
+    def choice(self, key: str, known: tuple) -> str:
+        value = self.value(key)
+        if value not in known or not isinstance(value, str):
+            raise UsageError(f"unknown {key} {value!r}: known: {', '.join(known)}")
+        return value
+
+
+def _whole(check):
+    """`check` on a recorded value that must be a JSON whole number."""
+
+    def recorded(value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{value!r} is not a whole number")
+        return check(value)
+
+    return recorded
+
+
+def _real(check):
+    """`check` on a recorded value that must be a JSON number."""
+
+    def recorded(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"{value!r} is not a number")
+        return check(value)
+
+    return recorded
+
+
+def recorded_plan(run_dir: Path) -> tuple[RunPlan, frozenset]:
+    """The plan `run_dir` recorded, checked, and the trial ids it has a
+    finished record of (ok with its figures, or oom)."""
+    from tlbench import record, results
+
+    run = results.read_run(run_dir)
+    plan = RunPlan.from_json(run.env.get(ENV_KEY), str(run_dir / results.ENV))
+    return plan, frozenset(r["trial_id"] for r in run.records if record.finished(r))
+
+
+def _source(backbone: str, payload):
+    """A recorded weights source, checked: a local module must still be a
+    SavedModel folder."""
+    from tlbench.plan import ModuleSource
+
+    if not isinstance(payload, dict):
+        raise UsageError(f"no weights source recorded for {backbone}")
+    kind = payload.get("kind")
+    if kind not in SOURCE_KINDS:
+        raise UsageError(f"weights source of {backbone} has kind {kind!r}; known: {', '.join(SOURCE_KINDS)}")
+    location = checks.text(f"weights location of {backbone}", payload.get("location"))
+    note = payload.get("note")
+    if note is not None and not isinstance(note, str):
+        raise UsageError(f"weights note of {backbone} must be text, got {note!r}")
+    if kind == "local":
+        location = check_local_module(location)
+    return ModuleSource(kind, location, note)
+
+
+def _flops(backbone: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UsageError(f"FLOPs per image of {backbone} must be a whole number above 0, got {value!r}")
+    return value
+
+
+def check_local_module(path: str) -> str:
+    """An existing SavedModel directory, as an absolute path."""
+    module = expand_user(path, "module path")
+    if not module.is_dir():
+        raise UsageError(f"module path '{path}' is not a directory")
+    if not any((module / f).exists() for f in ("saved_model.pb", "saved_model.pbtxt")):
+        raise UsageError(f"module path '{path}' holds no saved_model.pb; give a SavedModel or TF Hub module folder")
+    return str(module.resolve())
+
+
+def parse_module_overrides(items) -> dict[str, str]:
+    """`--module NAME=PATH_OR_URL` values as {backbone name: location}."""
+    overrides = {}
+    for item in items or ():
+        name, sep, location = item.partition("=")
+        if not sep or not name or not location:
+            raise UsageError(f"--module takes NAME=PATH_OR_URL, got '{item}'")
+        get_backbone(name)  # unknown names are usage errors
+        overrides[name] = location if is_url(location) else check_local_module(location)
+    return overrides
+
+
+def dataset_argument(dataset: str) -> str:
+    """A folder as its absolute path, anything else as typed (open_dataset
+    says what is wrong with it)."""
+    folder = not data.is_named(dataset) and data.exists(Path(dataset))
+    return str(Path(dataset).resolve()) if folder else dataset

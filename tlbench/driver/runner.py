@@ -1,0 +1,226 @@
+"""A run, from request to report, in the driver process.
+
+`start` turns a RunRequest into a run: check the dataset, join or start Ray,
+prepare every backbone's weights once (outside this process), resolve the
+plan, create the run folder and write env.json, then run the grid. `resume`
+reads a run folder's plan back and runs the trials it has no finished record
+of. Both hold the run folder's lock while they write to it, append each
+record the moment its trial ends, show the live view, and write the report.
+
+What runs outside the driver comes in as `Workers`: this module never imports
+TensorFlow or backbone code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+
+from tlbench import data, environment, isolated, record, results
+from tlbench.driver import cluster
+from tlbench.driver.progress import GridProgress
+from tlbench.driver.request import ENV_KEY, RunPlan, RunRequest, recorded_plan
+from tlbench.errors import ResultsUnwritable, os_reason
+from tlbench.files import write_json_atomic
+from tlbench.plan import BUDGETS, longest_first, predicted_flops
+
+EXIT_OK = 0
+EXIT_TRIAL_ERRORS = 1
+EXIT_INTERRUPTED = 130
+
+
+def prepare_in_fresh_process(backbones, policy: str, modules: dict, batch_norm_momentum: float) -> dict:
+    """Weights sources and FLOP counts, decided by the worker side in a fresh
+    process (it imports TensorFlow; this process never does)."""
+    return isolated.call(
+        "tlbench.worker.entry:prepare_backbones", list(backbones), policy, modules, batch_norm_momentum
+    )
+
+
+@dataclass(frozen=True)
+class Workers:
+    """What runs outside the driver, passed in."""
+
+    trial: str | Callable = cluster.TRIAL  # in a Ray worker: (spec, images) -> record
+    # (backbones, weights policy, --module overrides, momentum) ->
+    # {"sources": {name: ModuleSource fields}, "forward_flops": {name: int}}
+    prepare: Callable = prepare_in_fresh_process
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How this invocation runs the grid; not part of what the run records."""
+
+    out: str = "results"  # parent folder of new run folders
+    address: str | None = None  # a Ray cluster to join
+    concurrency: int | None = None  # trials at once per CPU-only node
+    max_retries: int = 1  # reruns of a trial whose worker died
+    argv: list = field(default_factory=list)  # the command line, for env.json
+
+
+def start(request: RunRequest, settings: Settings, console: Console, workers: Workers = Workers()) -> int:
+    """A new run; its exit status."""
+    images = data.open_dataset(request.dataset)
+    data.check_train_size(images, request.protocol.train_size)
+    parent = results.prepare_parent(settings.out)
+    with _interruptible(console) as state, _ray(settings, console) as info:
+        backbones = request.backbones_on(info.gpus)
+        console.print(f"[dim]choosing weights for {', '.join(backbones)} ...[/]")
+        prepared = workers.prepare(backbones, request.weights, request.modules, request.protocol.batch_norm_momentum)
+        plan = request.resolve(info.gpus, _sources(prepared["sources"]), prepared["forward_flops"])
+        run_dir = state.run_dir = results.new_run_dir(parent, info.device_tag)
+        with results.lock(run_dir):
+            env = environment.describe(settings.argv, info.describe())
+            env.update(
+                {ENV_KEY: plan.as_json()},
+                budget=asdict(BUDGETS[plan.budget]),
+                dataset={
+                    "name": plan.dataset,
+                    "images": len(images.labels),
+                    "classes": images.num_classes,
+                    "skipped_files": images.skipped_files,
+                },
+            )
+            _write_env(run_dir, env)
+            return _run(run_dir, plan, images, info, frozenset(), settings, console, workers, state)
+    return EXIT_INTERRUPTED
+
+
+def resume(run_dir: Path, settings: Settings, console: Console, workers: Workers = Workers()) -> int:
+    """Run the trials of `run_dir`'s recorded grid that have no finished
+    record; its exit status."""
+    results.read_run(run_dir)  # a run folder, or a UsageError
+    with _interruptible(console) as state, results.lock(run_dir):
+        state.run_dir = run_dir
+        plan, done = recorded_plan(run_dir)  # read now that no one else writes to it
+        images = data.open_dataset(plan.dataset)
+        data.check_train_size(images, plan.protocol.train_size)
+        with _ray(settings, console) as info:
+            return _run(run_dir, plan, images, info, done, settings, console, workers, state)
+    return EXIT_INTERRUPTED
+
+
+@dataclass
+class _State:
+    run_dir: Path | None = None
+    finished: int = 0  # records appended by this invocation
+
+
+@contextlib.contextmanager
+def _interruptible(console: Console):
+    """Ctrl-C anywhere in a run: say what was kept and how to go on."""
+    state = _State()
+    try:
+        yield state
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted:[/] {state.finished} finished trial(s) kept")
+        if state.run_dir is not None:
+            console.print(f"resume with: python -m tlbench run --resume {state.run_dir}")
+
+
+@contextlib.contextmanager
+def _ray(settings: Settings, console: Console):
+    console.print("[dim]starting Ray ...[/]")
+    info = None
+    try:
+        info = cluster.connect(settings.address, settings.concurrency)
+        yield info
+    finally:
+        cluster.release(info)
+
+
+def _write_env(run_dir: Path, env: dict) -> None:
+    try:
+        write_json_atomic(run_dir / results.ENV, env)
+    except OSError as error:
+        raise ResultsUnwritable(f"can't write {run_dir / results.ENV} ({os_reason(error)})") from None
+
+
+def _sources(prepared: dict) -> dict:
+    from tlbench.plan import ModuleSource
+
+    return {name: ModuleSource(**fields) for name, fields in prepared.items()}
+
+
+def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers, state) -> int:
+    grid = plan.grid()
+    budget = BUDGETS[plan.budget]
+    sizes = data.capped_splits(
+        images, plan.protocol.split_seed, plan.protocol.max_train_images(budget), budget.max_eval_images
+    ).sizes()
+    specs = longest_first(
+        [spec for spec in grid if spec.trial_id not in done],
+        lambda spec: predicted_flops(spec, plan.forward_flops[spec.backbone], sizes),
+    )
+    console.print(
+        f"run {run_dir}: {len(specs)} of {len(grid)} trials to run, budget '{plan.budget}', "
+        f"{info.nodes} node(s), {info.gpus} GPU(s), {info.cpus} CPU(s)"
+    )
+    progress = GridProgress(total=len(specs), parallel=info.parallel_trials)
+    with Live(progress.render(), console=console, refresh_per_second=2, transient=True) as live:
+
+        def on_record(trial: dict) -> None:
+            try:
+                results.append_record(run_dir, trial)  # first: nothing finished is ever lost
+            except OSError as error:
+                raise ResultsUnwritable(
+                    f"can't write the record of {trial.get('trial_id')} to {run_dir / results.TRIALS} "
+                    f"({os_reason(error)}); the run stops. The {state.finished} record(s) written before "
+                    f"are intact; make room and continue with: python -m tlbench run --resume {run_dir}"
+                ) from None
+            state.finished += 1
+            progress.finished(trial)
+            live.console.print(progress_line(trial, state.finished, len(specs)))
+            live.update(progress.render())
+
+        def on_running(running: dict) -> None:
+            progress.running = running
+            live.update(progress.render())
+
+        cluster.run_trials(
+            specs, images, info, on_record, max_retries=settings.max_retries, on_running=on_running, work=workers.trial
+        )
+    return _report(run_dir, console)
+
+
+def _report(run_dir: Path, console: Console) -> int:
+    from tlbench.reports.report import write_report
+    from tlbench.reports.terminal import print_table
+
+    run = results.read_run(run_dir)
+    try:
+        write_report(run)
+    except OSError as error:  # the records are safe; only the report is missing
+        raise ResultsUnwritable(
+            f"every record is in {run_dir / results.TRIALS}, but the report can't be written "
+            f"({os_reason(error)}); make room and run: python -m tlbench report {run_dir}"
+        ) from None
+    print_table(run, console)
+    console.print(f"records: {run_dir / results.TRIALS}\nreport:  {run_dir / results.REPORT_MD}, {results.REPORT_HTML}")
+    return EXIT_TRIAL_ERRORS if any(r["status"] == record.Status.ERROR for r in run.records) else EXIT_OK
+
+
+def progress_line(trial: dict, done: int, total: int) -> str:
+    """One finished trial, as the live view prints it above the table."""
+    status = trial["status"]
+    colour = "green" if status == record.Status.OK else "red"
+    line = f"\\[{done}/{total}] {escape(trial['trial_id'])} [{colour}]{status}[/]"
+    if status == record.Status.OK:
+        for label, key, digits, unit in (
+            ("test acc", "test_accuracy", 3, ""),
+            ("train", "train_images_per_sec", 1, " img/s"),
+            ("infer", "infer_images_per_sec", 1, " img/s"),
+        ):
+            if isinstance(trial.get(key), (int, float)):
+                line += f"  {label} {trial[key]:.{digits}f}{unit}"
+    else:
+        line += f"  {escape(str(trial.get('error')))}"
+    if trial.get("seconds") is not None:
+        line += f"  ({trial['seconds']:.0f} s)"
+    return line

@@ -1,0 +1,324 @@
+"""The trial record: one definition of what a line of trials.jsonl holds,
+one constructor the trial workers and the driver build records with, and one
+checker the reader passes every line through.
+
+A record is a plain JSON object (a `TrialRecord` dict): what the report,
+`compare` and `--resume` read. The six `REQUIRED` fields say which trial it
+is; a line without them (or with one of the wrong type) is not a record. Any
+other field of the wrong type is dropped where it is read, with a warning
+naming the field, so it shows as "-" rather than breaking a table. Fields
+this version doesn't know (records of later versions) are kept as they are.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import types
+import typing
+from typing import TypedDict
+
+
+class Status(str, enum.Enum):
+    """How a trial ended."""
+
+    OK = "ok"  # every figure measured
+    OOM = "oom"  # out of memory, or refused up front because it would not fit
+    ERROR = "error"  # any other failure; `error` says what
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# --resume does not run these again.
+FINISHED = (Status.OK, Status.OOM)
+
+
+class Timing(TypedDict, total=False):
+    """Timed windows of one pass (measure.Timing.summary)."""
+
+    repeats: int  # timed windows
+    timed_steps: int
+    timed_seconds: float
+    images_per_sec_median: float  # over the windows
+    images_per_sec_q1: float
+    images_per_sec_q3: float
+    images_per_sec_min: float
+    images_per_sec_max: float
+    step_seconds_median: float
+    step_seconds_q1: float
+    step_seconds_q3: float
+    step_seconds_min: float
+    step_seconds_max: float
+
+
+class CurvePoint(TypedDict, total=False):
+    """Validation after one epoch of one learning rate."""
+
+    epoch: int  # 0: the start (fine-tuning's probed head)
+    train_seconds: float  # training time so far, evaluation excluded
+    train_loss: float | None  # mean over the epoch, training mode; None for the start
+    val_accuracy: float
+    val_loss: float
+
+
+class Candidate(TypedDict, total=False):
+    """One learning rate of a search on validation."""
+
+    base_learning_rate: float  # at plan.REFERENCE_BATCH_SIZE
+    learning_rate: float  # as trained with
+    kept_epoch: int  # lowest validation loss
+    epochs_run: int
+    stopped_early: bool
+    val_accuracy: float  # of the kept epoch
+    val_loss: float
+    time_to_accuracy_seconds: float
+    val_curve: list[CurvePoint]
+
+
+class TrialRecord(TypedDict, total=False):
+    # --- which trial (plan.TrialSpec) ---
+    trial_id: str  # backbone-mode-bsN-dataset-seedS
+    backbone: str
+    mode: str  # transfer / finetune
+    batch_size: int
+    dataset: str  # "digits", tfds:NAME or an image folder
+    seed: int  # head initialisation and shuffling
+    split_seed: int
+    train_size: int | None  # --train-size cap
+    budget: str  # quick / cpu / gpu
+    weights: str  # tfhub:<handle>, local:<path>, standin:random-init
+    weights_note: str | None  # why a fallback source was chosen
+    # --- how it ended ---
+    status: Status
+    error: str | None  # "Type: message" when status is not ok
+    seconds: float | None  # wall time of the trial; None when its worker died
+    started_at: str  # UTC, ISO 8601
+    finished_at: str
+    # --- where it ran ---
+    host: str
+    device: str  # GPU:<name> or CPU:<model>
+    process_id: int  # a fresh worker process per trial
+    node_id: str  # Ray node
+    ray_gpu_ids: list[str]
+    cuda_visible_devices: str | None
+    # --- the model ---
+    module: str  # the folder hub.KerasLayer loaded
+    module_format: str  # tf2-savedmodel / tf1-hub
+    converted_from: str  # a TF1 module fine-tuned through its tf_keras conversion
+    conversion_max_abs_difference: float
+    image_size: int  # pixels, height = width
+    feature_dim: int
+    num_classes: int
+    class_names: list[str]
+    trainable_params: int
+    total_params: int
+    xla: bool
+    mixed_precision: bool  # applied (asked for and supported)
+    precision_note: str | None
+    # --- the data ---
+    split_sizes: dict[str, int]  # images per split: train / val / test
+    class_counts: dict[str, list[int]]  # per split, per class
+    dataset_images: int
+    skipped_files: int  # files of an image folder that are not usable images
+    # --- accuracy (training.fit_and_select) ---
+    learning_rate: float  # chosen, as trained with
+    base_learning_rate: float
+    learning_rate_rule: str
+    lr_search: list[Candidate]  # the final stage's search
+    probe_lr_search: list[Candidate]  # the linear probe's
+    max_epochs: int
+    patience: int
+    kept_epoch: int  # of the chosen learning rate (finetune: 0 = the probed start)
+    batch_norm_momentum: float
+    batch_norm_momentum_note: str
+    train_accuracy: float  # fractions in [0, 1]
+    val_accuracy: float
+    val_loss: float
+    test_accuracy: float
+    test_loss: float
+    test_passes: int  # 1: the test split was read once, after every choice
+    feature_seconds: float
+    time_to_accuracy_seconds: float
+    phase_seconds: dict[str, float]  # wall time per phase of the trial
+    # --- speed and memory (trial.timed_passes) ---
+    train_images_per_sec: float  # median over the timed windows
+    infer_images_per_sec: float
+    train_timing: Timing
+    infer_timing: Timing
+    warmup_steps: int
+    baseline_memory_bytes: int  # in use before the timed training steps
+    peak_memory_bytes: int  # during them
+    activation_memory_bytes: int  # peak - baseline: what a step adds
+    infer_peak_memory_bytes: int
+    infer_activation_memory_bytes: int
+    memory_method: str
+    peak_rss_bytes: int
+    # --- what the graph says (costs.trial_costs) ---
+    forward_flops_per_image: int
+    train_flops_per_image: int
+    predicted_activation_bytes_per_image: int
+    predicted_activation_bytes_per_batch: int
+    predicted_activation_bytes: int  # at the trial's batch size
+    weight_bytes: int
+    gradient_bytes: int
+    optimizer_slot_bytes: int
+    prediction_method: str
+    train_flops_per_sec: float
+    infer_flops_per_sec: float
+    peak_flops_per_sec: float  # the device's, from a matmul probe
+    peak_flops_method: str
+    train_mfu: float  # model FLOP utilisation, fraction
+    infer_mfu: float
+
+
+REQUIRED = ("trial_id", "backbone", "mode", "batch_size", "dataset", "status")
+FIELDS: dict[str, object] = typing.get_type_hints(TrialRecord)
+
+
+def make(**fields) -> TrialRecord:
+    """A record from its fields, checked against the definition: an unknown
+    field or a value of the wrong type is a bug, raised as TypeError here
+    rather than written. NumPy scalars become Python numbers first."""
+    unknown = sorted(set(fields) - set(FIELDS))
+    if unknown:
+        raise TypeError(f"not record fields: {', '.join(unknown)}")
+    record = {key: _plain(value) for key, value in fields.items()}
+    if "status" in record:
+        record["status"] = Status(record["status"])
+    problems = [problem for key, value in record.items() for problem in _problems(value, FIELDS[key], key)]
+    if problems:
+        raise TypeError("record fields of the wrong type: " + "; ".join(problems))
+    return record
+
+
+def checked(payload) -> tuple[TrialRecord | None, list[str]]:
+    """A line's JSON value as a record: (None, [why]) when it is not one; else
+    (the record with every field of the wrong type dropped, [one line per
+    dropped field])."""
+    if not isinstance(payload, dict):
+        return None, [f"is {_kind(payload)}, not a record; skipped"]
+    missing = [key for key in REQUIRED if key not in payload]
+    if missing:
+        return None, [f"lacks {', '.join(missing)}; skipped"]
+    wrong = [key for key in REQUIRED if _problems(payload[key], FIELDS[key], key)]
+    if wrong:
+        return None, [f"has {', '.join(wrong)} of the wrong type; skipped"]
+    record, notes = {}, []
+    for key, value in payload.items():
+        kind = FIELDS.get(key)
+        problems = [] if kind is None else _problems(value, kind, key)
+        if problems:
+            notes += [f"{problem}; shown as -" for problem in problems]
+            value = _without_bad_parts(value, kind)
+            if value is _DROP:
+                continue
+        record[key] = value
+    record["status"] = Status(record["status"])
+    return record, notes
+
+
+def finished(record) -> bool:
+    """An ok record with its figures, or an oom one: not run again."""
+    if record.get("status") == Status.OOM:
+        return True
+    return record.get("status") == Status.OK and all(
+        isinstance(record.get(key), (int, float)) for key in ("test_accuracy", "train_images_per_sec")
+    )
+
+
+# ------------------------------------------------------------ type checks
+
+_DROP = object()
+
+
+def _problems(value, kind, path: str) -> list[str]:
+    """Why `value` is not of `kind` ([] when it is): one line per bad part,
+    naming the part (`train_timing.images_per_sec_median`)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return []
+        (inner,) = [a for a in args if a is not type(None)]
+        return _problems(value, inner, path)
+    if _is_typed_dict(kind):
+        if not isinstance(value, dict):
+            return [f"{path} is {_kind(value)}, not an object"]
+        hints = typing.get_type_hints(kind)
+        return [p for key, item in value.items() if key in hints for p in _problems(item, hints[key], f"{path}.{key}")]
+    if origin is list:
+        if not isinstance(value, list):
+            return [f"{path} is {_kind(value)}, not a list"]
+        return [p for i, item in enumerate(value) for p in _problems(item, args[0], f"{path}[{i}]")]
+    if origin is dict:
+        if not isinstance(value, dict):
+            return [f"{path} is {_kind(value)}, not an object"]
+        return [p for key, item in value.items() for p in _problems(item, args[1], f"{path}.{key}")]
+    if _fits(value, kind):
+        return []
+    return [f"{path} is {_kind(value)}, not {_NAMES.get(kind, getattr(kind, '__name__', str(kind)))}"]
+
+
+def _fits(value, kind) -> bool:
+    if kind is Status:
+        return isinstance(value, str) and value in {s.value for s in Status}
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False  # JSON true is not a number
+    if kind is float:
+        return isinstance(value, (int, float)) and not (isinstance(value, int) and abs(value) > 2**1023)
+    return isinstance(value, kind)
+
+
+def _without_bad_parts(value, kind):
+    """`value` with what doesn't fit `kind` taken out: bad keys of an object
+    are dropped; a list or map with a bad item, or a bad scalar, goes whole."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        (kind,) = [a for a in args if a is not type(None)]
+    if _is_typed_dict(kind) and isinstance(value, dict):
+        hints = typing.get_type_hints(kind)
+        kept = {}
+        for key, item in value.items():
+            if key in hints and _problems(item, hints[key], key):
+                item = _without_bad_parts(item, hints[key])
+                if item is _DROP:
+                    continue
+            kept[key] = item
+        return kept
+    return _DROP
+
+
+def _is_typed_dict(kind) -> bool:
+    return isinstance(kind, type) and issubclass(kind, dict) and hasattr(kind, "__total__")
+
+
+_NAMES = {str: "text", int: "a whole number", float: "a number", bool: "true/false", Status: "ok, oom or error"}
+
+
+def _kind(value) -> str:
+    """What a JSON value is, with a short excerpt."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "a list"
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def _plain(value):
+    """NumPy scalars and arrays, and tuples, as the JSON types they stand for."""
+    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "shape", None) == ():
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,345 @@
+"""One trial, in one fresh worker process: a TrialSpec in, a record out.
+
+A trial is a short list of phases, each timed into `phase_seconds`:
+
+1. load: the module (materialized, or converted from TF1), the splits and
+   their pipelines, the classifier;
+2. costs: what the model costs by its graph (FLOPs, the activation bytes a
+   training step keeps); on a CPU a trial that can't fit is refused here;
+3. accuracy: the learning-rate search on validation, then the test split,
+   once;
+4. peak_probe, timed_passes, peak_probe: the device's peak FLOP/s, the timed
+   training and inference steps with memory against a baseline, the peak
+   again (the better probe is kept).
+
+Out-of-memory becomes status "oom", any other failure status "error"; either
+way a record comes back and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from tlbench import data, environment, record
+from tlbench.errors import described
+from tlbench.plan import LEARNING_RATE_RULE, TrialSpec
+from tlbench.registry import get_backbone
+from tlbench.worker.devices import compute_device, configure_devices, is_out_of_memory, mixed_precision
+from tlbench.worker.measure import TimingPlan, matmul_peak_flops, time_steps
+
+
+def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.TrialRecord:
+    """`images`: the dataset as the driver loaded it; read from
+    `spec.dataset` when not given."""
+    started, started_at = time.perf_counter(), _utc_now()
+    fields, status, error = {}, record.Status.OK, None
+    try:
+        fields["device"] = configure_devices()
+        fields.update(_measure(spec, images if images is not None else data.open_dataset(spec.dataset)))
+    except Exception as failure:  # noqa: BLE001 - every failure becomes a record
+        status = record.Status.OOM if is_out_of_memory(failure) else record.Status.ERROR
+        error = described(failure)
+    return record.make(
+        **spec.describe(),
+        **fields,
+        status=status,
+        error=error,
+        host=environment.host(),
+        process_id=os.getpid(),  # every trial has a fresh worker process
+        started_at=started_at,
+        finished_at=_utc_now(),
+        seconds=time.perf_counter() - started,
+    )
+
+
+class Phases:
+    """Wall time of each phase of a trial, in seconds: where the time went."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def end(self, name: str) -> None:
+        """The time since the last `end` goes to `name` (added up when a
+        phase comes back)."""
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
+
+
+def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
+    phases = Phases()
+    setup = load(spec, images)
+    phases.end("load")
+    cost = model_costs(setup, spec)
+    phases.end("costs")
+    accuracy = measure_accuracy(setup, spec)
+    phases.end("accuracy")
+    peak = PeakFlops(setup.device, "float16" if setup.mixed_precision else "float32")
+    phases.end("peak_probe")
+    plan = TimingPlan(
+        spec.budget.warmup_steps, spec.budget.min_timed_steps, spec.budget.min_timed_seconds, spec.budget.timed_repeats
+    )
+    timed = timed_passes(setup.classifier, setup.train, spec.batch_size, plan, setup.memory, spec.seed)
+    phases.end("timed_passes")
+    # Probed again after the timed passes, the better kept: on a shared
+    # machine one probe can land in a slow moment and make MFU look high.
+    peak.probe_again()
+    phases.end("peak_probe")
+    return {
+        **setup.describe(),
+        "xla": spec.xla,
+        **accuracy,
+        "phase_seconds": phases.seconds,
+        **timed,
+        **cost,
+        **throughput_figures(timed, cost, peak, spec.batch_size),
+    }
+
+
+@dataclass
+class Setup:
+    """What the load phase builds: module, data, classifier, device."""
+
+    module_path: str
+    module_format: str  # tf2-savedmodel / tf1-hub
+    conversion: dict  # converted_from, conversion_max_abs_difference (finetune of a TF1 module)
+    images: data.ImageSet
+    splits: data.Splits
+    train: object  # pipeline.SplitPipeline
+    val: object
+    test: object
+    classifier: object  # model.Classifier
+    device: str  # the TensorFlow device: GPU:0 or CPU:0
+    mixed_precision: bool
+    precision_note: str | None
+    momentum_note: str
+    memory: object  # measure.TensorFlowPeakMemory
+
+    def describe(self) -> dict:
+        images, splits = self.images, self.splits
+        return {
+            "module": self.module_path,
+            "module_format": self.module_format,
+            **self.conversion,
+            "image_size": self.classifier.image_size,
+            "feature_dim": self.classifier.feature_dim,
+            "num_classes": images.num_classes,
+            "class_names": list(images.class_names),
+            "split_sizes": splits.sizes(),
+            "class_counts": splits.class_counts(images.labels, images.num_classes),
+            "dataset_images": len(images.labels),
+            "skipped_files": images.skipped_files,
+            **self.classifier.parameter_counts(),
+            "mixed_precision": self.mixed_precision,
+            "precision_note": self.precision_note,
+            "batch_norm_momentum_note": self.momentum_note,
+        }
+
+
+def load(spec: TrialSpec, images: data.ImageSet) -> Setup:
+    import tf_keras
+
+    from tlbench.worker import weights
+    from tlbench.worker.measure import TensorFlowPeakMemory
+    from tlbench.worker.model import Classifier
+    from tlbench.worker.pipeline import SplitPipeline
+
+    backbone, protocol = get_backbone(spec.backbone), spec.protocol
+    finetune = spec.mode == "finetune"
+    module_path = weights.materialize(spec.module, backbone, protocol.batch_norm_momentum)
+    tf1 = weights.is_tf1_hub_module(module_path)
+    conversion = {}
+    if finetune and tf1:
+        # hub.KerasLayer can't fine-tune a TF1 Hub module: fine-tune the same
+        # network rebuilt in tf_keras with the module's weights instead.
+        from tlbench.worker.convert import export_converted
+
+        converted, difference = export_converted(module_path, backbone, protocol.batch_norm_momentum)
+        conversion = {"converted_from": module_path, "conversion_max_abs_difference": difference}
+        module_path, tf1 = str(converted), False
+    tf_keras.utils.set_random_seed(spec.seed)
+    # The split (and any cap) depends on the split seed only: every seed of a
+    # run trains, validates and tests on the same images.
+    splits = data.capped_splits(
+        images, protocol.split_seed, protocol.max_train_images(spec.budget), spec.budget.max_eval_images
+    )
+    size = backbone.image_size
+    train, val, test = (SplitPipeline(images, idx, size) for idx in (splits.train, splits.val, splits.test))
+    device = compute_device()
+    applied, precision_note = mixed_precision(spec.mixed_precision, device)
+    classifier = Classifier(
+        module_path,
+        size,
+        images.num_classes,
+        trainable=finetune,
+        jit_compile=spec.xla,
+        mixed_precision=applied,
+        batch_norm_momentum=protocol.batch_norm_momentum,
+    )
+    return Setup(
+        module_path=module_path,
+        module_format="tf1-hub" if tf1 else "tf2-savedmodel",
+        conversion=conversion,
+        images=images,
+        splits=splits,
+        train=train,
+        val=val,
+        test=test,
+        classifier=classifier,
+        device=device,
+        mixed_precision=applied,
+        precision_note=precision_note,
+        momentum_note=_batch_norm_momentum_note(finetune, module_path, classifier.batch_norm_momentum_passed),
+        memory=TensorFlowPeakMemory(device),
+    )
+
+
+def model_costs(setup: Setup, spec: TrialSpec) -> dict:
+    """What the model costs by its graph, before any training: on a CPU, a
+    trial that can't fit in the machine's memory is refused now rather than
+    left to swap it."""
+    from tlbench.worker import costs
+
+    cost = costs.trial_costs(setup.classifier, spec.mode, setup.module_path)
+    if setup.device.startswith("CPU"):
+        size = setup.classifier.image_size
+        cached_images = sum(len(idx) for idx in (setup.splits.train, setup.splits.val, setup.splits.test))
+        costs.refuse_if_too_big(cost, spec.batch_size, cached_images * size * size * 3 * 4)
+    per_image = cost["predicted_activation_bytes_per_image"]
+    return {
+        **cost,
+        "predicted_activation_bytes": per_image * spec.batch_size + cost["predicted_activation_bytes_per_batch"],
+    }
+
+
+def measure_accuracy(setup: Setup, spec: TrialSpec) -> dict:
+    """The protocol of `training`: the search on validation, then the test
+    split read once."""
+    from tlbench.worker.training import evaluate, fit_and_select
+
+    budget = spec.budget
+    search = fit_and_select(
+        setup.classifier,
+        setup.train,
+        setup.val,
+        mode=spec.mode,
+        batch_size=spec.batch_size,
+        budget=budget,
+        seed=spec.seed,
+    )
+    test = evaluate(setup.classifier.predict, setup.test.batches(spec.batch_size))  # the one look at test
+    return {
+        "learning_rate": search.learning_rate,
+        "base_learning_rate": search.base_learning_rate,
+        "learning_rate_rule": LEARNING_RATE_RULE,
+        "lr_search": search.candidates,
+        "probe_lr_search": search.probe_candidates,
+        "max_epochs": budget.epochs(spec.mode),
+        "patience": budget.patience[spec.mode],
+        "kept_epoch": search.kept_epoch,
+        "batch_norm_momentum": spec.protocol.batch_norm_momentum,
+        "train_accuracy": search.train.accuracy,
+        "val_accuracy": search.val.accuracy,
+        "val_loss": search.val.loss,
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "test_passes": setup.test.passes,  # 1: the test split was read once, after every choice
+        "feature_seconds": search.feature_seconds,
+        "time_to_accuracy_seconds": search.time_to_accuracy_seconds,
+    }
+
+
+class PeakFlops:
+    """The device's peak FLOP/s from a matmul probe: the yardstick of MFU."""
+
+    def __init__(self, device: str, dtype: str):
+        self.device, self.dtype = device, dtype
+        self.flops_per_sec, self.method = matmul_peak_flops(device, dtype)
+
+    def probe_again(self) -> None:
+        again, method = matmul_peak_flops(self.device, self.dtype)
+        if again > self.flops_per_sec:
+            self.flops_per_sec, self.method = again, method
+        self.method += ":better-of-2-probes"
+
+
+def throughput_figures(timed: dict, cost: dict, peak: PeakFlops, batch_size: int) -> dict:
+    """Achieved FLOP/s and model FLOP utilisation of the timed passes."""
+    train = timed["train_images_per_sec"] * cost["train_flops_per_image"]
+    infer = timed["infer_images_per_sec"] * cost["forward_flops_per_image"]
+    return {
+        "train_flops_per_sec": train,
+        "infer_flops_per_sec": infer,
+        "peak_flops_per_sec": peak.flops_per_sec,
+        "peak_flops_method": peak.method,
+        "train_mfu": train / peak.flops_per_sec,
+        "infer_mfu": infer / peak.flops_per_sec,
+    }
+
+
+def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory, seed: int) -> dict:
+    """Throughput and memory of the compiled steps the trial trains with.
+
+    Training: the whole model's train step (forward, backward, optimizer; for
+    transfer too: that is what training from images costs) on a cycle of
+    distinct batches from the trial's pipeline, with the memory it adds to
+    what is resident before it. Inference is a separate pass with its own peak.
+    """
+    import tensorflow as tf
+
+    sync = tf.test.experimental.sync_devices
+    train_stream = itertools.cycle(pipeline.timed_batches(batch_size, seed=seed))
+    infer_stream = itertools.cycle(pipeline.timed_batches(batch_size, seed=seed + 1))
+    # One step of each before the baseline (tracing: transfer trained the head
+    # alone so far), so that the baseline is what a step starts from.
+    classifier.train_step(*next(train_stream))
+    classifier.predict(next(infer_stream)[0])
+    sync()
+
+    memory.reset()
+    baseline = memory.in_use()  # weights, optimizer slots, cached data: what a step starts from
+    train = time_steps(lambda: classifier.train_step(*next(train_stream)), plan, batch_size, sync=sync)
+    peak, method = memory.peak()
+    peak_rss = memory.rss.peak_bytes()
+
+    memory.reset()
+    infer_baseline = memory.in_use()
+    infer = time_steps(lambda: classifier.predict(next(infer_stream)[0]), plan, batch_size, sync=sync)
+    infer_peak, _ = memory.peak()
+    return {
+        "train_images_per_sec": train.images_per_sec,
+        "infer_images_per_sec": infer.images_per_sec,
+        "train_timing": train.summary(),
+        "infer_timing": infer.summary(),
+        "warmup_steps": plan.warmup_steps,
+        "baseline_memory_bytes": baseline,
+        "peak_memory_bytes": peak,
+        "activation_memory_bytes": peak - baseline,
+        "infer_peak_memory_bytes": infer_peak,
+        "infer_activation_memory_bytes": infer_peak - infer_baseline,
+        "memory_method": method,
+        "peak_rss_bytes": peak_rss,
+    }
+
+
+def _batch_norm_momentum_note(finetune: bool, module_path: str, passed: bool) -> str:
+    """How the run's BatchNorm momentum reached the backbone, if at all."""
+    from tlbench.worker.weights import exported_batch_norm_momentum
+
+    if not finetune:
+        return "unused: the frozen backbone's BatchNorm runs in inference mode"
+    exported = exported_batch_norm_momentum(module_path)
+    if exported is not None:
+        return f"exported into tlbench's SavedModel ({exported:g})"
+    if passed:
+        return "passed to the module as its batch_norm_momentum argument"
+    return "not applied: the module takes no batch_norm_momentum argument and keeps its own"
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
