@@ -562,11 +562,11 @@ def test_a_recorded_plan_is_accepted_exactly_when_every_value_is_valid(tampered)
     with tempfile.TemporaryDirectory(prefix="tlbench-prop-") as tmp:
         _write(Path(tmp), env={**GOOD_ENV, "plan": plan})
         outcome, checked = _validate(["run", "--resume", tmp])
+        assert outcome == ("ok" if valid else "usage error"), plan
+        _assert_valid(checked)
         if not valid:  # the whole command: one line naming env.json, exit 2, before Ray starts
             status, _, err = _main(["run", "--resume", tmp])
             assert status == 2 and err.count("\n") == 1 and "env.json" in err, err
-    assert outcome == ("ok" if valid else "usage error")
-    _assert_valid(checked)
 
 
 @FEW

@@ -82,6 +82,8 @@ def connect(address: str | None, concurrency: int | None = None) -> ClusterInfo:
     `concurrency`: trials at once per CPU-only node (default 1: a trial gets
     every core of its node). With GPUs a trial gets one GPU and one CPU."""
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:  # before anything else: an address nobody answers at is one line, at once
+        _check_reachable(address)
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         return _describe(sys.modules["ray"], "this process's Ray", concurrency, owned=False)
     if not address and "ray" not in sys.modules:
@@ -91,8 +93,6 @@ def connect(address: str | None, concurrency: int | None = None) -> ClusterInfo:
     import ray
 
     common = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
-    if address:
-        _check_reachable(address)
     try:
         if address:
             ray.init(address=address, **common)
