@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import pytest
 
-from tlbench.registry import DEFAULT_BACKBONES, MODES, get_backbone
+from tlbench.plan import DEFAULT_MODES
+from tlbench.registry import DEFAULT_BACKBONES, get_backbone
 
 BATCH_SIZE = 8
 
 
-@pytest.fixture(scope="module", params=[(b, m) for b in DEFAULT_BACKBONES for m in MODES], ids="-".join)
+@pytest.fixture(scope="module", params=[(b, m) for b in DEFAULT_BACKBONES for m in DEFAULT_MODES["cpu"]], ids="-".join)
 def classifier_and_batch(request):
     import numpy as np
     import tensorflow as tf
@@ -31,7 +32,7 @@ def classifier_and_batch(request):
     name, mode = request.param
     backbone = get_backbone(name)
     module = str(export_standin(backbone))
-    classifier = Classifier(module, backbone.image_size, 10, trainable=mode == "finetune")
+    classifier = Classifier(module, backbone.image_size, 10, mode, ladder=backbone.ladder)
     rng = np.random.default_rng(0)
     images = tf.constant(rng.random((BATCH_SIZE, backbone.image_size, backbone.image_size, 3), dtype=np.float32))
     labels = tf.constant(rng.integers(0, 10, BATCH_SIZE, dtype=np.int32))

@@ -99,34 +99,68 @@ def _emptied(folder: Path) -> Path:
     return folder
 
 
+class _SessionRay:
+    """One local Ray for the test session, with two logical GPUs: the
+    in-process runner tests run their null trials on it. Should anything in
+    the session shut it down (a test's Ray left running is reused by `run`
+    and released with it), it is started again for the next test that needs
+    it, and the shutdown's caller is reported."""
+
+    def __init__(self):
+        import null_trials
+        import ray
+        import ray.cloudpickle
+
+        from tlbench.driver import cluster
+
+        assert os.environ[cluster.RAY_LOOPBACK_SWITCH] == "0"  # set at pytest_configure, before Ray's import
+        ray.cloudpickle.register_pickle_by_value(null_trials)  # workers can't import tests/
+        self.ray, self.cluster, self.shut_down_by = ray, cluster, None
+        self._shutdown = ray.shutdown
+        ray.shutdown = self._noted_shutdown
+
+    def _noted_shutdown(self, *args, **kwargs):
+        import traceback
+
+        self.shut_down_by = "".join(traceback.format_stack(limit=8)[:-1])
+        return self._shutdown(*args, **kwargs)
+
+    def ensure(self) -> None:
+        import warnings
+
+        if self.ray.is_initialized():
+            if self.ray.cluster_resources().get("GPU") == 2:
+                return
+            warnings.warn("a Ray other than the session's was running; replaced")
+            self._shutdown()
+        elif self.shut_down_by is not None:
+            warnings.warn(f"the session's Ray was shut down; started again. Shut down by:\n{self.shut_down_by}")
+        self.ray.init(
+            num_cpus=2,
+            num_gpus=2,
+            include_dashboard=False,
+            _temp_dir=str(self.cluster.RAY_TEMP_DIR),
+            log_to_driver=False,
+            object_store_memory=self.cluster.OBJECT_STORE_BYTES,
+        )
+        self.shut_down_by = None
+
+    def close(self) -> None:
+        self.ray.shutdown = self._shutdown
+        self._shutdown()
+
+
 @pytest.fixture(scope="session")
 def ray_session(control_folder):
-    """One local Ray for the test session, with two logical GPUs: the
-    in-process runner tests run their null trials on it."""
-    import null_trials
-
-    from tlbench.driver import cluster
-
-    assert os.environ[cluster.RAY_LOOPBACK_SWITCH] == "0"  # set at pytest_configure, before Ray's import
-    import ray
-    import ray.cloudpickle
-
-    ray.cloudpickle.register_pickle_by_value(null_trials)  # workers can't import tests/
-    ray.init(
-        num_cpus=2,
-        num_gpus=2,
-        include_dashboard=False,
-        _temp_dir=str(cluster.RAY_TEMP_DIR),
-        log_to_driver=False,
-        object_store_memory=cluster.OBJECT_STORE_BYTES,
-    )
-    yield
-    ray.shutdown()
+    session = _SessionRay()
+    yield session
+    session.close()
 
 
 @pytest.fixture
 def control(ray_session, control_folder) -> Path:
     """The null trials' control folder, emptied for this test; the session's Ray running."""
+    ray_session.ensure()
     return _emptied(control_folder)
 
 

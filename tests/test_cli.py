@@ -40,6 +40,9 @@ def _module_dir(tmp_path):
         (["run", "--all", "--batch-norm-momentum", "high"], "momentum must be a number, got 'high'"),
         (["run", "--all", "--dataset", "tfds:"], "tfds:NAME needs a name"),
         (["run", "--all", "--weights", "pretrained"], "invalid choice: 'pretrained'"),
+        (["run", "--all", "--batch-norm", "frozn"], "invalid choice: 'frozn'"),
+        (["run", "--backbone", "inception_v3", "--mode", "last_block"], "'inception_v3' does not have"),
+        (["run", "--mode", "last_blok"], "did you mean 'last_block'?"),
         (["run", "--all", "--module", "resnet_v2_50"], "--module takes NAME=PATH_OR_URL"),
         (["run", "--all", "--module", "resnet=/tmp"], "unknown backbone 'resnet'"),
         (["run", "--all", "--module", "resnet_v2_50=/no/such/dir"], "is not a directory"),
@@ -106,7 +109,7 @@ def test_list_shows_every_backbone_mode_and_the_default_dataset(capsys):
     out = capsys.readouterr().out
     for backbone in BACKBONES:
         assert backbone.name in out and backbone.handle in out
-    assert "transfer, finetune" in out and "'digits'" in out
+    assert "transfer, last_block, last_stage, finetune" in out and "'digits'" in out
     # FLOPs per image counted from each architecture's graph (in a subprocess:
     # the command itself never imports TensorFlow), e.g. MobileNet V2 0.35/128's
     # 0.038 GFLOPs and ResNet V2 50's 6.97.

@@ -7,7 +7,7 @@ import pytest
 def classifier(tiny_module):
     from tlbench.worker.model import Classifier
 
-    return Classifier(tiny_module, 32, 10, trainable=True)
+    return Classifier(tiny_module, 32, 10, mode="finetune")
 
 
 def test_costs_are_counted_once_and_cached_per_module_and_mode(classifier, tiny_module, tmp_path, monkeypatch):

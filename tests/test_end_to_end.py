@@ -42,7 +42,9 @@ def test_quick_grid_on_mobilenet_writes_records_env_and_report(tmp_path, run_in_
     one_each = {"num_gpus": 1, "num_cpus": 1} if env["cluster"]["gpus"] else {"num_cpus": env["cluster"]["cpus"]}
     assert env["cluster"]["trial_resources"] == one_each  # a GPU each, or every core: one trial at a time
     report = (run_dir / REPORT_MD).read_text()
-    assert report.count("| mobilenet_v2_035_128 |") == 2 and "Stand-in weights" in report
+    trials = report.split("## Trials")[1].split("\n## ")[0]
+    assert trials.count("| mobilenet_v2_035_128 |") == 2 and "Stand-in weights" in report
+    assert "## Does fine-tuning pay?" in report  # the ladder's two ends, costs only: stand-in weights
     assert "## Recommendation" in report and "<h2>Recommendation</h2>" in (run_dir / "report.html").read_text()
     for plot in ("memory.png", "throughput.png", "accuracy_vs_throughput.png"):
         assert (run_dir / plot).read_bytes().startswith(b"\x89PNG")

@@ -23,7 +23,7 @@ def test_mixed_precision_puts_the_head_in_float16_and_keeps_float32_logits(tiny_
 
     from tlbench.worker.model import Classifier
 
-    classifier = Classifier(tiny_module, 32, 2, trainable=True, mixed_precision=True)
+    classifier = Classifier(tiny_module, 32, 2, mode="finetune", mixed_precision=True)
     dense = classifier.head.layers[0]
     assert dense.compute_dtype == "float16" and dense.kernel.dtype == tf.float32  # float32 master weights
     assert classifier.predict(batch[0]).dtype == tf.float32
@@ -38,8 +38,8 @@ def test_mixed_precision_puts_the_head_in_float16_and_keeps_float32_logits(tiny_
 def test_xla_compiles_the_steps_and_trains_like_the_default(tiny_module, batch):
     from tlbench.worker.model import Classifier
 
-    plain = Classifier(tiny_module, 32, 2, trainable=True)
-    xla = Classifier(tiny_module, 32, 2, trainable=True, jit_compile=True)
+    plain = Classifier(tiny_module, 32, 2, mode="finetune")
+    xla = Classifier(tiny_module, 32, 2, mode="finetune", jit_compile=True)
     xla.model.set_weights(plain.model.get_weights())
     assert xla.train_step.experimental_get_compiler_ir(*batch)(stage="hlo")  # it is an XLA program
     plain_losses, xla_losses = _losses(plain, batch), _losses(xla, batch)

@@ -35,7 +35,7 @@ from tlbench import __version__, cli, results
 from tlbench import record as record_module
 from tlbench.driver.request import WEIGHTS_POLICIES, RunRequest, check_resume_args, recorded_plan
 from tlbench.errors import UsageError
-from tlbench.plan import ModuleSource
+from tlbench.plan import BATCH_NORM_POLICIES, ModuleSource
 from tlbench.registry import BACKBONES, MODES
 from tlbench.reports import analysis, report
 
@@ -393,6 +393,7 @@ def _assert_valid(checked) -> None:
     assert type(protocol.split_seed) is int and protocol.split_seed >= 0
     assert protocol.train_size is None or (type(protocol.train_size) is int and protocol.train_size >= 1)
     assert 0 < protocol.batch_norm_momentum < 1
+    assert protocol.batch_norm in BATCH_NORM_POLICIES
     assert checked.weights in WEIGHTS_POLICIES
     assert isinstance(checked.dataset, str) and checked.dataset
 
@@ -497,14 +498,25 @@ PLAN_VALUES = {
         [["resnet_v2_50"], ["mobilenet_v2_035_128", "resnet_v2_50"]],
         [[], ["resnet50"], "resnet_v2_50", [1], None, [""]],
     ),
-    "modes": ([["transfer"], ["finetune", "transfer"]], [["finetuning"], [], "transfer", [None]]),
+    "modes": (
+        [["transfer"], ["finetune", "transfer"], ["last_block", "last_stage"]],
+        [["finetuning"], [], "transfer", [None], ["last"]],
+    ),
     "batch_sizes": ([[1], [16, 4096]], [[0], [4097], [1.5], ["16"], [True], [], [-8], [float("nan")]]),
     "seeds": ([[0], [0, 1], [2**31 - 1]], [[-1], [2**31], [0.5], ["0"], [], [None], [float("inf")]]),
     "dataset": (["digits", "tfds:mnist"], ["", 3, None]),
     "budget": (["quick", "cpu", "gpu"], ["q", "", 1, None]),
     "protocol": (
-        [_PROTOCOL, {"split_seed": 3, "train_size": 50, "batch_norm_momentum": 0.5}],
         [
+            _PROTOCOL,
+            {"split_seed": 3, "train_size": 50, "batch_norm_momentum": 0.5},
+            {**_PROTOCOL, "batch_norm": "frozen"},
+            {**_PROTOCOL, "batch_norm": "train"},
+        ],
+        [
+            {**_PROTOCOL, "batch_norm": "frozn"},
+            {**_PROTOCOL, "batch_norm": None},
+            {**_PROTOCOL, "batch_norm": True},
             {**_PROTOCOL, "split_seed": -1},
             {**_PROTOCOL, "train_size": 0},
             {**_PROTOCOL, "batch_norm_momentum": 1.0},
@@ -567,6 +579,16 @@ def test_a_recorded_plan_is_accepted_exactly_when_every_value_is_valid(tampered)
         if not valid:  # the whole command: one line naming env.json, exit 2, before Ray starts
             status, _, err = _main(["run", "--resume", tmp])
             assert status == 2 and err.count("\n") == 1 and "env.json" in err, err
+
+
+def test_a_plan_recorded_before_the_batch_norm_policy_resumes_as_it_ran():
+    from tlbench.driver.request import RunPlan
+
+    assert RunPlan.from_json(GOOD_PLAN, "env.json").protocol.batch_norm == "frozen"  # today's default
+    older = {**GOOD_PLAN, "protocol": {k: v for k, v in GOOD_PLAN["protocol"].items() if k != "batch_norm"}}
+    assert RunPlan.from_json(older, "env.json").protocol.batch_norm == "train"  # 0.2.0 fine-tuned so
+    with pytest.raises(UsageError, match="unknown batch_norm 'frozn'"):
+        RunPlan.from_json({**GOOD_PLAN, "protocol": {**GOOD_PLAN["protocol"], "batch_norm": "frozn"}}, "env.json")
 
 
 @FEW

@@ -33,7 +33,7 @@ def test_unknown_backbone_names_the_closest(name, hint):
 
 
 def test_modes():
-    assert MODES == ("transfer", "finetune")
+    assert MODES == ("transfer", "last_block", "last_stage", "finetune")  # shallowest first: the report's order
     assert check_mode("finetune") == "finetune"
     with pytest.raises(UsageError, match="did you mean 'transfer'"):
         check_mode("transfr")

@@ -227,14 +227,15 @@ def test_report_writes_markdown_html_and_plots_that_show_the_same_tables(tmp_pat
         "memory.png",
         "throughput.png",
         "accuracy_vs_throughput.png",
+        "ladder.png",  # transfer and finetune of each backbone: does fine-tuning pay
     }
     markdown, page = (run.run_dir / "report.md").read_text(), (run.run_dir / "report.html").read_text()
-    for name in ("memory.png", "throughput.png", "accuracy_vs_throughput.png"):
+    for name in ("memory.png", "throughput.png", "accuracy_vs_throughput.png", "ladder.png"):
         png = (run.run_dir / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
         assert f"]({name})" in markdown  # beside report.md
         assert base64.b64encode(png).decode() in page  # inside report.html: no file or network needed
-    for title in ("Environment", "Recommendation", "Trials", "Accuracy over seeds", "Plots"):
+    for title in ("Environment", "Recommendation", "Does fine-tuning pay?", "Trials", "Accuracy over seeds", "Plots"):
         assert f"## {title}" in markdown and f"<h2>{title}</h2>" in page
     assert "Choose resnet (finetune, batch 32) when accuracy comes first" in markdown
     assert "Choose resnet (finetune, batch 32) when accuracy comes first" in page
@@ -310,8 +311,8 @@ def test_the_html_report_renders_its_tables_and_plots_in_headless_chromium(tmp_p
         timeout=120,
         check=False,
     )
-    # Trials and accuracy over seeds (one batch size: no memory lines); three plots.
-    assert 'data-rendered="images=3 tables=2"' in done.stdout, done.stderr[-500:]
+    # The ladder, trials and accuracy over seeds (one batch size: no memory lines); four plots.
+    assert 'data-rendered="images=4 tables=3"' in done.stdout, done.stderr[-500:]
 
 
 def test_records_of_an_old_version_with_few_fields_still_report(tmp_path):

@@ -34,7 +34,7 @@ def _scripted_predict(losses):
 def classifier(tiny_module):
     from tlbench.worker.model import Classifier
 
-    return Classifier(tiny_module, 32, 2, trainable=False)
+    return Classifier(tiny_module, 32, 2, mode="transfer")
 
 
 def _run(classifier, losses, *, start_evaluation=None, epochs=10, patience=2):

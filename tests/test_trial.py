@@ -130,7 +130,8 @@ def test_the_real_tf1_module_fine_tunes_through_its_tf_keras_conversion(real_and
     assert "/converted/mobilenet_v2_035_128-" in record["module"] and record["module_format"] == "tf2-savedmodel"
     assert record["conversion_max_abs_difference"] <= 1e-4
     assert record["trainable_params"] > 1280 * 10 + 10  # the backbone trains too
-    assert record["batch_norm_momentum"] == 0.997 and "exported into" in record["batch_norm_momentum_note"]
+    assert record["batch_norm_momentum"] == 0.997 and record["batch_norm"] == "frozen"
+    assert record["batch_norm_momentum_note"].startswith("unused")  # frozen: the moving statistics stay
     assert real_and_standin_records[("transfer", "local")]["module_format"] == "tf1-hub"
 
 
@@ -222,13 +223,16 @@ def test_seeds_give_a_spread_on_the_same_split(tiny_module):
 
 
 def test_train_size_and_batch_norm_momentum_reach_the_trial(tiny_module):
-    protocol = Protocol(split_seed=3, train_size=12, batch_norm_momentum=0.9)
+    protocol = Protocol(split_seed=3, train_size=12, batch_norm_momentum=0.9, batch_norm="train")
     record = run_trial(_spec("finetune", tiny_module, batch_size=4, protocol=protocol))
     assert record["status"] == "ok", record["error"]
     assert record["split_sizes"]["train"] == 12 and record["split_seed"] == 3 and record["train_size"] == 12
-    assert record["batch_norm_momentum"] == 0.9
+    assert record["batch_norm_momentum"] == 0.9 and record["batch_norm"] == "train"
     # The tiny module is a plain Keras SavedModel: no batch_norm_momentum argument.
     assert record["batch_norm_momentum_note"].startswith("not applied")
+    # BatchNorm frozen (the default): the momentum is not used, and the record says so.
+    frozen = run_trial(_spec("finetune", tiny_module, batch_size=4, protocol=Protocol(train_size=12)))
+    assert frozen["batch_norm"] == "frozen" and frozen["batch_norm_momentum_note"].startswith("unused")
 
 
 def test_xla_and_mixed_precision_are_recorded(tiny_module):

@@ -13,7 +13,7 @@ shared by both sides and import no TensorFlow either.
 | `checks.py`             | each user-given value checked once, for the command line and `--resume`  |
 | `errors.py`             | the errors that end a command with one line; an exception as that line   |
 | `files.py`              | cache folder, `~` paths, atomic files and folders, folder locks           |
-| `registry.py`           | the backbones tlbench knows (TF Hub handle, input size, stand-in)        |
+| `registry.py`           | the backbones tlbench knows (handle, size, stand-in, block layout), modes |
 | `plan.py`               | budgets, protocol, weights sources, trial specs, the grid, its order     |
 | `record.py`             | the trial record: its fields and types, built and checked in one place   |
 | `data.py`               | datasets as arrays or files, checked; stratified splits                  |
@@ -29,7 +29,7 @@ shared by both sides and import no TensorFlow either.
 | `worker/devices.py`     | GPU memory growth, device labels, mixed precision, out-of-memory errors  |
 | `worker/weights.py`     | where a backbone comes from: `--module`, TF Hub cache/network, stand-in  |
 | `worker/convert.py`     | TF1 Hub modules' TF-Slim checkpoints mapped onto tf_keras architectures  |
-| `worker/model.py`       | Input -> hub.KerasLayer -> Dense, and the compiled steps                 |
+| `worker/model.py`       | Input -> hub.KerasLayer -> Dense, the variables a mode trains, the steps |
 | `worker/pipeline.py`    | `tf.data` input pipelines: resize, cache, batch; timed streams           |
 | `worker/training.py`    | the protocol: linear probe, fine-tuning, early stopping, evaluation      |
 | `worker/measure.py`     | timed windows (median, IQR), memory vs a baseline, matmul peak probe     |
@@ -39,6 +39,8 @@ shared by both sides and import no TensorFlow either.
 | `reports/columns.py`    | column lists for the terminal, Markdown and HTML tables                  |
 | `reports/analysis.py`   | across trials: configurations over seeds, noise, memory slopes           |
 | `reports/decide.py`     | recommendation, Pareto front, the best configuration under constraints   |
+| `reports/ladder.py`     | does fine-tuning pay: each backbone's rungs of trainable depth, a table  |
+| `reports/ladder_verdict.py` | what each step up the ladder buys and costs; the rung to take        |
 | `reports/plots.py`      | the report's PNG plots (matplotlib)                                      |
 | `reports/report.py`     | `report.md` and `report.html` of a run, from its files alone             |
 | `reports/compare.py`    | `compare RUN_A RUN_B`: changes per configuration, regressions            |

@@ -20,7 +20,7 @@ from rich.console import Console
 from tlbench import __version__, checks, data, isolated, results
 from tlbench.driver.request import WEIGHTS_POLICIES, RunRequest, check_resume_args, parse_module_overrides
 from tlbench.errors import ResultsUnwritable, UsageError, one_line
-from tlbench.plan import DEFAULT_BATCH_NORM_MOMENTUM
+from tlbench.plan import BATCH_NORM_POLICIES, DEFAULT_BATCH_NORM, DEFAULT_BATCH_NORM_MOMENTUM, DEFAULT_MODES
 from tlbench.registry import BACKBONES, DEFAULT_BACKBONES, MODES, get_backbone
 from tlbench.reports.compare import Thresholds
 
@@ -59,9 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a grid of trials")
     for flag, helptext, kwargs in (
-        ("--all", "the default grid: default backbones x both modes x default batch sizes", {"action": "store_true"}),
+        ("--all", "the default grid: default backbones x modes x batch sizes, by the cluster's devices",
+         {"action": "store_true"}),
         ("--backbone", default_backbones, {"nargs": "+", "metavar": "B"}),
-        ("--mode", "transfer and/or finetune (default: both)", {"nargs": "+", "metavar": "M"}),
+        ("--mode", (f"{', '.join(MODES)}: how deep training reaches (default: by the cluster's devices; "
+         f"CPU: {', '.join(DEFAULT_MODES['cpu'])})"), {"nargs": "+", "metavar": "M"}),
         ("--batch-size", "batch sizes (default: by the cluster's devices)",
          {"nargs": "+", "type": _arg(checks.batch_size), "metavar": "N"}),
         ("--dataset", f"'{data.EMBEDDED}' (embedded), a folder with one sub-folder per class, or tfds:NAME",
@@ -80,9 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
          {"type": _arg(checks.seed), "default": 0, "metavar": "N"}),
         ("--train-size", "at most N training images (stratified), for quick comparisons",
          {"type": _arg(checks.train_size), "metavar": "N"}),
-        ("--batch-norm-momentum", (f"BatchNorm moving-average momentum when fine-tuning "
+        ("--batch-norm-momentum", (f"BatchNorm moving-average momentum with --batch-norm train "
          f"(default {DEFAULT_BATCH_NORM_MOMENTUM})"),
          {"type": _arg(checks.momentum), "default": DEFAULT_BATCH_NORM_MOMENTUM, "metavar": "F"}),
+        ("--batch-norm", (f"the backbone's BatchNorm while it trains: frozen (inference mode) or train "
+         f"(batch statistics) (default {DEFAULT_BATCH_NORM})"),
+         {"choices": BATCH_NORM_POLICIES, "default": DEFAULT_BATCH_NORM}),
         ("--xla", "compile every step with XLA (jit_compile)", {"action": "store_true"}),
         ("--mixed-precision", ("mixed_float16 on GPUs of compute capability 7.0+: the head only, a TF Hub "
          "module keeps float32"), {"action": "store_true"}),

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tlbench.registry import DEFAULT_BACKBONES, MODES
+from tlbench.registry import DEFAULT_BACKBONES, has_mode, trains_backbone
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,12 @@ class Budget:
     max_eval_images: int | None  # cap for validation and for test, each
     transfer_epochs: int  # at most this many passes over the cached training features (head only)
     finetune_epochs: int  # at most this many passes over the training images (whole model)
-    # Base learning rates tried per mode (Adam, at REFERENCE_BATCH_SIZE;
-    # scaled to the trial's batch size by `scaled_learning_rate`). Fine-tuning
-    # moves pretrained weights, so it gets a range ten times lower.
-    learning_rates: dict = field(default_factory=lambda: {"transfer": (1e-3, 3e-3, 1e-2), "finetune": (1e-4, 3e-4)})
+    # Base learning rates tried per stage (Adam, at REFERENCE_BATCH_SIZE;
+    # scaled to the trial's batch size by `scaled_learning_rate`): the probe
+    # ("transfer") and the training of backbone variables ("finetune", every
+    # mode but transfer). Fine-tuning moves pretrained weights: its range
+    # reaches down to 1e-5, where a whole MobileNet improves on its probe.
+    learning_rates: dict = field(default_factory=lambda: {"transfer": (1e-3, 3e-3, 1e-2), "finetune": FINETUNE_RATES})
     # Early stopping: training at one learning rate ends after this many epochs
     # without a lower validation loss, and the weights of the lowest one are kept.
     patience: dict = field(default_factory=lambda: {"transfer": 5, "finetune": 1})
@@ -44,7 +46,20 @@ class Budget:
     timed_repeats: int = 3
 
     def epochs(self, mode: str) -> int:
-        return self.transfer_epochs if mode == "transfer" else self.finetune_epochs
+        """Most epochs of `mode`'s last stage (a mode's name or a stage's)."""
+        return self.finetune_epochs if trains_backbone(mode) else self.transfer_epochs
+
+    def stage_patience(self, mode: str) -> int:
+        return self.patience[stage(mode)]
+
+
+FINETUNE_RATES = (1e-5, 5e-5, 3e-4)
+
+
+def stage(mode: str) -> str:
+    """The learning-rate search a mode ends with: "transfer" (the probe) or
+    "finetune" (backbone variables train, after the probe)."""
+    return "finetune" if trains_backbone(mode) else "transfer"
 
 
 # Learning rates are given for this batch size and scaled to a trial's by the
@@ -59,6 +74,16 @@ def scaled_learning_rate(base: float, batch_size: int) -> float:
     return base * math.sqrt(batch_size / REFERENCE_BATCH_SIZE)
 
 
+# The backbone's BatchNorm while backbone variables train. "frozen":
+# inference mode, the moving statistics used and unchanged (Keras'
+# transfer-learning guide); "train": batch statistics, moving averages
+# updated (the TF1 tutorial's way). Measured on the bundled digits with
+# Google's MobileNet V2 0.35/128, training mode takes a first fine-tuning
+# epoch to a training loss of 9-11 (frozen: 0.01) and no run kept it; frozen
+# is the default (README, "Fine-tuning on the CPU budget").
+BATCH_NORM_POLICIES = ("frozen", "train")
+DEFAULT_BATCH_NORM = "frozen"
+
 # BatchNorm's moving-average momentum when the backbone trains: TF Hub's model
 # pages suggest 0.997 for fine-tuning (Keras' default is 0.99).
 DEFAULT_BATCH_NORM_MOMENTUM = 0.997
@@ -70,7 +95,8 @@ class Protocol:
 
     split_seed: int = 0  # the stratified train/validation/test split (and any subset) uses this seed
     train_size: int | None = None  # --train-size: at most this many training images (stratified)
-    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM
+    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM  # with batch_norm="train"
+    batch_norm: str = DEFAULT_BATCH_NORM  # BATCH_NORM_POLICIES, when backbone variables train
 
     def max_train_images(self, budget: Budget) -> int | None:
         caps = [cap for cap in (budget.max_train_images, self.train_size) if cap is not None]
@@ -92,13 +118,15 @@ BUDGETS = {
         timed_repeats=1,
     ),
     # CPU-only machines: sized so the default grid (ResNet V2 50 fine-tuning
-    # included) finishes in about a quarter of an hour on 2 cores.
+    # and its last block included) stays practical on 2 cores (README). Two
+    # epochs per fine-tuning rate: the real MobileNet module's fine-tuning
+    # kept epoch 1 or 2 or the probe's start, never a later one.
     "cpu": Budget(
         name="cpu",
         max_train_images=256,
         max_eval_images=128,
         transfer_epochs=100,
-        finetune_epochs=3,
+        finetune_epochs=2,
     ),
     # GPUs: the whole dataset, several fine-tuning epochs, larger batches.
     "gpu": Budget(
@@ -118,6 +146,14 @@ BUDGETS = {
 # The grid of `run --all`, by the devices of the cluster (not by the budget:
 # `--quick` runs the same grid).
 DEFAULT_BATCH_SIZES = {"cpu": (8, 16), "gpu": (32, 64, 128)}
+# The ladder's rungs in the default grid: on GPUs all of them; on CPUs the
+# probe, the last block and the whole backbone (the last stage would add about
+# a fifth to a run that already takes a quarter of an hour; --mode last_stage
+# runs it).
+DEFAULT_MODES = {
+    "cpu": ("transfer", "last_block", "finetune"),
+    "gpu": ("transfer", "last_block", "last_stage", "finetune"),
+}
 
 
 def choose_budget(quick: bool, cluster_gpus: int) -> Budget:
@@ -170,6 +206,7 @@ class TrialSpec:
             "seed": self.seed,
             "split_seed": self.protocol.split_seed,
             "train_size": self.protocol.train_size,
+            "batch_norm": self.protocol.batch_norm if trains_backbone(self.mode) else "frozen",
             "budget": self.budget.name,
             "weights": self.module.weights,
             "weights_note": self.module.note,
@@ -199,11 +236,13 @@ def build_grid(
     xla: bool = False,
     mixed_precision: bool = False,
 ) -> list[TrialSpec]:
-    """Every backbone x mode x batch size x seed, in that order."""
+    """Every backbone x mode x batch size x seed, in that order; a partial
+    mode only for backbones whose blocks the registry knows."""
     return [
         TrialSpec(b, m, n, dataset, s, budget, sources[b], protocol, xla=xla, mixed_precision=mixed_precision)
         for b in backbones
         for m in modes
+        if has_mode(b, m)
         for n in batch_sizes
         for s in seeds
     ]
@@ -212,7 +251,7 @@ def build_grid(
 def default_selection(cluster_gpus: int) -> dict:
     return {
         "backbones": DEFAULT_BACKBONES,
-        "modes": MODES,
+        "modes": DEFAULT_MODES["gpu" if cluster_gpus else "cpu"],
         "batch_sizes": DEFAULT_BATCH_SIZES["gpu" if cluster_gpus else "cpu"],
     }
 
@@ -227,16 +266,18 @@ def longest_first(specs, cost: Callable[[TrialSpec], float]) -> list[TrialSpec]:
 def predicted_flops(spec: TrialSpec, forward_flops_per_image: float, split_sizes: dict) -> float:
     """A trial's compute by its plan, in FLOPs, to order a grid: the feature
     pass, every fine-tuning epoch it may run (a training step costs about
-    three forward passes), the evaluations and the timed steps. An upper
-    bound where early stopping may cut epochs; the timed passes' minimum
-    seconds are left out. Only the order it gives matters."""
+    three forward passes when the whole backbone trains, less the shallower
+    it trains), the evaluations and the timed steps. An upper bound where
+    early stopping may cut epochs; the timed passes' minimum seconds are
+    left out. Only the order it gives matters."""
     train, val, test = (split_sizes[name] for name in ("train", "val", "test"))
     budget = spec.budget
-    step = 3 if spec.mode == "finetune" else 1  # transfer's timed step: the frozen forward, the head's backward
+    # A training step in forward passes: the forward, plus the backward of the part that trains.
+    step = {"transfer": 1, "last_block": 1.2, "last_stage": 1.6, "finetune": 3}[spec.mode]
     images = train + val + test  # features for the probe; the one test pass
-    if spec.mode == "finetune":
+    if trains_backbone(spec.mode):
         rates = len(budget.learning_rates["finetune"])
-        images += rates * budget.finetune_epochs * (3 * train + val) + train
+        images += rates * budget.finetune_epochs * (step * train + val) + train
     timed_steps = budget.warmup_steps + budget.timed_repeats * budget.min_timed_steps
     images += timed_steps * spec.batch_size * (step + 1)  # training, then inference
     return forward_flops_per_image * images

@@ -80,7 +80,7 @@ class TrialRecord(TypedDict, total=False):
     # --- which trial (plan.TrialSpec) ---
     trial_id: str  # backbone-mode-bsN-dataset-seedS
     backbone: str
-    mode: str  # transfer / finetune
+    mode: str  # registry.MODES: transfer / last_block / last_stage / finetune
     batch_size: int
     dataset: str  # "digits", tfds:NAME or an image folder
     seed: int  # head initialisation and shuffling
@@ -89,6 +89,7 @@ class TrialRecord(TypedDict, total=False):
     budget: str  # quick / cpu / gpu
     weights: str  # tfhub:<handle>, local:<path>, standin:random-init
     weights_note: str | None  # why a fallback source was chosen
+    batch_norm: str  # the backbone's BatchNorm while it trains: frozen / train (transfer: frozen)
     # --- how it ended ---
     status: Status
     error: str | None  # "Type: message" when status is not ok
@@ -111,8 +112,12 @@ class TrialRecord(TypedDict, total=False):
     feature_dim: int
     num_classes: int
     class_names: list[str]
-    trainable_params: int
+    trainable_params: int  # the parameters that train (backbone part and head)
     total_params: int
+    trained_backbone_variables: int  # backbone variables that train (transfer: 0)
+    backbone_variables: int | None  # the backbone's trainable variables (transfer: None)
+    trained_first_layer: str | None  # first and last layer they belong to (module's variable order)
+    trained_last_layer: str | None
     xla: bool
     mixed_precision: bool  # applied (asked for and supported)
     precision_note: str | None
@@ -129,7 +134,7 @@ class TrialRecord(TypedDict, total=False):
     probe_lr_search: list[Candidate]  # the linear probe's
     max_epochs: int
     patience: int
-    kept_epoch: int  # of the chosen learning rate (finetune: 0 = the probed start)
+    kept_epoch: int  # of the chosen learning rate (modes that train the backbone: 0 = the probed start)
     batch_norm_momentum: float
     batch_norm_momentum_note: str
     train_accuracy: float  # fractions in [0, 1]

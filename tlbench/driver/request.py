@@ -19,14 +19,16 @@ from tlbench import checks, data
 from tlbench.errors import UsageError
 from tlbench.files import expand_user, is_url
 from tlbench.plan import (
+    BATCH_NORM_POLICIES,
     BUDGETS,
+    DEFAULT_BATCH_NORM,
     DEFAULT_BATCH_NORM_MOMENTUM,
     Protocol,
     build_grid,
     choose_budget,
     default_selection,
 )
-from tlbench.registry import check_mode, get_backbone
+from tlbench.registry import check_ladder, check_mode, get_backbone
 
 WEIGHTS_POLICIES = ("auto", "hub", "standin")
 SOURCE_KINDS = ("local", "tfhub", "standin")
@@ -85,16 +87,21 @@ class RunRequest:
             raise UsageError(
                 f"--seed {args.seed} with --seeds {args.seeds} goes past the largest seed, {checks.MAX_SEED}"
             )
+        backbones = tuple(dict.fromkeys(get_backbone(name).name for name in args.backbone or ()))
+        modes = tuple(dict.fromkeys(check_mode(mode) for mode in args.mode or ()))
+        for backbone in backbones:
+            for mode in modes:
+                check_ladder(backbone, mode)
         return cls(
             dataset=dataset_argument(args.dataset),
-            backbones=tuple(dict.fromkeys(get_backbone(name).name for name in args.backbone or ())),
-            modes=tuple(dict.fromkeys(check_mode(mode) for mode in args.mode or ())),
+            backbones=backbones,
+            modes=modes,
             batch_sizes=tuple(dict.fromkeys(args.batch_size or ())),
             seeds=tuple(range(args.seed, args.seed + args.seeds)),
             quick=args.quick,
             weights=args.weights,
             modules=parse_module_overrides(args.module),
-            protocol=Protocol(args.split_seed, args.train_size, args.batch_norm_momentum),
+            protocol=Protocol(args.split_seed, args.train_size, args.batch_norm_momentum, args.batch_norm),
             xla=args.xla,
             mixed_precision=args.mixed_precision,
         )
@@ -115,6 +122,7 @@ RECORDED_SETTINGS = (
     ("split_seed", "--split-seed", 0),
     ("train_size", "--train-size", None),
     ("batch_norm_momentum", "--batch-norm-momentum", DEFAULT_BATCH_NORM_MOMENTUM),
+    ("batch_norm", "--batch-norm", DEFAULT_BATCH_NORM),
     ("weights", "--weights", "auto"),
     ("xla", "--xla", False),
     ("mixed_precision", "--mixed-precision", False),
@@ -190,6 +198,8 @@ class RunPlan:
                     split_seed=protocol.checked("split_seed", _whole(checks.seed)),
                     train_size=protocol.optional("train_size", _whole(checks.train_size)),
                     batch_norm_momentum=protocol.checked("batch_norm_momentum", _real(checks.momentum)),
+                    # Runs recorded before the policy was fine-tuned with BatchNorm in training mode.
+                    batch_norm=protocol.choice("batch_norm", BATCH_NORM_POLICIES, missing="train"),
                 ),
                 xla=recorded.checked("xla", lambda value: checks.flag("xla", value)),
                 mixed_precision=recorded.checked(
@@ -241,8 +251,9 @@ class _Recorded:
             raise UsageError(f"'{self.prefix}{key}' must be an object, got {value!r}")
         return value
 
-    def choice(self, key: str, known: tuple) -> str:
-        value = self.value(key)
+    def choice(self, key: str, known: tuple, missing: str | None = None) -> str:
+        """One of `known`; `missing`, when given, stands for an absent key."""
+        value = self.payload.get(key, missing) if missing is not None else self.value(key)
         if value not in known or not isinstance(value, str):
             raise UsageError(f"unknown {key} {value!r}: known: {', '.join(known)}")
         return value

@@ -1,2 +1,3 @@
 """Reports from saved run files alone: tables, analysis, recommendation,
-plots, comparison. Run in the driver; never import TensorFlow."""
+the ladder of trainable depth (does fine-tuning pay), plots, comparison.
+Run in the driver; never import TensorFlow."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlbench.files import write_text_atomic
+from tlbench.registry import MODES
 from tlbench.reports.analysis import NOISE_RULE, configurations, memory_slopes
 from tlbench.reports.columns import (
     COLUMNS,
@@ -26,6 +27,9 @@ from tlbench.reports.columns import (
     sort_key,
 )
 from tlbench.reports.decide import recommend
+from tlbench.reports.ladder import LADDER_COLUMNS, LADDER_NOISE_RULE, ladders, mode_order, table_rows
+from tlbench.reports.ladder_verdict import summary, verdict
+from tlbench.reports.plots import LADDER_PNG
 from tlbench.results import REPORT_HTML, REPORT_MD, RunContents
 
 
@@ -52,6 +56,7 @@ def build(run: RunContents, plots: dict | None = None) -> list[Section]:
     env, records = run.env, run.records
     sections = [_environment(env)]
     sections += _recommendation(records)
+    sections += _ladder(records, plots or {})
     trials = Section("Trials", [Table(records, COLUMNS), _COLUMN_NOTES])
     standins = sorted({r["backbone"] for r in records if str(r.get("weights", "")).startswith("standin")})
     if standins:
@@ -159,6 +164,41 @@ def describe(c) -> str:
     )
 
 
+def _ladder(records, plots: dict) -> list[Section]:
+    """Does fine-tuning pay: each backbone's rungs of trainable depth, what
+    each step up buys and costs, the rung to take (ladder.py)."""
+    found = ladders(records)
+    if not found:
+        return []
+    compared = [ladder for ladder in found if ladder.comparable]
+    blocks = []
+    if compared:
+        blocks += [
+            (
+                "The ladder of trainable depth, shallowest first: `transfer` trains a new head on the frozen "
+                "backbone; `last_block` and `last_stage` also train the backbone's last block or last stage; "
+                "`finetune` trains every backbone variable. Each rung that trains the backbone starts from the "
+                "linear probe's head. Each backbone is shown at one batch size, the one with the most rungs "
+                "measured (the largest of those). `step mem/img` is what a training step adds to the memory in "
+                "use, per image (the largest over seeds), `pred/img` the graph's prediction of it; `kept probe`: "
+                "seeds whose fine-tuning never lowered the validation loss below the probe's start, so their "
+                "accuracy is the probe's. The rung to take is the shallowest within noise of the most accurate "
+                f"on validation accuracy (test accuracy is read once, after every choice): {LADDER_NOISE_RULE}."
+            ),
+            Table(table_rows(found), LADDER_COLUMNS, ordered=True),
+            [verdict(ladder) for ladder in compared],
+        ]
+        norms = sorted({str(r["batch_norm"]) for r in records if r.get("mode") != "transfer" and r.get("batch_norm")})
+        if norms:
+            blocks.append(f"The backbone's BatchNorm while it trained: {', '.join(norms)}.")
+    line = summary(found)
+    if line:
+        blocks.append(line)
+    if compared and LADDER_PNG in plots:
+        blocks.append(Image(LADDER_PNG, "Validation accuracy, step memory per image and training images/s per rung"))
+    return [Section("Does fine-tuning pay?", blocks)]
+
+
 def _accuracy(records) -> list[Section]:
     configs = [c for c in configurations(records) if c.test_mean is not None]
     if not configs:
@@ -213,20 +253,39 @@ def _protocol(env: dict, records) -> list[Section]:
         "epochs, stopping after "
         + " / ".join(f"{epochs} ({mode})" for mode, epochs in patience.items())
         + " epochs without a lower validation loss; the weights of the lowest validation loss are kept.",
-        (
-            "Finetune starts from the linear probe's head (LP-FT) with BatchNorm in training mode, "
-            f"momentum {protocol.get('batch_norm_momentum', first.get('batch_norm_momentum', '?'))}."
-        ),
+        _fine_tuning(protocol, ok),
     ]
-    kept_start = [r for r in ok if r.get("mode") == "finetune" and r.get("kept_epoch") == 0]
-    if kept_start:
-        finetunes = sum(1 for r in ok if r.get("mode") == "finetune")
+    kept = {}  # mode -> (trials that kept the probed start, trials)
+    for r in ok:
+        if r.get("mode") in MODES and r.get("mode") != "transfer":  # the modes that train the backbone
+            k, n = kept.get(r["mode"], (0, 0))
+            kept[r["mode"]] = (k + (r.get("kept_epoch") == 0), n + 1)
+    parts = [f"{k} of {n} {mode}" for mode, (k, n) in sorted(kept.items(), key=lambda i: mode_order(i[0])) if k]
+    if parts:
         bullets.append(
-            f"In {len(kept_start)} of {finetunes} finetune trials no fine-tuning epoch lowered the "
-            "validation loss below the linear probe's start, so early stopping kept the probed start "
-            "(`kept_epoch` 0): their accuracy is the linear probe's, their speed and memory fine-tuning's."
+            f"In {', '.join(parts)} trials no fine-tuning epoch lowered the validation loss below the linear "
+            "probe's start, so early stopping kept the probed start (`kept_epoch` 0): their accuracy is the "
+            "linear probe's, their speed and memory fine-tuning's."
         )
     return [Section("How accuracy was measured", [bullets])]
+
+
+def _fine_tuning(protocol: dict, ok: list) -> str:
+    """How the modes that train the backbone start and treat BatchNorm."""
+    momentum = protocol.get("batch_norm_momentum", ok[0].get("batch_norm_momentum", "?"))
+    trains = [r for r in ok if r.get("mode") != "transfer"]
+    policies = sorted({str(r["batch_norm"]) for r in trains if r.get("batch_norm")})
+    if not policies and protocol.get("batch_norm") is None:  # records of earlier versions: BatchNorm trained
+        return (
+            "Finetune starts from the linear probe's head (LP-FT) with BatchNorm in training mode, "
+            f"momentum {momentum}."
+        )
+    policy = ", ".join(policies) or str(protocol.get("batch_norm"))
+    note = f" (momentum {momentum})" if "train" in policies or policy == "train" else ""
+    return (
+        "Every mode that trains the backbone (last_block, last_stage, finetune) starts from the linear probe's "
+        f"head (LP-FT); the backbone's BatchNorm while it trains: {policy}{note}."
+    )
 
 
 def _memory(records) -> list[Section]:

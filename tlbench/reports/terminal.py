@@ -10,18 +10,30 @@ from tlbench.reports.analysis import configurations
 from tlbench.reports.columns import SPREAD_COLUMNS, rich_table
 from tlbench.reports.compare import COMPARE_COLUMNS, Thresholds, compare
 from tlbench.reports.decide import Choice, recommend
+from tlbench.reports.ladder import LADDER_COLUMNS, ladders, table_rows
+from tlbench.reports.ladder_verdict import summary, verdict
 from tlbench.reports.report import describe
 from tlbench.results import RunContents
 
 
 def print_table(run: RunContents, console: Console) -> None:
-    """A run's warnings, its trials, the spread over seeds and the advice."""
+    """A run's warnings, its trials, the spread over seeds, the ladder of
+    trainable depth and the advice."""
     for warning in run.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
     console.print(rich_table(run.records, title=escape(f"tlbench run {run.run_dir.name}")))
     configs = [c for c in configurations(run.records) if c.test_mean is not None]
     if any(c.n_seeds > 1 for c in configs):
         console.print(rich_table([c.row for c in configs], "Test accuracy over seeds", SPREAD_COLUMNS, ordered=True))
+    found = ladders(run.records)
+    compared = [ladder for ladder in found if ladder.comparable]
+    if compared:
+        console.print(rich_table(table_rows(found), "Does fine-tuning pay?", LADDER_COLUMNS, ordered=True))
+        for ladder in compared:
+            console.print(escape(verdict(ladder).replace("**", "")))
+    single = summary(found)
+    if single:
+        console.print(escape(single.replace("`", "")))
     advice = recommend(run.records)
     if advice is not None:
         for sentence in advice.advice:

@@ -20,7 +20,7 @@ from pathlib import Path
 from tlbench.files import cache_root, write_json_atomic
 from tlbench.registry import get_backbone
 
-COST_VERSION = 1  # bump when what is counted, or how, changes
+COST_VERSION = 2  # bump when what is counted, or how, changes
 
 
 def cache_dir() -> Path:
@@ -36,8 +36,10 @@ def trial_costs(classifier, mode: str, module_path: str) -> dict:
     costs twice the forward of the layers that train (gradients with respect to
     their inputs and to their weights)."""
     key = _key(
+        version=COST_VERSION,
         module=_module_identity(module_path),
         mode=mode,
+        batch_norm=classifier.batch_norm,
         image_size=classifier.image_size,
         head=[v.shape.as_list() for v in classifier.head.variables],
         mixed=classifier.optimizer.__class__.__name__,
@@ -50,8 +52,21 @@ def trial_costs(classifier, mode: str, module_path: str) -> dict:
 
     forward = graphcost.forward_flops_per_image(classifier.model, classifier.image_size)
     backbone = graphcost.forward_flops_per_image(classifier.backbone, classifier.image_size)
-    trained = forward if mode == "finetune" else forward - backbone  # transfer trains the head only
-    memory = graphcost.training_memory_per_image(classifier.model, classifier.model.trainable_variables)
+    if mode == "finetune":
+        trained = forward
+    elif mode == "transfer":
+        trained = forward - backbone  # the head only
+    else:  # the layers from the first trained one on: the whole forward less the frozen part's
+        trained = (
+            forward
+            - backbone
+            + graphcost.trained_forward_flops_per_image(
+                classifier.backbone, classifier.trained_backbone_variables, classifier.image_size
+            )
+        )
+    memory = graphcost.training_memory_per_image(
+        classifier.model, classifier.trained_variables, forward=classifier.training_forward
+    )
     costs = {
         "forward_flops_per_image": forward,
         "train_flops_per_image": forward + 2 * trained,

@@ -1,7 +1,8 @@
 """What a backbone costs, counted from its TensorFlow graph (never typed in).
 
 - `forward_flops_per_image(fn, image_size)`: floating-point operations of one
-  inference pass on one image.
+  inference pass on one image; `trained_forward_flops_per_image` the part of
+  them from the first trained layer on.
 - `training_memory_per_image(model, trainable_variables)`: the activation bytes
   one training step keeps per image for the backward pass, plus the bytes of
   weights, gradients and Adam slots (`TrainingMemory`).
@@ -161,23 +162,44 @@ def forward_flops_per_image(fn, image_size: int) -> int:
     return _profiler_flops(graph)
 
 
+def trained_forward_flops_per_image(fn, variables, image_size: int) -> int:
+    """Forward FLOPs per image of the ops of `fn` that depend on any of
+    `variables`: the part of the forward pass from the first trained layer
+    on, whose backward a partial fine-tuning step runs."""
+    concrete = _trace(_inference(fn), image_size, batch_size=1)
+    handles = {id(v.handle) for v in variables}
+    names = {inner.op.name for outer, inner in concrete.graph.captures if id(outer) in handles}
+    graph = _frozen_graph(concrete)
+    starts = [op for op in graph.get_operations() if op.name in names]
+    downstream = set()
+    for op in starts:
+        downstream |= _descendants(op)
+    with _deprecation.silence():
+        return sum(int(_ops.get_stats_for_node_def(graph, op.node_def, "flops").value or 0) for op in downstream)
+
+
 def forward_flops_by_op_type(fn, image_size: int) -> dict[str, int]:
     """The same count split by op type (what the profiler counts, and where);
     the values add up to `forward_flops_per_image(fn, image_size)`."""
     return _flops_by_op_type(_frozen_graph(_trace(_inference(fn), image_size, batch_size=1)))
 
 
-def training_memory_per_image(model, trainable_variables=None, *, image_size: int | None = None) -> TrainingMemory:
+def training_memory_per_image(
+    model, trainable_variables=None, *, image_size: int | None = None, forward=None
+) -> TrainingMemory:
     """Activation bytes kept per image by a training step of `model` (called
-    with training=True, gradients w.r.t. `trainable_variables`, by default the
-    model's own), and the parameter bytes. `image_size` defaults to the
+    with training=True, or `forward(images)` when given, as a partial
+    fine-tuning step runs; gradients w.r.t. `trainable_variables`, by default
+    the model's own), and the parameter bytes. `image_size` defaults to the
     model's input shape."""
     if trainable_variables is None:
         trainable_variables = model.trainable_variables
     trainable_variables = list(trainable_variables)
     image_size = image_size or _input_size(model)
     one, two = (
-        sum(t.bytes for t in kept_activations(model, trainable_variables, image_size, batch_size=batch))
+        sum(
+            t.bytes for t in kept_activations(model, trainable_variables, image_size, batch_size=batch, forward=forward)
+        )
         for batch in (1, 2)
     )
     per_image = two - one
@@ -192,16 +214,23 @@ def training_memory_per_image(model, trainable_variables=None, *, image_size: in
     )
 
 
-def kept_activations(model, trainable_variables, image_size: int, batch_size: int = 1) -> list[KeptTensor]:
-    """The forward buffers a training step of `model` keeps for its backward
-    pass at `batch_size`, in graph order (see the module docstring)."""
+def kept_activations(
+    model, trainable_variables, image_size: int, batch_size: int = 1, *, forward=None
+) -> list[KeptTensor]:
+    """The forward buffers a training step of `model` (or of `forward`)
+    keeps for its backward pass at `batch_size`, in graph order (see the
+    module docstring). As in the training step, the tape watches
+    `trainable_variables` only: a partial fine-tuning step keeps nothing
+    below its first trained layer."""
     trainable_variables = list(trainable_variables)
     if not trainable_variables:
         return []
+    forward = forward or (lambda images: model(images, training=True))
 
     def step(images):
-        with tf.GradientTape() as tape:
-            outputs = model(images, training=True)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(trainable_variables)
+            outputs = forward(images)
             loss = tf.add_n([tf.reduce_sum(t) for t in tf.nest.flatten(outputs)])
         return loss, tape.gradient(loss, trainable_variables)
 

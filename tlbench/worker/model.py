@@ -3,26 +3,35 @@ compiled (tf.function) steps it is trained, evaluated and timed with."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras as keras
 
 from tlbench.errors import ModuleError
+from tlbench.registry import Ladder, trains_backbone
 
 
 class Classifier:
     """A TF Hub backbone with a new Dense head.
 
-    `trainable=False` (transfer): the backbone runs in inference mode and only
-    the head trains. `trainable=True` (finetune): every variable trains and
-    BatchNorm runs in training mode. Each step is traced once (the batch
-    dimension is left open), so training, evaluation and the timed passes all
-    run the same compiled functions.
+    `mode` (registry.MODES) says which variables train: transfer the head
+    only; last_block and last_stage the head and the backbone variables whose
+    names `ladder` matches for that mode; finetune every variable. Only those
+    variables are watched by the training step's tape, so the backward pass
+    stops at the first trained layer and the forward activations below it are
+    not kept. `batch_norm` (plan.BATCH_NORM_POLICIES): while backbone
+    variables train, the backbone's BatchNorm runs in inference mode
+    ("frozen") or in training mode ("train"); in transfer it is always
+    frozen. Each step is traced once (the batch dimension is left open), so
+    training, evaluation and the timed passes all run the same compiled
+    functions.
 
-    `batch_norm_momentum`: passed to a trainable module that takes it as an
-    argument, as TF Hub's TF2 image modules do (`batch_norm_momentum_passed`
-    says whether it was).
+    `batch_norm_momentum`: with batch_norm="train", passed to a module that
+    takes it as an argument, as TF Hub's TF2 image modules do
+    (`batch_norm_momentum_passed` says whether it was).
 
     `jit_compile`: every step is compiled with XLA. `mixed_precision`: the head
     computes in float16 (variables float32, logits cast back to float32) with
@@ -36,15 +45,20 @@ class Classifier:
         module_path: str,
         image_size: int,
         num_classes: int,
-        trainable: bool,
+        mode: str = "transfer",
         *,
+        ladder: Ladder | None = None,
+        batch_norm: str = "frozen",
         jit_compile: bool = False,
         mixed_precision: bool = False,
         batch_norm_momentum: float | None = None,
     ):
-        self.image_size = image_size
+        self.image_size, self.mode = image_size, mode
+        trains = trains_backbone(mode)
+        self.batch_norm = batch_norm if trains else "frozen"
+        self._backbone_training = self.batch_norm == "train"
         self.backbone, self.batch_norm_momentum_passed = _backbone(
-            module_path, image_size, trainable, batch_norm_momentum
+            module_path, image_size, trains, batch_norm_momentum if self._backbone_training else None
         )
         images = keras.Input((image_size, image_size, 3), name="images")
         features = self.backbone(images)
@@ -63,10 +77,12 @@ class Classifier:
             name="head",
         )
         self.model = keras.Model(images, self.head(features))
+        self.trained_backbone_variables = _trained_backbone_variables(self.backbone, mode, ladder, module_path)
+        self.trained_variables = self.trained_backbone_variables + list(self.head.trainable_variables)
         self.optimizer = keras.optimizers.Adam()
         if mixed_precision:
             self.optimizer = keras.mixed_precision.LossScaleOptimizer(self.optimizer)
-        self.optimizer.build(self.model.trainable_variables)
+        self.optimizer.build(self.trained_variables)
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
         image_spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32)
@@ -83,9 +99,27 @@ class Classifier:
         self.predict_from_features = compiled(lambda f: self.head(f), feature_spec)
 
     def parameter_counts(self) -> dict:
-        trainable = sum(int(np.prod(v.shape)) for v in self.model.trainable_variables)
+        trainable = sum(int(np.prod(v.shape)) for v in self.trained_variables)
         total = sum(int(np.prod(v.shape)) for v in self.model.variables)
         return {"trainable_params": trainable, "total_params": total}
+
+    def trained_layers(self) -> dict:
+        """The record's account of what trains in the backbone: how many
+        variables, the first and last of their layers (in the module's
+        variable order). (The BatchNorm policy is the spec's, plan.TrialSpec.)"""
+        layers = [_layer_name(v.name) for v in self.trained_backbone_variables]
+        return {
+            "trained_backbone_variables": len(layers),
+            "backbone_variables": len(self.backbone.trainable_variables) if trains_backbone(self.mode) else None,
+            "trained_first_layer": layers[0] if layers else None,
+            "trained_last_layer": layers[-1] if layers else None,
+        }
+
+    def training_forward(self, images):
+        """Logits as a training step computes them: the backbone in the
+        BatchNorm policy's mode, the head in training mode."""
+        features = self.backbone(images, training=self._backbone_training)
+        return self.head(features, training=True)
 
     def restart(self, learning_rate: float, weights: list) -> None:
         """Back to `weights` with a fresh optimizer state at `learning_rate`,
@@ -99,11 +133,12 @@ class Classifier:
 
     def _train_step(self, images, labels):
         """Forward, backward and optimizer update on one batch of images."""
-        with tf.GradientTape() as tape:
-            logits = self.model(images, training=True)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(self.trained_variables)  # nothing below the first trained layer is recorded
+            logits = self.training_forward(images)
             loss = self._loss(labels, logits) + _sum(self.model.losses)
             scaled = self._scaled(loss)
-        self._apply(tape.gradient(scaled, self.model.trainable_variables), self.model.trainable_variables)
+        self._apply(tape.gradient(scaled, self.trained_variables), self.trained_variables)
         return loss
 
     def _head_train_step(self, features, labels):
@@ -139,6 +174,30 @@ def _backbone(module_path: str, image_size: int, trainable: bool, batch_norm_mom
         except (TypeError, ValueError):  # no traced function takes the argument
             pass
     return hub.KerasLayer(module_path, trainable=trainable, name="backbone"), False
+
+
+def _trained_backbone_variables(backbone, mode: str, ladder: Ladder | None, module_path: str) -> list:
+    if not trains_backbone(mode):
+        return []
+    variables = list(backbone.trainable_variables)
+    if mode == "finetune":
+        return variables
+    if ladder is None:
+        raise ModuleError(f"mode {mode} needs the backbone's block layout (registry.Ladder); this backbone has none")
+    pattern = re.compile(ladder.pattern(mode))
+    chosen = [v for v in variables if pattern.search(v.name)]
+    if not chosen:
+        sample = ", ".join(v.name for v in variables[-3:])
+        raise ModuleError(
+            f"no variable of module {module_path} is in its {mode} (names matching {pattern.pattern!r}; "
+            f"its last ones: {sample})"
+        )
+    return chosen
+
+
+def _layer_name(variable_name: str) -> str:
+    """`block_16_expand/kernel:0` -> `block_16_expand`."""
+    return variable_name.split(":")[0].rpartition("/")[0] or variable_name
 
 
 def _sum(losses):

@@ -7,9 +7,10 @@ The protocol, the same for every trial:
    epochs: this equals training the model on the images with the backbone
    frozen, at a fraction of the cost). Each base learning rate of the transfer
    range trains from the same start.
-2. Finetune mode only: from the probed head, the whole model trains on the
-   images (BatchNorm in training mode), once per base learning rate of the
-   fine-tuning range. Starting from a trained head rather than a random one
+2. Modes that train backbone variables (last_block, last_stage, finetune):
+   from the probed head, the head and the backbone variables the mode trains
+   (model.Classifier) train on the images, with the backbone's BatchNorm in
+   the run's policy, once per base learning rate of the fine-tuning range. Starting from a trained head rather than a random one
    keeps the first large gradients from distorting the pretrained features
    (LP-FT, Kumar et al. 2022).
 
@@ -34,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlbench.plan import Budget, scaled_learning_rate
+from tlbench.registry import trains_backbone
 from tlbench.worker.model import Classifier
 from tlbench.worker.pipeline import SplitPipeline
 
@@ -109,7 +111,7 @@ def fit_and_select(
     seed: int,
 ) -> SearchResult:
     """The protocol of this module. Each stage, "transfer" (the probe) and
-    "finetune", takes the budget's learning rates, most epochs and patience
+    "finetune" (backbone variables train), takes the budget's learning rates, most epochs and patience
     for that mode."""
 
     def stage(name: str) -> dict:
@@ -143,7 +145,7 @@ def fit_and_select(
     classifier.model.set_weights(start)
     classifier.head.set_weights(probe.weights)
     final, predict, evaluated_train = probe, classifier.predict_from_features, train_features
-    if mode == "finetune":
+    if trains_backbone(mode):
         final = _search(
             classifier,
             classifier.model.get_weights(),

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from tlbench import data, environment, record
 from tlbench.errors import described
 from tlbench.plan import LEARNING_RATE_RULE, TrialSpec
-from tlbench.registry import get_backbone
+from tlbench.registry import get_backbone, trains_backbone
 from tlbench.worker.devices import compute_device, configure_devices, is_out_of_memory, mixed_precision
 from tlbench.worker.measure import TimingPlan, matmul_peak_flops, time_steps
 
@@ -135,6 +135,7 @@ class Setup:
             "dataset_images": len(images.labels),
             "skipped_files": images.skipped_files,
             **self.classifier.parameter_counts(),
+            **self.classifier.trained_layers(),
             "mixed_precision": self.mixed_precision,
             "precision_note": self.precision_note,
             "batch_norm_momentum_note": self.momentum_note,
@@ -150,11 +151,11 @@ def load(spec: TrialSpec, images: data.ImageSet) -> Setup:
     from tlbench.worker.pipeline import SplitPipeline
 
     backbone, protocol = get_backbone(spec.backbone), spec.protocol
-    finetune = spec.mode == "finetune"
+    trains = trains_backbone(spec.mode)
     module_path = weights.materialize(spec.module, backbone, protocol.batch_norm_momentum)
     tf1 = weights.is_tf1_hub_module(module_path)
     conversion = {}
-    if finetune and tf1:
+    if trains and tf1:
         # hub.KerasLayer can't fine-tune a TF1 Hub module: fine-tune the same
         # network rebuilt in tf_keras with the module's weights instead.
         from tlbench.worker.convert import export_converted
@@ -176,7 +177,9 @@ def load(spec: TrialSpec, images: data.ImageSet) -> Setup:
         module_path,
         size,
         images.num_classes,
-        trainable=finetune,
+        spec.mode,
+        ladder=backbone.ladder,
+        batch_norm=protocol.batch_norm,
         jit_compile=spec.xla,
         mixed_precision=applied,
         batch_norm_momentum=protocol.batch_norm_momentum,
@@ -194,7 +197,7 @@ def load(spec: TrialSpec, images: data.ImageSet) -> Setup:
         device=device,
         mixed_precision=applied,
         precision_note=precision_note,
-        momentum_note=_batch_norm_momentum_note(finetune, module_path, classifier.batch_norm_momentum_passed),
+        momentum_note=_batch_norm_momentum_note(classifier, module_path),
         memory=TensorFlowPeakMemory(device),
     )
 
@@ -240,7 +243,7 @@ def measure_accuracy(setup: Setup, spec: TrialSpec) -> dict:
         "lr_search": search.candidates,
         "probe_lr_search": search.probe_candidates,
         "max_epochs": budget.epochs(spec.mode),
-        "patience": budget.patience[spec.mode],
+        "patience": budget.stage_patience(spec.mode),
         "kept_epoch": search.kept_epoch,
         "batch_norm_momentum": spec.protocol.batch_norm_momentum,
         "train_accuracy": search.train.accuracy,
@@ -285,8 +288,9 @@ def throughput_figures(timed: dict, cost: dict, peak: PeakFlops, batch_size: int
 def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory, seed: int) -> dict:
     """Throughput and memory of the compiled steps the trial trains with.
 
-    Training: the whole model's train step (forward, backward, optimizer; for
-    transfer too: that is what training from images costs) on a cycle of
+    Training: the model's train step (forward, backward of what the mode
+    trains, optimizer; for transfer too: that is what training from images
+    costs) on a cycle of
     distinct batches from the trial's pipeline, with the memory it adds to
     what is resident before it. Inference is a separate pass with its own peak.
     """
@@ -327,16 +331,16 @@ def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory
     }
 
 
-def _batch_norm_momentum_note(finetune: bool, module_path: str, passed: bool) -> str:
+def _batch_norm_momentum_note(classifier, module_path: str) -> str:
     """How the run's BatchNorm momentum reached the backbone, if at all."""
     from tlbench.worker.weights import exported_batch_norm_momentum
 
-    if not finetune:
-        return "unused: the frozen backbone's BatchNorm runs in inference mode"
+    if classifier.batch_norm != "train":
+        return "unused: the backbone's BatchNorm runs in inference mode (batch_norm: frozen)"
     exported = exported_batch_norm_momentum(module_path)
     if exported is not None:
         return f"exported into tlbench's SavedModel ({exported:g})"
-    if passed:
+    if classifier.batch_norm_momentum_passed:
         return "passed to the module as its batch_norm_momentum argument"
     return "not applied: the module takes no batch_norm_momentum argument and keeps its own"
 
