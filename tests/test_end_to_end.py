@@ -46,15 +46,16 @@ def test_quick_grid_on_mobilenet_writes_records_env_and_report(tmp_path, run_in_
     assert trials.count("| mobilenet_v2_035_128 |") == 2 and "Stand-in weights" in report
     assert "## Does fine-tuning pay?" in report  # the ladder's two ends, costs only: stand-in weights
     assert "## Recommendation" in report and "<h2>Recommendation</h2>" in (run_dir / "report.html").read_text()
-    for plot in ("memory.png", "throughput.png", "accuracy_vs_throughput.png"):
+    for plot in ("memory.png", "throughput.png", "accuracy_vs_throughput.png", "ladder.png"):
         assert (run_dir / plot).read_bytes().startswith(b"\x89PNG")
 
-    # `report` prints the same table again, from the files alone.
+    # `report` prints the same tables again, from the files alone: the
+    # trials (a row per trial) and the ladder (a row per rung).
     table_rows = [line for line in done.stdout.splitlines() if "mobilenet_v2_035_128 │" in line]
     again = run_in_subprocess("report", run_dir)
     assert again.returncode == 0, again.stderr
     assert [line for line in again.stdout.splitlines() if "mobilenet_v2_035_128 │" in line] == table_rows
-    assert len(table_rows) == 2
+    assert len(table_rows) == 4 and sum("stand-in" in row for row in table_rows) == 2
 
 
 def test_a_tf1_module_runs_in_transfer_and_in_finetune_through_its_conversion(

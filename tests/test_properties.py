@@ -584,11 +584,12 @@ def test_a_recorded_plan_is_accepted_exactly_when_every_value_is_valid(tampered)
 def test_a_plan_recorded_before_the_batch_norm_policy_resumes_as_it_ran():
     from tlbench.driver.request import RunPlan
 
-    assert RunPlan.from_json(GOOD_PLAN, "env.json").protocol.batch_norm == "frozen"  # today's default
-    older = {**GOOD_PLAN, "protocol": {k: v for k, v in GOOD_PLAN["protocol"].items() if k != "batch_norm"}}
+    recorded = json.loads(json.dumps(GOOD_PLAN))  # as env.json holds it
+    assert RunPlan.from_json(recorded, "env.json").protocol.batch_norm == "frozen"  # today's default
+    older = {**recorded, "protocol": {k: v for k, v in recorded["protocol"].items() if k != "batch_norm"}}
     assert RunPlan.from_json(older, "env.json").protocol.batch_norm == "train"  # 0.2.0 fine-tuned so
     with pytest.raises(UsageError, match="unknown batch_norm 'frozn'"):
-        RunPlan.from_json({**GOOD_PLAN, "protocol": {**GOOD_PLAN["protocol"], "batch_norm": "frozn"}}, "env.json")
+        RunPlan.from_json({**recorded, "protocol": {**recorded["protocol"], "batch_norm": "frozn"}}, "env.json")
 
 
 @FEW
