@@ -211,3 +211,11 @@ def test_a_run_interrupted_twice_resumes_and_records_every_trial_exactly_once(co
         f"mobilenet_v2_035_128-transfer-bs{n}-digits-seed0" for n in (12, 16, 8)
     ]
     assert all(r["status"] == "ok" and r["budget"] == "quick" for r in records)  # the run's settings kept
+
+
+def test_a_refused_address_leaves_a_ray_already_running_in_the_process(control, ray_session, tmp_path):
+    import ray
+
+    argv = ["run", "--all", "--address", "127.0.0.1:9", "--out", str(tmp_path)]
+    assert main(argv) == 2  # nothing answers there
+    assert ray.is_initialized() and ray_session.shut_down_by is None  # the session's Ray, untouched

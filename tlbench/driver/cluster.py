@@ -149,8 +149,9 @@ def _check_reachable(address: str) -> None:
 
 def release(info: ClusterInfo | None) -> None:
     """Shut down (or leave) the Ray this process started or joined; one it
-    found already running stays."""
-    if info is not None and not info.owned:
+    found already running stays, and so does any Ray when `connect` never
+    returned (`info` None: a refused address, a failed start)."""
+    if info is None or not info.owned:
         return
     import ray
 
