@@ -8,6 +8,8 @@ a cluster of machines. Placement is the driver's: the trials are null trials
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import null_trials
@@ -116,3 +118,13 @@ def test_a_cluster_whose_gpus_sit_where_no_cpu_is_free_is_one_line_and_exit_2(ra
     assert done.returncode == 2, done.stderr + done.stdout
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "can give a trial {'num_gpus': 1, 'num_cpus': 1}" in lines[0]
+
+
+def test_a_trial_worker_runs_at_normal_priority_where_it_may():
+    """Ray starts workers at niceness 15; a timed trial brings itself back to
+    0 (a privileged process may; any other keeps what it was given), before
+    TensorFlow starts its threads, and says which it ran at."""
+    code = "import os; os.nice(15); from tlbench.driver.cluster import _normal_priority; print(_normal_priority())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    may_lower = os.geteuid() == 0
+    assert int(done.stdout) == (0 if may_lower else 15)

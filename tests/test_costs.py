@@ -18,6 +18,13 @@ def test_costs_are_counted_once_and_cached_per_module_and_mode(classifier, tiny_
     assert len(list(costs.cache_dir().glob("*.json"))) == 1
     assert costs.trial_costs(classifier, "finetune", tiny_module) == first
     assert first["train_flops_per_image"] == 3 * first["forward_flops_per_image"]
+    # A training step holds at least what it keeps for the backward pass, the
+    # images aside (they are the caller's); an inference step holds less.
+    peaks = costs.predicted_peaks(first, 8, timed_batch_bytes=0)
+    resident = first["weight_bytes"] + first["optimizer_slot_bytes"]
+    kept = first["predicted_activation_bytes_per_image"] - 32 * 32 * 3 * 4
+    assert peaks["predicted_peak_memory_bytes"] > resident + 8 * kept
+    assert resident < peaks["predicted_infer_peak_memory_bytes"] < peaks["predicted_peak_memory_bytes"]
     costs.trial_costs(classifier, "transfer", tiny_module)
     assert len(list(costs.cache_dir().glob("*.json"))) == 2  # another mode, another entry
     (next(costs.cache_dir().glob("*.json"))).write_text("{cut")  # a damaged entry is counted again
@@ -37,3 +44,35 @@ def test_backbone_flops_of_an_architecture_match_its_hub_module(shared_module):
     module = graphcost.forward_flops_per_image(hub.KerasLayer(shared_module), 128)
     assert abs(module - architecture) <= 2 * 128 * 128 * 3
     assert 30e6 < architecture < 60e6  # about 20 M multiply-adds, as published
+
+
+def test_the_refusal_goes_by_the_predicted_peak_not_the_kept_activations():
+    import psutil
+
+    from tlbench.worker import costs
+
+    huge = psutil.virtual_memory().available // 8  # per image: 16 images don't fit
+    cost = {
+        "weight_bytes": 2**20,
+        "gradient_bytes": 2**10,
+        "optimizer_slot_bytes": 2**11,
+        # a transfer step keeps little for its backward pass ...
+        "predicted_activation_bytes_per_image": 4,
+        "predicted_activation_bytes_per_batch": 0,
+        # ... but its forward pass's working set can be large
+        "predicted_train_step_peak_lines": [[0, 2**20], [huge, 0]],
+        "predicted_infer_step_peak_lines": [[1000, 0]],
+    }
+    peaks = costs.predicted_peaks(cost, 16, timed_batch_bytes=3 * 2**20)
+    resident = 2**20 + 2**11 + 3 * 2**20  # weights, Adam slots, timed batches
+    assert peaks == {
+        "predicted_train_step_peak_bytes_per_image": huge,
+        "predicted_train_step_peak_bytes_per_batch": 0,
+        "predicted_infer_step_peak_bytes_per_image": 1000,
+        "predicted_infer_step_peak_bytes_per_batch": 0,
+        "predicted_peak_memory_bytes": resident + 16 * huge,
+        "predicted_infer_peak_memory_bytes": resident + 16 * 1000,
+    }
+    with pytest.raises(costs.PredictedOutOfMemory, match=r"predicted .* GiB for training at batch 16 \(a peak of"):
+        costs.refuse_if_too_big(peaks["predicted_peak_memory_bytes"], 16, cached_bytes=0)
+    costs.refuse_if_too_big(costs.predicted_peaks(cost, 1, 0)["predicted_peak_memory_bytes"], 1, cached_bytes=0)

@@ -35,6 +35,7 @@ def test_quick_grid_on_mobilenet_writes_records_env_and_report(tmp_path, run_in_
         assert record["budget"] == "quick"
     assert by_mode["finetune"]["peak_memory_bytes"] > by_mode["transfer"]["peak_memory_bytes"]
     assert by_mode["finetune"]["process_id"] != by_mode["transfer"]["process_id"]  # a fresh process each
+    assert all(r["worker_niceness"] == 0 for r in by_mode.values())  # the local Ray's workers, not Ray's 15
 
     env = json.loads((run_dir / ENV).read_text())
     assert env["versions"]["tensorflow"] and env["versions"]["ray"] and env["versions"]["tensorflow-hub"]

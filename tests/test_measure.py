@@ -1,9 +1,12 @@
 """The measurement code on cases with known answers."""
 
+import statistics
+
 import numpy as np
 import pytest
 
-from tlbench.worker.measure import ProcessPeakRss, TimingPlan, time_steps
+from tlbench import stability
+from tlbench.worker.measure import ProcessPeakRss, TimingPlan, time_steps, time_until_stable
 
 
 class FakeClock:
@@ -97,3 +100,50 @@ def test_rss_high_water_mark_sees_a_fresh_allocation():
     if probe.resettable:  # the peak goes back down to what is resident now
         probe.reset()
         assert probe.peak_bytes() < before + 250 * 1024 * 1024
+
+
+def test_windows_record_their_spread_and_the_cpu_other_processes_took():
+    import time
+
+    # Real time passes (psutil counts CPU time in kernel ticks), the fake clock
+    # gives the windows known lengths: 0.5 s and 1 s of 2 steps each.
+    clock = FakeClock([0.25, 0.25, 0.5, 0.5])
+
+    def step():
+        time.sleep(0.25)
+        clock.step()
+
+    timing = time_steps(step, TimingPlan(0, 2, 0.0, repeats=2), 10, clock=clock)
+    summary = timing.summary()
+    rates = [40.0, 20.0]
+    assert summary["images_per_sec_cv"] == pytest.approx(statistics.stdev(rates) / statistics.mean(rates))
+    assert summary["window_steps_min"] == 2 and summary["attempts"] == 1
+    assert all(w.other_cpu_share is not None and 0.0 <= w.other_cpu_share <= 1.0 for w in timing.windows)
+    assert summary["other_cpu_share_max"] == max(w.other_cpu_share for w in timing.windows)
+    assert summary["other_cpu_share_mean"] == pytest.approx(statistics.mean(w.other_cpu_share for w in timing.windows))
+
+
+def test_an_unstable_pass_is_timed_again_and_the_steadier_attempt_kept():
+    # Fake windows far shorter than a kernel tick: no CPU share, the spread decides.
+    # Attempt 1: windows of 3 steps at 10 and 20 images/s (unstable); attempt 2: 20 and 21 (stable).
+    windows = [1.0, 0.5, 0.5, 0.5 * 20 / 21]
+    clock = FakeClock([0.0] + [seconds for seconds in windows for _ in range(3)])
+    timing = time_until_stable(clock.step, TimingPlan(1, 3, 0.0, repeats=2), 10, clock=clock)
+    assert timing.attempts == 2 and clock.calls == 1 + 12  # one warm-up step, not two
+    assert [w.seconds for w in timing.windows] == pytest.approx([1.5, 1.5 * 20 / 21])
+    assert timing.summary()["attempts"] == 2
+
+
+def test_a_pass_that_stays_unstable_keeps_its_least_unstable_attempt():
+    # Second windows at 40, 20 and 14.3 images/s against 10: all beyond 10 %, the last least.
+    windows = [1.0, 0.25, 1.0, 0.5, 1.0, 0.7]
+    clock = FakeClock([seconds for seconds in windows for _ in range(3)])
+    timing = time_until_stable(clock.step, TimingPlan(0, 3, 0.0, repeats=2), 10, clock=clock)
+    assert timing.attempts == stability.TIMING_ATTEMPTS == 3
+    assert [w.seconds for w in timing.windows] == pytest.approx([3.0, 2.1])
+
+
+def test_a_smoke_timing_is_not_timed_again():
+    clock = FakeClock([1.0, 2.0, 3.0])
+    timing = time_until_stable(clock.step, TimingPlan(1, 1, 0.0, repeats=1), 10, clock=clock)
+    assert timing.attempts == 1 and stability.quality(timing.summary()) == stability.SMOKE

@@ -936,6 +936,13 @@ well_typed_records = st.fixed_dictionaries(
         "train_timing": timing,
         "infer_timing": timing,
         "train_mfu": metrics,
+        "timing_quality": st.sampled_from(["measured", "smoke"]) | st.text(max_size=6),
+        "unstable": st.dictionaries(
+            st.sampled_from(["train_images_per_sec", "infer_images_per_sec", "peak_flops_per_sec"])
+            | st.text(max_size=6),
+            st.text(max_size=10),
+            max_size=2,
+        ),
         "peak_memory_bytes": sizes,
         "activation_memory_bytes": sizes | st.integers(-(2**30), 0),
         "predicted_activation_bytes": sizes,

@@ -90,8 +90,14 @@ def test_memory_against_batch_size_gives_bytes_per_image():
 
     mib = 2**20
     records = [
-        # finetune: 100 MiB fixed + 3 MiB per image; transfer: 100 MiB + 0.25 MiB per image
-        *(_memory_record("r", "finetune", n, 100 * mib + 3 * mib * n, 3 * mib * n, 2.5 * mib) for n in (8, 16, 32)),
+        # finetune: 100 MiB fixed + 3 MiB per image, predicted 80% of it; transfer: 100 MiB + 0.25 MiB per image
+        *(
+            {
+                **_memory_record("r", "finetune", n, 100 * mib + 3 * mib * n, 3 * mib * n, 2.5 * mib),
+                "predicted_peak_memory_bytes": 0.8 * (100 * mib + 3 * mib * n),
+            }
+            for n in (8, 16, 32)
+        ),
         *(_memory_record("r", "transfer", n, 100 * mib + mib * n // 4, mib * n // 4, 4096) for n in (8, 16)),
         _memory_record("m", "transfer", 8, 50 * mib, mib, 4096),  # one batch size: no line
         {**_memory_record("r", "finetune", 64, 1, 1, 1), "status": "oom"},  # not a measurement
@@ -103,11 +109,27 @@ def test_memory_against_batch_size_gives_bytes_per_image():
     assert finetune.bytes_per_image == pytest.approx(3 * mib) and finetune.intercept_bytes == pytest.approx(100 * mib)
     assert finetune.step_bytes_per_image == pytest.approx(3 * mib)
     assert finetune.predicted_bytes_per_image == 2.5 * mib
+    assert finetune.predicted_peak_bytes_per_image == pytest.approx(2.4 * mib)
+    assert finetune.peak_over_predicted == pytest.approx(1.25)
+    assert transfer.predicted_peak_bytes_per_image is None and transfer.peak_over_predicted is None  # not recorded
     assert transfer.bytes_per_image == pytest.approx(mib / 4)
+    assert transfer.intercept_bytes is None and transfer.intercept_note == "needs 3+ batch sizes"  # two points
 
     report = render_markdown(RunContents(Path("run"), records=records, env={}, warnings=[]))
     assert "## Memory against batch size" in report
-    assert "| r | finetune | CPU:x | 8, 16, 32 | 3.0 MiB | 2.5 MiB | 3.0 MiB | 100.0 MiB |" in report
+    assert "| r | finetune | CPU:x | 8, 16, 32 | 3.0 MiB | 2.5 MiB | 3.0 MiB | 2.4 MiB | 1.25 | 100.0 MiB |" in report
+    assert "| r | transfer | CPU:x | 8, 16 | 256.0 KiB | 4.0 KiB | 256.0 KiB | - | - | needs 3+ batch sizes |" in report
+
+
+def test_a_negative_fixed_part_is_not_reported():
+    from tlbench.reports.analysis import memory_slopes
+
+    mib = 2**20
+    # Memory growing faster than the batch size: the line's intercept is negative.
+    records = [_memory_record("r", "finetune", n, mib * n * n, mib * n * n, mib) for n in (8, 16, 32)]
+    (slope,) = memory_slopes(records)
+    assert slope.intercept_bytes is None and slope.intercept_note == "fit < 0: not a line"
+    assert "fit < 0: not a line" in render_markdown(RunContents(Path("run"), records=records, env={}, warnings=[]))
 
 
 def test_throughput_cells_show_the_median_and_interquartile_range():
@@ -116,7 +138,7 @@ def test_throughput_cells_show_the_median_and_interquartile_range():
     assert column.cell({"train_timing": timing}) == "191.7 [188-197]"
     slow = {"repeats": 3, "images_per_sec_median": 7.04, "images_per_sec_q1": 6.93, "images_per_sec_q3": 7.12}
     assert column.cell({"train_timing": slow}) == "7.0 [6.9-7.1]"  # quartiles told apart
-    assert column.cell({"train_timing": {**timing, "repeats": 1}}) == "191.7"  # one window: no spread
+    assert column.cell({"train_timing": {**timing, "repeats": 1}}) == "191.7 (smoke)"  # one window: no spread
     assert column.cell({"train_images_per_sec": 7.25}) == "7.2"  # a record of an earlier version
     assert column.cell({}) == columns.MISSING
 

@@ -16,6 +16,7 @@ shared by both sides and import no TensorFlow either.
 | `registry.py`           | the backbones tlbench knows (handle, size, stand-in, block layout), modes |
 | `plan.py`               | budgets, protocol, weights sources, trial specs, the grid, its order     |
 | `record.py`             | the trial record: its fields and types, built and checked in one place   |
+| `stability.py`          | when a timed figure can't be trusted: tolerances, judgement, smoke       |
 | `data.py`               | datasets as arrays or files, checked; stratified splits                  |
 | `results.py`            | run folders: env.json, trials.jsonl appends, reading back, the lock      |
 | `environment.py`        | versions, CPU, GPUs, git commit, command line                            |
@@ -34,6 +35,7 @@ shared by both sides and import no TensorFlow either.
 | `worker/training.py`    | the protocol: linear probe, fine-tuning, early stopping, evaluation      |
 | `worker/measure.py`     | timed windows (median, IQR), memory vs a baseline, matmul peak probe     |
 | `worker/graphcost.py`   | from a model's graph: FLOPs per image, activation bytes a step keeps     |
+| `worker/liveness.py`    | which buffers a step holds at once: the step-peak simulation             |
 | `worker/costs.py`       | those counts for a trial's model or a backbone, cached; memory refusal   |
 | `worker/tfds_export.py` | `tfds:NAME` datasets written once as image folders                       |
 | `reports/columns.py`    | column lists for the terminal, Markdown and HTML tables                  |

@@ -201,6 +201,7 @@ def cmd_run(args, argv, console: Console) -> int:
 
 def cmd_report(args, argv, console: Console) -> int:
     """Exit status 1 when constraints were given and no configuration fits."""
+    from tlbench import stability
     from tlbench.reports.decide import Constraints, choose
     from tlbench.reports.report import write_report
     from tlbench.reports.terminal import print_choice, print_table
@@ -212,7 +213,7 @@ def cmd_report(args, argv, console: Console) -> int:
     constraints = Constraints(args.memory_budget, args.min_throughput, args.min_accuracy, args.throughput)
     if not constraints.given:
         return 0
-    choice = choose(run.records, constraints)
+    choice = choose(stability.judged(run.records), constraints)
     print_choice(choice, console)
     return 0 if choice.best is not None else EXIT_NOT_MET
 

@@ -39,7 +39,9 @@ class Budget:
     # The timed passes (measure.TimingPlan): untimed warm-up steps first
     # (tracing, XLA compile, allocator warm-up), then `timed_repeats` windows
     # of at least `min_timed_steps` steps and `min_timed_seconds` each; the
-    # record keeps the median and the spread over the windows.
+    # record keeps the median and the spread over the windows. A pass judged
+    # unstable is timed again; fewer than 2 windows or 3 steps a window make
+    # smoke figures, no measurement (stability.py).
     warmup_steps: int = 2
     min_timed_steps: int = 3
     min_timed_seconds: float = 1.0

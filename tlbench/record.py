@@ -39,7 +39,12 @@ class Timing(TypedDict, total=False):
 
     repeats: int  # timed windows
     timed_steps: int
+    window_steps_min: int  # the fewest steps in a window: fewer than 3 (or 1 window) is a smoke figure
     timed_seconds: float
+    attempts: int  # times the pass was timed: more than 1 when an attempt was unstable (stability.TIMING_ATTEMPTS)
+    images_per_sec_cv: float  # sample standard deviation / mean over the windows (2 or more)
+    other_cpu_share_max: float  # of the machine's CPU time other processes took, per window
+    other_cpu_share_mean: float
     images_per_sec_median: float  # over the windows
     images_per_sec_q1: float
     images_per_sec_q3: float
@@ -101,6 +106,7 @@ class TrialRecord(TypedDict, total=False):
     device: str  # GPU:<name> or CPU:<model>
     process_id: int  # a fresh worker process per trial
     node_id: str  # Ray node
+    worker_niceness: int  # the trial's process priority (cluster._normal_priority)
     ray_gpu_ids: list[str]
     cuda_visible_devices: str | None
     # --- the model ---
@@ -169,12 +175,26 @@ class TrialRecord(TypedDict, total=False):
     gradient_bytes: int
     optimizer_slot_bytes: int
     prediction_method: str
+    # the most bytes a step holds at once over what is resident before it (graphcost's liveness simulation):
+    # [per image, per batch] of each moment that is the peak at some batch size; the largest value is the peak
+    predicted_train_step_peak_lines: list[list[int]]
+    predicted_infer_step_peak_lines: list[list[int]]
+    predicted_train_step_peak_bytes_per_image: int  # the peak moment's at the trial's batch size
+    predicted_train_step_peak_bytes_per_batch: int
+    predicted_infer_step_peak_bytes_per_image: int
+    predicted_infer_step_peak_bytes_per_batch: int
+    predicted_peak_memory_bytes: int  # weights + Adam slots + timed batches + train step peak: beside peak_memory_bytes
+    predicted_infer_peak_memory_bytes: int  # the same with the inference step: beside infer_peak_memory_bytes
     train_flops_per_sec: float
     infer_flops_per_sec: float
     peak_flops_per_sec: float  # the device's, from a matmul probe
     peak_flops_method: str
+    peak_flops_probes: list[float]  # every probe of the peak, in order (trial.PeakFlops)
     train_mfu: float  # model FLOP utilisation, fraction
     infer_mfu: float
+    # --- how far the timed figures can be trusted (stability.judge_trial) ---
+    timing_quality: str  # measured / smoke (1 window, or windows of fewer than 3 steps: the quick budget)
+    unstable: dict[str, str]  # figure (train_images_per_sec, infer_images_per_sec, peak_flops_per_sec) -> why
 
 
 REQUIRED = ("trial_id", "backbone", "mode", "batch_size", "dataset", "status")

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from tlbench import data, environment, isolated, record, results
+from tlbench import data, environment, isolated, record, results, stability
 from tlbench.driver import cluster
 from tlbench.driver.progress import GridProgress
 from tlbench.driver.request import ENV_KEY, RunPlan, RunRequest, recorded_plan
@@ -206,8 +206,16 @@ def _report(run_dir: Path, console: Console) -> int:
     return EXIT_TRIAL_ERRORS if any(r["status"] == record.Status.ERROR for r in run.records) else EXIT_OK
 
 
+def _stability_mark(trial: dict, key: str) -> str:
+    if key in stability.unstable(trial):
+        return " [yellow]![/]"
+    timed = key in ("train_images_per_sec", "infer_images_per_sec")
+    return " (smoke)" if timed and stability.record_quality(trial) == stability.SMOKE else ""
+
+
 def progress_line(trial: dict, done: int, total: int) -> str:
-    """One finished trial, as the live view prints it above the table."""
+    """One finished trial, as the live view prints it above the table; a timed
+    figure marked as the tables mark it (unstable `!`, `(smoke)`)."""
     status = trial["status"]
     colour = "green" if status == record.Status.OK else "red"
     line = f"\\[{done}/{total}] {escape(trial['trial_id'])} [{colour}]{status}[/]"
@@ -218,7 +226,7 @@ def progress_line(trial: dict, done: int, total: int) -> str:
             ("infer", "infer_images_per_sec", 1, " img/s"),
         ):
             if isinstance(trial.get(key), (int, float)):
-                line += f"  {label} {trial[key]:.{digits}f}{unit}"
+                line += f"  {label} {trial[key]:.{digits}f}{unit}{_stability_mark(trial, key)}"
     else:
         line += f"  {escape(str(trial.get('error')))}"
     if trial.get("seconds") is not None:

@@ -7,22 +7,49 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from tlbench import stability
+
 
 @dataclass(frozen=True)
 class MemorySlope:
     """Memory against batch size for one backbone and mode on one device: the
     least-squares line through the trials' peaks. Its slope is what each extra
     image costs, i.e. the activation memory per image (fine-tuning's cost);
-    its intercept what the batch size doesn't change (weights, slots, caches)."""
+    its intercept what the batch size doesn't change (weights, slots, caches).
+
+    The intercept is reported only where a line can say it: three or more
+    batch sizes (two points always fit a line exactly, whatever the noise)
+    and a non-negative value (a negative fixed part means the points are not
+    on a line: noise, or memory that grows faster than the batch size);
+    `intercept_note` says why not otherwise."""
 
     backbone: str
     mode: str
     device: str
     batch_sizes: tuple[int, ...]
     bytes_per_image: float  # slope of peak_memory_bytes
-    intercept_bytes: float
+    intercept_bytes: float | None
+    intercept_note: str | None  # why there is no intercept
     step_bytes_per_image: float | None  # slope of activation_memory_bytes, where recorded
     predicted_bytes_per_image: float | None  # from the graph (predicted_activation_bytes_per_image)
+    predicted_peak_bytes_per_image: float | None  # slope of predicted_peak_memory_bytes, where recorded
+    peak_over_predicted: float | None  # median over the trials of peak_memory_bytes / predicted_peak_memory_bytes
+
+
+# What the report says of the fit (columns.MEMORY_COLUMNS).
+MEMORY_FIT_NOTE = (
+    "Lines fitted through each backbone and mode's memory over its batch sizes. The slope of "
+    "`step mem` (what a training step adds to the memory in use before it) is what one more image "
+    "costs a step: the activation memory per image, fine-tuning's cost. Fine-tuning keeps every "
+    "layer's activations for the gradient; transfer keeps only the feature vector, and what its "
+    "step adds is the frozen forward pass's passing buffers. The prediction is the graph's count "
+    "of kept activations. The slope of `peak mem` also holds the timed batches resident in memory; "
+    "beside it the slope of the predicted peak (weights, Adam slots, timed batches and the graph's "
+    "simulated peak of a step's live tensors) and the median of measured peak / predicted peak over "
+    "the trials. The fixed part of `peak mem` (the intercept: weights, slots, caches) is given only "
+    "from three or more batch sizes and when it comes out non-negative: two points fit any line, and a negative one means the "
+    "points are not on a line."
+)
 
 
 def memory_slopes(records) -> list[MemorySlope]:
@@ -39,6 +66,7 @@ def memory_slopes(records) -> list[MemorySlope]:
         if len(set(sizes)) < 2:
             continue
         slope, intercept = np.polyfit(sizes, [float(r["peak_memory_bytes"]) for r in group], 1)
+        intercept_note = _intercept_note(len(set(sizes)), float(intercept))
         step = [r.get("activation_memory_bytes") for r in group]
         step_slope = np.polyfit(sizes, step, 1)[0] if all(_number(v) for v in step) else None
         predicted = [
@@ -46,6 +74,8 @@ def memory_slopes(records) -> list[MemorySlope]:
             for r in group
             if _number(r.get("predicted_activation_bytes_per_image"))
         ]
+        predicted_peak = [r.get("predicted_peak_memory_bytes") for r in group]
+        has_peak = all(_number(v) and v > 0 for v in predicted_peak)
         slopes.append(
             MemorySlope(
                 backbone=backbone,
@@ -53,12 +83,30 @@ def memory_slopes(records) -> list[MemorySlope]:
                 device=device,
                 batch_sizes=tuple(sorted({int(s) for s in sizes})),
                 bytes_per_image=float(slope),
-                intercept_bytes=float(intercept),
+                intercept_bytes=None if intercept_note else float(intercept),
+                intercept_note=intercept_note,
                 step_bytes_per_image=None if step_slope is None else float(step_slope),
                 predicted_bytes_per_image=float(np.median(predicted)) if predicted else None,
+                predicted_peak_bytes_per_image=float(np.polyfit(sizes, predicted_peak, 1)[0]) if has_peak else None,
+                peak_over_predicted=(
+                    float(np.median([r["peak_memory_bytes"] / r["predicted_peak_memory_bytes"] for r in group]))
+                    if has_peak
+                    else None
+                ),
             )
         )
     return slopes
+
+
+MIN_SIZES_FOR_INTERCEPT = 3
+
+
+def _intercept_note(batch_sizes: int, intercept: float) -> str | None:
+    if batch_sizes < MIN_SIZES_FOR_INTERCEPT:
+        return f"needs {MIN_SIZES_FOR_INTERCEPT}+ batch sizes"
+    if intercept < 0:
+        return "fit < 0: not a line"
+    return None
 
 
 def _number(value) -> bool:
@@ -103,6 +151,10 @@ class Configuration:
     infer_images_per_sec: float | None
     peak_memory_bytes: float | None  # the largest over the ok seeds
     activation_memory_bytes: float | None
+    # Any ok seed's unstable figures ("seed N: why"), and "smoke" when any
+    # seed's timing was (stability.py): a median over seeds is no better.
+    unstable: dict[str, str]
+    timing_quality: str | None
     verdict: str  # against the most accurate; see NOISE_RULE
 
     @property
@@ -202,7 +254,25 @@ def _summary(key: tuple, group: list[dict]) -> dict:
         "infer_images_per_sec": median("infer_images_per_sec"),
         "peak_memory_bytes": largest("peak_memory_bytes"),
         "activation_memory_bytes": largest("activation_memory_bytes"),
+        "unstable": _unstable_over_seeds(ok),
+        "timing_quality": _quality_over_seeds(ok),
     }
+
+
+def _unstable_over_seeds(ok: list[dict]) -> dict[str, str]:
+    reasons: dict[str, list[str]] = {}
+    for record in ok:
+        for figure, why in stability.unstable(record).items():
+            reasons.setdefault(figure, []).append(f"seed {record.get('seed')}: {why}")
+    return {figure: "; ".join(whys) for figure, whys in reasons.items()}
+
+
+def _quality_over_seeds(ok: list[dict]) -> str | None:
+    qualities = {stability.record_quality(r) for r in ok}
+    for quality in (stability.SMOKE, stability.MEASURED):
+        if quality in qualities:
+            return quality
+    return None
 
 
 def _verdict(config: Configuration, best: Configuration | None) -> str:

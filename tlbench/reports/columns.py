@@ -2,7 +2,11 @@
 the Markdown table in report.md and the HTML table in report.html. `COLUMNS`
 renders trial records, `SPREAD_COLUMNS` configurations over their seeds
 (analysis.Configuration rows), `MEMORY_COLUMNS` memory slopes
-(analysis.MemorySlope rows)."""
+(analysis.MemorySlope rows).
+
+A timed figure's cell carries its stability (stability.py): `UNSTABLE_MARK`
+when the row's `unstable` names one of the figures it comes from,
+`SMOKE_MARK` when the row's timing is a smoke figure (`MARKS_LEGEND`)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,18 @@ from dataclasses import dataclass
 from rich.table import Table
 from rich.text import Text
 
+from tlbench import stability
+
 MISSING = "-"
+UNSTABLE_MARK = " !"
+SMOKE_MARK = " (smoke)"
+MARKS_LEGEND = (
+    "A figure marked `!` is unstable: its timed windows spread too far, other processes took the CPU while it "
+    "was timed, its peak-FLOP/s probes disagree, or it disagrees with other trials that timed the same "
+    "computation (the reasons are listed; stop other work on the machine and run again). `(smoke)`: timed in "
+    "one window or in windows of fewer than 3 steps (the quick budget): the code path ran, the figure is no "
+    "measurement."
+)
 
 
 def _fraction(value) -> str:
@@ -68,6 +83,7 @@ class Column:
     key: str | Callable[[dict], str | None]  # a record field, or a function of the record giving the cell
     format: Callable = str
     numeric: bool = True
+    figures: tuple[str, ...] = ()  # the timed figures the cell comes from: their stability marks it
 
     def cell(self, record: dict) -> str:
         value = self.key(record) if callable(self.key) else record.get(self.key)
@@ -77,8 +93,18 @@ class Column:
             text = self.format(value)
         except (TypeError, ValueError, AttributeError, OverflowError):  # a field of an unexpected type
             return str(value)
-        return MISSING if text is None else text
+        return MISSING if text is None else text + self._mark(record)
 
+    def _mark(self, record: dict) -> str:
+        if not self.figures:
+            return ""
+        if any(figure in stability.unstable(record) for figure in self.figures):
+            return UNSTABLE_MARK
+        return SMOKE_MARK if stability.record_quality(record) == stability.SMOKE else ""
+
+
+# The timed figures cells come from (Column.figures).
+TRAIN, INFER = ("train_images_per_sec",), ("infer_images_per_sec",)
 
 COLUMNS = (
     Column("backbone", "backbone", numeric=False),
@@ -88,9 +114,9 @@ COLUMNS = (
     Column("val acc", "val_accuracy", _fraction),
     Column("test acc", "test_accuracy", _fraction),
     # Median images/s over the timed windows, [interquartile range].
-    Column("train img/s", _rate_with_spread("train_timing")),
-    Column("infer img/s", _rate_with_spread("infer_timing")),
-    Column("train MFU", "train_mfu", _percent),
+    Column("train img/s", _rate_with_spread("train_timing"), figures=TRAIN),
+    Column("infer img/s", _rate_with_spread("infer_timing"), figures=INFER),
+    Column("train MFU", "train_mfu", _percent, figures=(*TRAIN, "peak_flops_per_sec")),
     Column("peak mem", "peak_memory_bytes", format_bytes),
     # What a training step adds to the baseline, and what the graph predicts it keeps.
     Column("step mem", "activation_memory_bytes", format_bytes),
@@ -123,7 +149,7 @@ SPREAD_COLUMNS = (
     Column("test acc mean ± std", _mean_and_std("test_mean", "test_std")),
     Column("val acc mean ± std", _mean_and_std("val_mean", "val_std")),
     Column("vs best", "verdict", numeric=False),
-    Column("train img/s", "train_images_per_sec", _rate),
+    Column("train img/s", "train_images_per_sec", _rate, figures=TRAIN),
     Column("peak mem", "peak_memory_bytes", format_bytes),
     Column("device", "device", numeric=False),
 )
@@ -136,7 +162,12 @@ MEMORY_COLUMNS = (
     Column("step mem per image", "step_bytes_per_image", format_bytes),
     Column("predicted per image", "predicted_bytes_per_image", format_bytes),
     Column("peak mem per image", "bytes_per_image", format_bytes),
-    Column("peak mem fixed part", "intercept_bytes", format_bytes),
+    Column("predicted peak per image", "predicted_peak_bytes_per_image", format_bytes),
+    Column("peak / predicted", "peak_over_predicted", lambda value: f"{value:.2f}"),
+    Column(
+        "peak mem fixed part",
+        lambda row: row["intercept_note"] if row["intercept_bytes"] is None else format_bytes(row["intercept_bytes"]),
+    ),
 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tlbench import stability
 from tlbench.reports.analysis import Configuration, configurations, within_noise
 from tlbench.reports.columns import format_bytes
 
@@ -142,6 +143,12 @@ def _warnings(configs, most_accurate: Configuration) -> list[str]:
     devices = sorted({c.device for c in configs})
     if len(devices) > 1:
         warnings.append(f"Trials ran on {len(devices)} kinds of device; speeds compare within a device only.")
+    unsteady = [c for c in configs if "train_images_per_sec" in c.unstable or c.timing_quality == stability.SMOKE]
+    if unsteady:
+        warnings.append(
+            f"The training speed of {len(unsteady)} configuration(s) is unstable or a smoke figure (see the "
+            "marks in the tables): what this advice says about speed may not hold."
+        )
     return warnings
 
 

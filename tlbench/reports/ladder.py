@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from tlbench.registry import MODES
 from tlbench.reports.analysis import Configuration, _number, _whole, configurations
-from tlbench.reports.columns import Column, _fraction
+from tlbench.reports.columns import TRAIN, Column, _fraction
 
 # The tolerance when judging the rungs' validation accuracy (LADDER_NOISE_RULE).
 NOISE_POINTS = 0.005
@@ -222,6 +222,8 @@ def _row(ladder: Ladder, rung: Rung) -> dict:
         "step_per_image": rung.step_bytes_per_image,
         "predicted_per_image": rung.predicted_bytes_per_image,
         "train_images_per_sec": rung.images_per_sec,
+        "unstable": rung.config.unstable,
+        "timing_quality": rung.config.timing_quality,
         "kept": (rung.kept_probe, rung.kept_known) if rung.mode != "transfer" and rung.kept_known else None,
     }
 
@@ -272,7 +274,7 @@ LADDER_COLUMNS = (
     # MiB per image: what a training step adds to the memory in use, measured and predicted by the graph.
     Column("step mem/img MiB", "step_per_image", _mib),
     Column("pred/img MiB", "predicted_per_image", _mib),
-    Column("train img/s", "train_images_per_sec", lambda v: f"{v:,.1f}"),
+    Column("train img/s", "train_images_per_sec", lambda v: f"{v:,.1f}", figures=TRAIN),
     # Seeds whose fine-tuning kept the linear probe's start (kept_epoch 0): their accuracy is the probe's.
     Column("kept probe", _kept),
 )

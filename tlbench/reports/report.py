@@ -14,11 +14,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tlbench import stability
 from tlbench.files import write_text_atomic
 from tlbench.registry import MODES
-from tlbench.reports.analysis import NOISE_RULE, configurations, memory_slopes
+from tlbench.reports.analysis import MEMORY_FIT_NOTE, NOISE_RULE, configurations, memory_slopes
 from tlbench.reports.columns import (
     COLUMNS,
+    MARKS_LEGEND,
     MEMORY_COLUMNS,
     SPREAD_COLUMNS,
     format_bytes,
@@ -53,7 +55,7 @@ class Section:
 
 
 def build(run: RunContents, plots: dict | None = None) -> list[Section]:
-    env, records = run.env, run.records
+    env, records = run.env, stability.judged(run.records)  # cross-trial stability too
     sections = [_environment(env)]
     sections += _recommendation(records)
     sections += _ladder(records, plots or {})
@@ -66,6 +68,7 @@ def build(run: RunContents, plots: dict | None = None) -> list[Section]:
             "nothing about which backbone transfers better; their speed and memory figures hold."
         )
     sections.append(trials)
+    sections += _stability(records, env)
     sections += _accuracy(records)
     sections += _protocol(env, records)
     if plots:
@@ -107,6 +110,21 @@ _COLUMN_NOTES = (
     "trials.jsonl). `to acc s`: training seconds to the kept weights' validation accuracy. "
     "results/README.md explains every field."
 )
+
+
+def _stability(records, env: dict) -> list[Section]:
+    """The unstable figures with their reasons and what to do; the smoke ones."""
+    lines, smoke = stability.unstable_lines(records), stability.smoke_trials(records)
+    if not lines and not smoke:
+        return []
+    blocks = [MARKS_LEGEND]
+    if lines:
+        command = env.get("command")
+        again = f" (`{command}`)" if isinstance(command, str) else ""
+        blocks += [f"**Unstable figures**: {stability.ADVICE}{again}.", lines]
+    if smoke:
+        blocks.append(f"**Smoke figures** in {len(smoke)} trial(s): {stability.SMOKE_NOTE}.")
+    return [Section("Stability of the timed figures", blocks)]
 
 
 def _dict(value) -> dict:
@@ -157,6 +175,10 @@ def describe(c) -> str:
     accuracy = "-" if c.test_mean is None else f"{c.test_mean:.3f}"
     spread = "" if c.test_std is None else f" ± {c.test_std:.3f}"
     speed = "-" if c.train_images_per_sec is None else f"{c.train_images_per_sec:,.1f}"
+    if "train_images_per_sec" in c.unstable:
+        speed += " (unstable)"
+    elif c.timing_quality == stability.SMOKE:
+        speed += " (smoke)"
     memory = "-" if c.peak_memory_bytes is None else format_bytes(c.peak_memory_bytes)
     return (
         f"{c.name}: test accuracy {accuracy}{spread} ({c.n_seeds} seed(s)), "
@@ -296,14 +318,7 @@ def _memory(records) -> list[Section]:
         Section(
             "Memory against batch size",
             [
-                (
-                    "Lines fitted through each backbone and mode's memory over its batch sizes. The slope of "
-                    "`step mem` (what a training step adds to the memory in use before it) is what one more image "
-                    "costs a step: the activation memory per image, fine-tuning's cost. Fine-tuning keeps every "
-                    "layer's activations for the gradient; transfer keeps only the feature vector, and what its "
-                    "step adds is the frozen forward pass's passing buffers. The prediction is the graph's count "
-                    "of kept activations. The slope of `peak mem` also holds the timed batches resident in memory."
-                ),
+                MEMORY_FIT_NOTE,
                 Table([s.__dict__ for s in slopes], MEMORY_COLUMNS, ordered=True),
             ],
         )

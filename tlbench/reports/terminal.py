@@ -6,8 +6,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tlbench import stability
 from tlbench.reports.analysis import configurations
-from tlbench.reports.columns import SPREAD_COLUMNS, rich_table
+from tlbench.reports.columns import SMOKE_MARK, SPREAD_COLUMNS, UNSTABLE_MARK, rich_table
 from tlbench.reports.compare import COMPARE_COLUMNS, Thresholds, compare
 from tlbench.reports.decide import Choice, recommend
 from tlbench.reports.ladder import LADDER_COLUMNS, ladders, table_rows
@@ -17,15 +18,17 @@ from tlbench.results import RunContents
 
 
 def print_table(run: RunContents, console: Console) -> None:
-    """A run's warnings, its trials, the spread over seeds, the ladder of
-    trainable depth and the advice."""
+    """A run's warnings, its trials (with their unstable and smoke figures),
+    the spread over seeds, the ladder of trainable depth and the advice."""
     for warning in run.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
-    console.print(rich_table(run.records, title=escape(f"tlbench run {run.run_dir.name}")))
-    configs = [c for c in configurations(run.records) if c.test_mean is not None]
+    records = stability.judged(run.records)
+    console.print(rich_table(records, title=escape(f"tlbench run {run.run_dir.name}")))
+    print_stability(records, console)
+    configs = [c for c in configurations(records) if c.test_mean is not None]
     if any(c.n_seeds > 1 for c in configs):
         console.print(rich_table([c.row for c in configs], "Test accuracy over seeds", SPREAD_COLUMNS, ordered=True))
-    found = ladders(run.records)
+    found = ladders(records)
     compared = [ladder for ladder in found if ladder.comparable]
     if compared:
         console.print(rich_table(table_rows(found), "Does fine-tuning pay?", LADDER_COLUMNS, ordered=True))
@@ -34,12 +37,23 @@ def print_table(run: RunContents, console: Console) -> None:
     single = summary(found)
     if single:
         console.print(escape(single.replace("`", "")))
-    advice = recommend(run.records)
+    advice = recommend(records)
     if advice is not None:
         for sentence in advice.advice:
             console.print(escape(sentence))
         for warning in advice.warnings:
             console.print(f"[yellow]warning:[/] {escape(warning)}")
+
+
+def print_stability(records, console: Console) -> None:
+    """Why each figure marked unstable is, what to do; what a smoke figure is."""
+    lines = stability.unstable_lines(records)
+    for line in lines:
+        console.print(f"[yellow]unstable:[/] {escape(line.replace('`', ''))}")
+    if lines:
+        console.print(f"[yellow]{UNSTABLE_MARK.strip()}[/] unstable: {escape(stability.ADVICE)}")
+    if stability.smoke_trials(records):
+        console.print(f"{escape(SMOKE_MARK.strip())}: {escape(stability.SMOKE_NOTE)}")
 
 
 def print_choice(choice: Choice, console: Console) -> None:
@@ -64,6 +78,18 @@ def print_comparison(run_a: RunContents, run_b: RunContents, thresholds: Thresho
     changes = compare(run_a.records, run_b.records, thresholds)
     title = escape(f"A: {run_a.run_dir.name}  ->  B: {run_b.run_dir.name}")
     console.print(rich_table([c.row for c in changes], title, COMPARE_COLUMNS, ordered=True))
+    for change in changes:
+        for figure, why in change.why_unstable.items():
+            name = f"{change.backbone} {change.mode} batch {change.batch_size}"
+            console.print(f"[yellow]unstable:[/] {escape(name)}: {stability.FIGURE_NAMES[figure]}: {escape(why)}")
+    unstable = [c for c in changes if c.unstable]
+    if unstable:
+        console.print(
+            f"[yellow]warning:[/] {len(unstable)} configuration(s) with unstable images/s (marked "
+            f"{UNSTABLE_MARK.strip()}): their changes are not judged; {escape(stability.ADVICE)}"
+        )
+    if any(c.row["timing_quality"] == stability.SMOKE for c in changes):
+        console.print(f"{escape(SMOKE_MARK.strip())}: {escape(stability.SMOKE_NOTE)}; their changes are not judged")
     regressed = [c for c in changes if c.regressions]
     if regressed:
         console.print(f"[red]{len(regressed)} regression(s)[/] of {len(changes)} configuration(s)")

@@ -20,17 +20,35 @@ from pathlib import Path
 from tlbench.files import cache_root, write_json_atomic
 from tlbench.registry import get_backbone
 
-COST_VERSION = 2  # bump when what is counted, or how, changes
+COST_VERSION = 3  # bump when what is counted, or how, changes
 
 
 def cache_dir() -> Path:
     return cache_root() / "costs"
 
 
+TRIAL_COST_FIELDS = frozenset(
+    {
+        "forward_flops_per_image",
+        "train_flops_per_image",
+        "predicted_activation_bytes_per_image",
+        "predicted_activation_bytes_per_batch",
+        "weight_bytes",
+        "gradient_bytes",
+        "optimizer_slot_bytes",
+        "predicted_train_step_peak_lines",
+        "predicted_infer_step_peak_lines",
+        "prediction_method",
+    }
+)
+
+
 def trial_costs(classifier, mode: str, module_path: str) -> dict:
     """FLOPs per image (forward, and a training step's), and the bytes a
     training step needs by the graph: kept activations per image and per batch,
-    weights, gradients, Adam slots.
+    weights, gradients, Adam slots; and the peak of live bytes of a training
+    step and of an inference step, as lines [per image, per batch] whose
+    largest value at a batch size is the peak there (graphcost.StepPeak).
 
     Training FLOPs follow the usual model-FLOPs convention: the backward pass
     costs twice the forward of the layers that train (gradients with respect to
@@ -45,7 +63,7 @@ def trial_costs(classifier, mode: str, module_path: str) -> dict:
         mixed=classifier.optimizer.__class__.__name__,
     )
     cached = _read(key)
-    if cached is not None:
+    if cached is not None and TRIAL_COST_FIELDS <= cached.keys():  # else written by an unfinished version
         return cached
 
     from tlbench.worker import graphcost
@@ -67,6 +85,7 @@ def trial_costs(classifier, mode: str, module_path: str) -> dict:
     memory = graphcost.training_memory_per_image(
         classifier.model, classifier.trained_variables, forward=classifier.training_forward
     )
+    infer_peak = graphcost.inference_step_peak(classifier.model)
     costs = {
         "forward_flops_per_image": forward,
         "train_flops_per_image": forward + 2 * trained,
@@ -76,6 +95,8 @@ def trial_costs(classifier, mode: str, module_path: str) -> dict:
         "gradient_bytes": memory.gradient_bytes,
         "optimizer_slot_bytes": memory.optimizer_slot_bytes,
         "prediction_method": memory.method,
+        "predicted_train_step_peak_lines": [list(line) for line in memory.step_peak.lines],
+        "predicted_infer_step_peak_lines": [list(line) for line in infer_peak.lines],
     }
     _write(key, costs)
     return costs
@@ -148,24 +169,41 @@ class PredictedOutOfMemory(MemoryError):
     """A trial refused before training: the graph says it can't fit."""
 
 
-def refuse_if_too_big(cost: dict, batch_size: int, cached_bytes: int) -> None:
-    """Raise PredictedOutOfMemory when the training step's predicted memory
-    (weights, gradients, Adam slots, the activations it keeps at this batch
-    size) plus the cached images exceeds the memory available now. On a CPU
-    that is the machine's RAM: going over would swap it, not fail cleanly."""
+def predicted_peaks(cost: dict, batch_size: int, timed_batch_bytes: int) -> dict:
+    """The peaks the timed passes measure, predicted: what is resident then
+    (weights, Adam slots, `timed_batch_bytes` of timed batches) plus the
+    step's peak of live bytes at `batch_size`, for training and inference;
+    and each step's peak as bytes per image and per batch at that size."""
+    from tlbench.worker.liveness import StepPeak
+
+    resident = cost["weight_bytes"] + cost["optimizer_slot_bytes"] + timed_batch_bytes
+    figures, peaks = {}, {}
+    for kind in ("train", "infer"):
+        step = StepPeak(tuple(map(tuple, cost[f"predicted_{kind}_step_peak_lines"])))
+        per_image, per_batch = step.line_at(batch_size)
+        figures[f"predicted_{kind}_step_peak_bytes_per_image"] = per_image
+        figures[f"predicted_{kind}_step_peak_bytes_per_batch"] = per_batch
+        peaks[kind] = resident + step.at(batch_size)
+    return {
+        **figures,
+        "predicted_peak_memory_bytes": peaks["train"],
+        "predicted_infer_peak_memory_bytes": peaks["infer"],
+    }
+
+
+def refuse_if_too_big(predicted_peak_bytes: int, batch_size: int, cached_bytes: int) -> None:
+    """Raise PredictedOutOfMemory when the predicted peak of training
+    (`predicted_peaks`) plus the cached images exceeds the memory available
+    now. On a CPU that is the machine's RAM: going over would swap it, not
+    fail cleanly."""
     import psutil
 
-    needed = (
-        cost["weight_bytes"]
-        + cost["gradient_bytes"]
-        + cost["optimizer_slot_bytes"]
-        + cost["predicted_activation_bytes_per_image"] * batch_size
-        + cost["predicted_activation_bytes_per_batch"]
-        + cached_bytes
-    )
+    needed = predicted_peak_bytes + cached_bytes
     available = psutil.virtual_memory().available
     if needed > available:
         raise PredictedOutOfMemory(
-            f"predicted {needed / 2**30:.1f} GiB for training at batch {batch_size} (weights, gradients, Adam "
-            f"slots, activations, cached images) > {available / 2**30:.1f} GiB available: refused before training"
+            f"predicted {needed / 2**30:.1f} GiB for training at batch {batch_size} (a peak of "
+            f"{predicted_peak_bytes / 2**30:.1f} GiB: weights, Adam slots, timed batches and the step's live "
+            f"tensors; {cached_bytes / 2**30:.1f} GiB of cached images) > {available / 2**30:.1f} GiB available: "
+            "refused before training"
         )

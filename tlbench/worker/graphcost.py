@@ -5,7 +5,11 @@
   them from the first trained layer on.
 - `training_memory_per_image(model, trainable_variables)`: the activation bytes
   one training step keeps per image for the backward pass, plus the bytes of
-  weights, gradients and Adam slots (`TrainingMemory`).
+  weights, gradients and Adam slots (`TrainingMemory`), and the step's peak of
+  live bytes (`TrainingMemory.step_peak`).
+- `inference_step_peak(model)`: the peak of live bytes of an inference step;
+  `step_peak_bytes(fn, image_size, batch_size)` the same for any traced
+  callable (`liveness.StepPeak`).
 - `kept_activations(...)`: the tensors behind that activation figure, for
   inspection and tests.
 
@@ -66,6 +70,8 @@ per batch = kept(1) − per image. This is an estimate of what must be kept, not
 of peak memory: it leaves out transient buffers of the backward pass (incoming
 gradients, workspace) and whatever the runtime allocator rounds up or frees
 late; Grappler's layout or remapping passes at run time may change it a little.
+
+Step peak: the liveness simulation of `liveness`, over the same frozen graph.
 """
 
 from __future__ import annotations
@@ -80,6 +86,8 @@ from tensorflow.python.framework import ops as _ops
 from tensorflow.python.profiler.internal import flops_registry as _flops_registry  # noqa: F401 - registers FLOP stats
 from tensorflow.python.util import deprecation as _deprecation
 
+from tlbench.worker import liveness
+
 METHOD = "gradient-graph"
 
 # State updates (BatchNorm moving averages, optimizer steps): they would read a
@@ -89,22 +97,6 @@ _VARIABLE_UPDATES = frozenset({"AssignVariableOp", "AssignAddVariableOp", "Assig
 # Function calls and loops: if one survives inlining, the ops inside are
 # invisible to both counts, so the graph is refused.
 _OPAQUE_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall", "While", "StatelessWhile", "If", "StatelessIf"})
-# Ops whose output shares its input's buffer (TensorFlow forwards it).
-_ALIAS_OPS = frozenset(
-    {
-        "Identity",
-        "IdentityN",
-        "Snapshot",
-        "StopGradient",
-        "PreventGradient",
-        "Reshape",
-        "Squeeze",
-        "ExpandDims",
-        "EnsureShape",
-    }
-)
-# Ops that read only their input's shape, not its data.
-_SHAPE_ONLY_OPS = frozenset({"Shape", "ShapeN", "Size", "Rank", "ZerosLike", "OnesLike"})
 # Outputs with no static shape that are known to be empty on CPU:
 # FusedBatchNormV3's reserve_space_3 (shape [0] on CPU; a cuDNN workspace on
 # GPU, not modelled here).
@@ -133,7 +125,8 @@ class TrainingMemory:
     `activation_bytes_per_image` scales with the batch;
     `activation_bytes_per_batch` does not (BatchNorm batch statistics). The
     parameter figures assume gradients in the variables' dtype and Adam's two
-    slots (m, v) per trainable variable.
+    slots (m, v) per trainable variable. `step_peak`: the training step's peak
+    of live bytes.
     """
 
     activation_bytes_per_image: int
@@ -141,6 +134,7 @@ class TrainingMemory:
     weight_bytes: int
     gradient_bytes: int
     optimizer_slot_bytes: int
+    step_peak: liveness.StepPeak
     method: str = METHOD
 
     @property
@@ -190,28 +184,50 @@ def training_memory_per_image(
     """Activation bytes kept per image by a training step of `model` (called
     with training=True, or `forward(images)` when given, as a partial
     fine-tuning step runs; gradients w.r.t. `trainable_variables`, by default
-    the model's own), and the parameter bytes. `image_size` defaults to the
-    model's input shape."""
+    the model's own), the step's peak of live bytes, and the parameter bytes.
+    `image_size` defaults to the model's input shape."""
     if trainable_variables is None:
         trainable_variables = model.trainable_variables
     trainable_variables = list(trainable_variables)
     image_size = image_size or _input_size(model)
-    one, two = (
-        sum(
-            t.bytes for t in kept_activations(model, trainable_variables, image_size, batch_size=batch, forward=forward)
+    kept, moments = [], []
+    for batch in (1, 2):
+        step = _training_step_graph(model, trainable_variables, image_size, batch, forward)
+        kept.append(sum(t.bytes for t in _kept_in(step)) if step else 0)
+        # Nothing trained: no backward pass, the step is the forward alone.
+        moments.append(
+            liveness.live_bytes(*step[:2]) if step else _traced_live_bytes(forward or model, image_size, batch)
         )
-        for batch in (1, 2)
-    )
-    per_image = two - one
     weights = _variable_bytes(model.variables)
     gradients = _variable_bytes(trainable_variables)
     return TrainingMemory(
-        activation_bytes_per_image=per_image,
-        activation_bytes_per_batch=one - per_image,
+        activation_bytes_per_image=kept[1] - kept[0],
+        activation_bytes_per_batch=2 * kept[0] - kept[1],
         weight_bytes=weights,
         gradient_bytes=gradients,
         optimizer_slot_bytes=2 * gradients,
+        step_peak=liveness.step_peak(*moments),
     )
+
+
+def inference_step_peak(model, *, image_size: int | None = None) -> liveness.StepPeak:
+    """The peak of live bytes of `model(images, training=False)`, per image
+    and per batch. `image_size` defaults to the model's input shape."""
+    image_size = image_size or _input_size(model)
+    return liveness.step_peak(*(_traced_live_bytes(model, image_size, batch) for batch in (1, 2)))
+
+
+def step_peak_bytes(fn, image_size: int, batch_size: int = 1) -> int:
+    """The most bytes `fn` (images -> outputs; Keras layers and models in
+    inference mode) holds at once on a float32 batch of `batch_size` images of
+    `image_size`² × 3, by the liveness simulation of the module docstring."""
+    return max((live for _, live in _traced_live_bytes(fn, image_size, batch_size)), default=0)
+
+
+def _traced_live_bytes(fn, image_size: int, batch_size: int) -> list[tuple[str, int]]:
+    concrete = _trace(_inference(fn), image_size, batch_size)
+    graph = _frozen_graph(concrete)
+    return liveness.live_bytes(graph, [graph.get_tensor_by_name(t.name) for t in concrete.outputs])
 
 
 def kept_activations(
@@ -222,9 +238,17 @@ def kept_activations(
     module docstring). As in the training step, the tape watches
     `trainable_variables` only: a partial fine-tuning step keeps nothing
     below its first trained layer."""
-    trainable_variables = list(trainable_variables)
+    step = _training_step_graph(model, list(trainable_variables), image_size, batch_size, forward)
+    return _kept_in(step) if step else []
+
+
+def _training_step_graph(model, trainable_variables: list, image_size: int, batch_size: int, forward):
+    """(frozen graph, its outputs [loss, *gradients], the image tensor) of a
+    training step: `loss = sum(reduce_sum(outputs))` and its gradients with
+    respect to `trainable_variables`, the tape watching only them. None when
+    nothing trains."""
     if not trainable_variables:
-        return []
+        return None
     forward = forward or (lambda images: model(images, training=True))
 
     def step(images):
@@ -236,20 +260,23 @@ def kept_activations(
 
     concrete = _trace(step, image_size, batch_size)
     graph = _frozen_graph(concrete)
-    image = graph.get_tensor_by_name(concrete.inputs[0].name)
-    loss, *gradients = (graph.get_tensor_by_name(t.name) for t in concrete.outputs)
+    outputs = [graph.get_tensor_by_name(t.name) for t in concrete.outputs]
+    return graph, outputs, graph.get_tensor_by_name(concrete.inputs[0].name)
 
+
+def _kept_in(step) -> list[KeptTensor]:
+    graph, (loss, *gradients), image = step
     from_image = _descendants(image.op)
-    before_loss = _ancestors([loss.op])
+    before_loss = liveness.ancestors([loss.op])
     forward = from_image & before_loss
-    backward = _ancestors([g.op for g in gradients]) - before_loss
+    backward = liveness.ancestors([g.op for g in gradients]) - before_loss
 
     kept = {}
     for op in backward:
-        if op.type in _SHAPE_ONLY_OPS:
+        if op.type in liveness.SHAPE_ONLY_OPS:
             continue
         for tensor in op.inputs:
-            root = _buffer_owner(tensor)
+            root = liveness.buffer_owner(tensor)
             if root.op in forward and root.dtype.is_floating:
                 kept[root.name] = root
     order = {op.name: i for i, op in enumerate(graph.get_operations())}
@@ -339,24 +366,6 @@ def _descendants(start) -> set:
                     seen.add(consumer)
                     stack.append(consumer)
     return seen
-
-
-def _ancestors(starts) -> set:
-    """Ops the `starts` depend on through data edges (themselves included)."""
-    seen, stack = set(starts), list(starts)
-    while stack:
-        for tensor in stack.pop().inputs:
-            if tensor.op not in seen:
-                seen.add(tensor.op)
-                stack.append(tensor.op)
-    return seen
-
-
-def _buffer_owner(tensor):
-    """Follows aliasing ops back to the tensor that owns the buffer."""
-    while tensor.op.type in _ALIAS_OPS:
-        tensor = tensor.op.inputs[tensor.value_index if tensor.op.type == "IdentityN" else 0]
-    return tensor
 
 
 def _kept_tensor(tensor) -> KeptTensor:

@@ -1,9 +1,11 @@
-"""What one measurement is: timed windows of steps after warm-up, peak memory
-against a baseline, and the device's peak FLOP/s.
+"""What one measurement is: timed windows of steps after warm-up, with the
+CPU other processes took meanwhile; peak memory against a baseline; the
+device's peak FLOP/s.
 
 `time_steps` knows nothing of TensorFlow: a step is any callable, and the
 caller passes the `sync` that waits for the device, so every clock read sees
-finished work.
+finished work. `time_until_stable` times a pass again while `stability`
+judges it unstable.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psutil
+
+from tlbench import stability
 
 
 @dataclass(frozen=True)
@@ -32,12 +36,14 @@ class TimingPlan:
 class Window:
     steps: int
     seconds: float  # from a synchronised clock read to the next
+    other_cpu_share: float | None = None  # OtherCpu.share over the window; None when unmeasurable
 
 
 @dataclass(frozen=True)
 class Timing:
     batch_size: int
     windows: tuple[Window, ...]  # one per repeat, warm-up excluded
+    attempts: int = 1  # times the pass was timed (time_until_stable); this is the one kept
 
     @property
     def images_per_sec(self) -> float:
@@ -47,13 +53,22 @@ class Timing:
     def summary(self) -> dict:
         rates = self._rates()
         step_seconds = [w.seconds / w.steps for w in self.windows]
-        return {
+        shares = [w.other_cpu_share for w in self.windows if w.other_cpu_share is not None]
+        summary = {
             "repeats": len(self.windows),
             "timed_steps": sum(w.steps for w in self.windows),
+            "window_steps_min": min(w.steps for w in self.windows),
             "timed_seconds": sum(w.seconds for w in self.windows),
+            "attempts": self.attempts,
             **_spread("images_per_sec", rates),
             **_spread("step_seconds", step_seconds),
         }
+        if len(rates) > 1:  # pyperf's measure of spread: sample standard deviation over mean
+            summary["images_per_sec_cv"] = statistics.stdev(rates) / statistics.mean(rates)
+        if shares:
+            summary["other_cpu_share_max"] = max(shares)
+            summary["other_cpu_share_mean"] = statistics.mean(shares)
+        return summary
 
     def _rates(self) -> list[float]:
         return [self.batch_size * w.steps / w.seconds for w in self.windows]
@@ -75,6 +90,36 @@ def _no_sync() -> None:
     pass
 
 
+class OtherCpu:
+    """The share of the machine's CPU time that other processes took since
+    this was made: the system's busy time (all but idle and iowait; steal
+    counts, it is a neighbour's) less this process's own CPU time, over the
+    system's total CPU time (wall time x logical cores, as the kernel counts
+    it, so no clock is needed)."""
+
+    # The kernel counts CPU time in ticks of about 10 ms per core: below half
+    # a second of the machine's CPU time the share is mostly rounding.
+    MIN_CPU_SECONDS = 0.5
+
+    def __init__(self, process: psutil.Process):
+        self._process = process
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, float, float]:
+        system, own = psutil.cpu_times(), self._process.cpu_times()
+        # Linux counts guest time inside user and nice already.
+        total = sum(system) - getattr(system, "guest", 0.0) - getattr(system, "guest_nice", 0.0)
+        busy = total - system.idle - getattr(system, "iowait", 0.0)
+        return total, busy, own.user + own.system
+
+    def share(self) -> float | None:
+        """None for a window too short to tell (MIN_CPU_SECONDS)."""
+        total, busy, own = (end - start for end, start in zip(self._read(), self._start))
+        if total < self.MIN_CPU_SECONDS:
+            return None
+        return min(max((busy - own) / total, 0.0), 1.0)
+
+
 def time_steps(
     step: Callable[[], object],
     plan: TimingPlan,
@@ -88,21 +133,45 @@ def time_steps(
 
     `sync()` waits for the device to finish queued work; it runs before each
     window's clock reads, so a window times finished work and steps within it
-    still overlap as they would in training (no sync between steps).
+    still overlap as they would in training (no sync between steps). Each
+    window also records the CPU other processes took meanwhile (OtherCpu).
     """
     for _ in range(plan.warmup_steps):
         step()
-    windows = []
+    process, windows = psutil.Process(), []
     for _ in range(max(plan.repeats, 1)):
         sync()
+        others = OtherCpu(process)
         start = clock()
         steps = 0
         while steps < max(plan.min_steps, 1) or clock() - start < plan.min_seconds:
             step()
             steps += 1
         sync()
-        windows.append(Window(steps, clock() - start))
+        seconds = clock() - start
+        windows.append(Window(steps, seconds, others.share()))
     return Timing(batch_size=batch_size, windows=tuple(windows))
+
+
+def time_until_stable(
+    step: Callable[[], object],
+    plan: TimingPlan,
+    batch_size: int,
+    *,
+    sync: Callable[[], object] = _no_sync,
+    clock=time.perf_counter,
+) -> Timing:
+    """`time_steps`, then again (warm already) while `stability` judges the
+    pass unstable, `stability.TIMING_ATTEMPTS` times at most: the stable
+    attempt, or else the least unstable, with the number of attempts."""
+    timing = time_steps(step, plan, batch_size, sync=sync, clock=clock)
+    attempts = 1
+    while attempts < stability.TIMING_ATTEMPTS and stability.timing_problem(timing.summary()):
+        again = time_steps(step, replace(plan, warmup_steps=0), batch_size, sync=sync, clock=clock)
+        attempts += 1
+        if stability.unsteadiness(again.summary()) < stability.unsteadiness(timing.summary()):
+            timing = again
+    return replace(timing, attempts=attempts)
 
 
 class ProcessPeakRss:

@@ -5,12 +5,16 @@ A trial is a short list of phases, each timed into `phase_seconds`:
 1. load: the module (materialized, or converted from TF1), the splits and
    their pipelines, the classifier;
 2. costs: what the model costs by its graph (FLOPs, the activation bytes a
-   training step keeps); on a CPU a trial that can't fit is refused here;
-3. accuracy: the learning-rate search on validation, then the test split,
+   training step keeps, the predicted peak memory of its training and
+   inference passes); on a CPU a trial whose predicted peak can't fit is
+   refused here;
+3. peak_probe: the device's peak FLOP/s, before training;
+4. accuracy: the learning-rate search on validation, then the test split,
    once;
-4. peak_probe, timed_passes, peak_probe: the device's peak FLOP/s, the timed
-   training and inference steps with memory against a baseline, the peak
-   again (the better probe is kept).
+5. timed_passes (each pass timed again while unstable, stability.py),
+   peak_probe: the timed training and inference steps with memory against a
+   baseline, then the peak probed again (and again while the best two
+   disagree; the best is kept).
 
 Out-of-memory becomes status "oom", any other failure status "error"; either
 way a record comes back and the grid goes on.
@@ -24,12 +28,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from tlbench import data, environment, record
+from tlbench import data, environment, record, stability
 from tlbench.errors import described
 from tlbench.plan import LEARNING_RATE_RULE, TrialSpec
 from tlbench.registry import get_backbone, trains_backbone
 from tlbench.worker.devices import compute_device, configure_devices, is_out_of_memory, mixed_precision
-from tlbench.worker.measure import TimingPlan, matmul_peak_flops, time_steps
+from tlbench.worker.measure import TimingPlan, matmul_peak_flops, time_until_stable
 
 
 def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.TrialRecord:
@@ -77,10 +81,13 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     phases.end("load")
     cost = model_costs(setup, spec)
     phases.end("costs")
-    accuracy = measure_accuracy(setup, spec)
-    phases.end("accuracy")
+    # The first probe runs before training, not just before the timed passes:
+    # what they time follows the training that ran before it, as a run's
+    # steps do, and not a foreign kernel that leaves its own state behind.
     peak = PeakFlops(setup.device, "float16" if setup.mixed_precision else "float32")
     phases.end("peak_probe")
+    accuracy = measure_accuracy(setup, spec)
+    phases.end("accuracy")
     plan = TimingPlan(
         spec.budget.warmup_steps, spec.budget.min_timed_steps, spec.budget.min_timed_seconds, spec.budget.timed_repeats
     )
@@ -98,6 +105,7 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
         **timed,
         **cost,
         **throughput_figures(timed, cost, peak, spec.batch_size),
+        **stability.judge_trial(timed["train_timing"], timed["infer_timing"], peak.probes),
     }
 
 
@@ -203,20 +211,25 @@ def load(spec: TrialSpec, images: data.ImageSet) -> Setup:
 
 
 def model_costs(setup: Setup, spec: TrialSpec) -> dict:
-    """What the model costs by its graph, before any training: on a CPU, a
-    trial that can't fit in the machine's memory is refused now rather than
-    left to swap it."""
+    """What the model costs by its graph, before any training, with the peaks
+    the timed passes will measure, predicted: on a CPU, a trial that can't fit
+    in the machine's memory is refused now rather than left to swap it."""
     from tlbench.worker import costs
+    from tlbench.worker.pipeline import timed_batches_bytes
 
     cost = costs.trial_costs(setup.classifier, spec.mode, setup.module_path)
+    size = setup.classifier.image_size
+    # `timed_passes` holds two streams of timed batches: training and inference.
+    peaks = costs.predicted_peaks(cost, spec.batch_size, 2 * timed_batches_bytes(spec.batch_size, size))
     if setup.device.startswith("CPU"):
-        size = setup.classifier.image_size
         cached_images = sum(len(idx) for idx in (setup.splits.train, setup.splits.val, setup.splits.test))
-        costs.refuse_if_too_big(cost, spec.batch_size, cached_images * size * size * 3 * 4)
+        cached_bytes = cached_images * size * size * 3 * 4
+        costs.refuse_if_too_big(peaks["predicted_peak_memory_bytes"], spec.batch_size, cached_bytes)
     per_image = cost["predicted_activation_bytes_per_image"]
     return {
         **cost,
         "predicted_activation_bytes": per_image * spec.batch_size + cost["predicted_activation_bytes_per_batch"],
+        **peaks,
     }
 
 
@@ -258,17 +271,33 @@ def measure_accuracy(setup: Setup, spec: TrialSpec) -> dict:
 
 
 class PeakFlops:
-    """The device's peak FLOP/s from a matmul probe: the yardstick of MFU."""
+    """The device's peak FLOP/s from a matmul probe: the yardstick of MFU.
+
+    The peak is the best rate seen: a disturbance only ever slows a probe
+    down. So when the two best probes disagree beyond the stability
+    tolerance, the probe runs again (at most `EXTRA_PROBES` times), and the
+    judgement compares the two best (stability.peak_probe_problem)."""
+
+    EXTRA_PROBES = 2
 
     def __init__(self, device: str, dtype: str):
         self.device, self.dtype = device, dtype
         self.flops_per_sec, self.method = matmul_peak_flops(device, dtype)
+        self.probes = [self.flops_per_sec]  # every probe, in order: how far apart they are says how stable
 
     def probe_again(self) -> None:
+        self._probe()
+        for _ in range(self.EXTRA_PROBES):
+            if stability.peak_probe_problem(self.probes) is None:
+                break
+            self._probe()
+        self.method += f":best-of-{len(self.probes)}-probes"
+
+    def _probe(self) -> None:
         again, method = matmul_peak_flops(self.device, self.dtype)
+        self.probes.append(again)
         if again > self.flops_per_sec:
             self.flops_per_sec, self.method = again, method
-        self.method += ":better-of-2-probes"
 
 
 def throughput_figures(timed: dict, cost: dict, peak: PeakFlops, batch_size: int) -> dict:
@@ -280,6 +309,7 @@ def throughput_figures(timed: dict, cost: dict, peak: PeakFlops, batch_size: int
         "infer_flops_per_sec": infer,
         "peak_flops_per_sec": peak.flops_per_sec,
         "peak_flops_method": peak.method,
+        "peak_flops_probes": list(peak.probes),
         "train_mfu": train / peak.flops_per_sec,
         "infer_mfu": infer / peak.flops_per_sec,
     }
@@ -293,6 +323,9 @@ def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory
     costs) on a cycle of
     distinct batches from the trial's pipeline, with the memory it adds to
     what is resident before it. Inference is a separate pass with its own peak.
+    A pass `stability` judges unstable (spread over windows, other processes'
+    CPU) is timed again (measure.time_until_stable); the peak is over every
+    attempt, the same steps.
     """
     import tensorflow as tf
 
@@ -307,13 +340,13 @@ def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory
 
     memory.reset()
     baseline = memory.in_use()  # weights, optimizer slots, cached data: what a step starts from
-    train = time_steps(lambda: classifier.train_step(*next(train_stream)), plan, batch_size, sync=sync)
+    train = time_until_stable(lambda: classifier.train_step(*next(train_stream)), plan, batch_size, sync=sync)
     peak, method = memory.peak()
     peak_rss = memory.rss.peak_bytes()
 
     memory.reset()
     infer_baseline = memory.in_use()
-    infer = time_steps(lambda: classifier.predict(next(infer_stream)[0]), plan, batch_size, sync=sync)
+    infer = time_until_stable(lambda: classifier.predict(next(infer_stream)[0]), plan, batch_size, sync=sync)
     infer_peak, _ = memory.peak()
     return {
         "train_images_per_sec": train.images_per_sec,
