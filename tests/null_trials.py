@@ -144,6 +144,10 @@ def main(argv=None) -> int:
     parser.add_argument("--refuse-prepare", action="store_true", help="fail if weights are chosen (again)")
     args = parser.parse_args(argv)
     faulthandler.register(signal.SIGUSR1)  # a test that waits in vain gets the stack
+    # Started as a background job of a shell without job control (a CI script's
+    # `&`, nohup), SIGINT comes ignored, and tlbench rightly leaves it so; the
+    # tests send Ctrl-C as a terminal would, to a process that takes it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     workers = runner.Workers(
         trial="null_trials:quick_trial", prepare=refuse_prepare if args.refuse_prepare else prepare_standin
     )

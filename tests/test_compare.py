@@ -2,10 +2,14 @@
 exit status CI can use."""
 
 import json
+from pathlib import Path
 
+import pytest
 from test_decide import MIB, _record, _seeds
 
+from tlbench import results
 from tlbench.cli import main
+from tlbench.driver.request import ENV_KEY
 from tlbench.reports.compare import Thresholds, compare
 
 BEFORE = [
@@ -67,4 +71,136 @@ def test_configurations_in_one_run_only_are_listed_not_failed(tmp_path, capsys):
     a, b = _run(tmp_path / "a", BEFORE), _run(tmp_path / "b", BEFORE[:3])
     assert main(["compare", a, b]) == 0
     out = capsys.readouterr().out
-    assert "only in run A" in out
+    assert "only in run A, not compared: mobilenet finetune batch 32, mobilenet transfer batch 32" in out
+    assert "no regression in 1 configuration(s) in both runs; 2 in one run only, not compared" in out
+
+
+def _error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tlbench: error: "), captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("records", "said"),
+    [
+        ([], "has no trial record: nothing to compare"),
+        (
+            [_record("resnet", "transfer", 32, 0, None, None, None, status="oom")],
+            "has no trial that ended ok (1 oom): nothing to compare",
+        ),
+    ],
+    ids=["no-record", "no-ok-record"],
+)
+def test_a_run_without_a_result_is_an_error_either_side(tmp_path, capsys, records, said):
+    full, empty = _run(tmp_path / "full", BEFORE), _run(tmp_path / "empty", records)
+    assert main(["compare", full, empty]) == 2
+    assert _error_line(capsys) == f"tlbench: error: run B '{empty}' {said}"
+    assert main(["compare", empty, full]) == 2
+    assert _error_line(capsys) == f"tlbench: error: run A '{empty}' {said}"
+    assert capsys.readouterr().out == ""  # no table of nothing
+
+
+def test_runs_with_no_configuration_in_common_are_an_error(tmp_path, capsys):
+    a = _run(tmp_path / "a", BEFORE[:3])
+    b = _run(tmp_path / "b", _seeds("mobilenet", "finetune", 16, (0.9,), 90.0, 900 * MIB))
+    assert main(["compare", a, b]) == 2
+    assert _error_line(capsys) == (
+        f"tlbench: error: no configuration in common: run A '{a}' has resnet transfer batch 32; "
+        f"run B '{b}' has mobilenet finetune batch 16"
+    )
+
+
+def test_configurations_without_a_result_in_both_runs_are_no_comparison(tmp_path, capsys):
+    oom = _record("mobilenet", "finetune", 32, 0, None, None, None, status="oom")
+    a = _run(tmp_path / "a", [*BEFORE[:3], oom])
+    b = _run(tmp_path / "b", [*_seeds("mobilenet", "transfer", 16, (0.9,), 560.0, 300 * MIB), oom])
+    assert main(["compare", a, b]) == 2
+    assert "no configuration measured in both runs: mobilenet finetune batch 32 ended without" in _error_line(capsys)
+
+
+def test_partly_overlapping_runs_list_the_rest_and_exit_by_the_common_ones(tmp_path, capsys):
+    extra = _seeds("resnet", "finetune", 64, (0.2,), 1.0, 9000 * MIB)  # would be a regression if compared
+    a = _run(tmp_path / "a", BEFORE)
+    b = _run(tmp_path / "b", [*BEFORE[3:], *extra])  # mobilenet transfer and finetune in both
+    assert main(["compare", a, b]) == 0
+    out = capsys.readouterr().out
+    assert "only in run A, not compared: resnet transfer batch 32" in out
+    assert "only in run B, not compared: resnet finetune batch 64" in out
+    assert "no regression in 2 configuration(s) in both runs; 2 in one run only, not compared" in out
+    assert "only in run" not in out.split("only in run A")[0]  # not a row of the table
+    assert "0.200" not in out  # the configuration in run B only has no row
+
+    slower = [*_seeds("mobilenet", "transfer", 32, (0.90, 0.91, 0.92), 400.0, 300 * MIB), *extra]
+    assert main(["compare", a, _run(tmp_path / "slower", slower)]) == 1
+    assert "1 regression(s) of 1 configuration(s) in both runs; 3 in one run only" in capsys.readouterr().out
+
+
+def test_differing_setups_are_said_before_the_table(tmp_path, capsys):
+    def setup(records, **fields):
+        return [{**r, "budget": "cpu", "split_seed": 0, "batch_norm": "frozen", **fields} for r in records]
+
+    a = _run(tmp_path / "a", setup(BEFORE))
+    b = _run(
+        tmp_path / "b",
+        [
+            *setup(BEFORE[:3], dataset="tfds:cats_vs_dogs", budget="quick", device="GPU:y"),
+            *setup(BEFORE[3:], dataset="tfds:cats_vs_dogs", budget="quick", weights="standin:random-init"),
+        ],
+    )
+    assert main(["compare", a, b]) == 0  # the same figures: warned, not failed
+    out = capsys.readouterr().out
+    table = out.index("A: a  ->  B: b")
+    warnings = [line for line in out[:table].splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {difference}: the figures do not measure the same thing"
+        for difference in (
+            "datasets differ: digits in run A, tfds:cats_vs_dogs in run B",
+            "budgets differ: cpu in run A, quick in run B",
+            "weights differ in 2 of 3 configuration(s): tfhub:x in run A, standin:random-init in run B",
+        )
+    ]
+    # Another machine is what compare is for: a note, not a warning.
+    assert "note: devices differ in 1 of 3 configuration(s): CPU:x in run A, GPU:y in run B" in out[:table]
+
+
+def test_a_setup_older_records_lack_is_read_from_the_runs_plan(tmp_path, capsys):
+    a, b = _run(tmp_path / "a", BEFORE), _run(tmp_path / "b", BEFORE)
+    for folder, budget, train_size in ((a, "cpu", None), (b, "cpu", 200)):
+        plan = {"dataset": "digits", "budget": budget, "protocol": {"split_seed": 0, "train_size": train_size}}
+        (tmp_path / folder / results.ENV).write_text(json.dumps({ENV_KEY: plan}))
+    assert main(["compare", a, b]) == 0
+    out = capsys.readouterr().out
+    assert "warning: --train-size caps differ: none in run A, 200 in run B" in out
+    assert "budgets differ" not in out and "datasets differ" not in out
+
+
+def test_compare_given_a_file_says_so_in_one_line(tmp_path, capsys):
+    a = _run(tmp_path / "a", BEFORE)
+    trials = str(tmp_path / "a" / results.TRIALS)
+    assert main(["compare", a, trials]) == 2
+    line = _error_line(capsys)
+    assert trials in line and "is a file, not a run folder" in line
+
+
+def test_the_comparison_fits_an_80_column_terminal_with_no_cell_cut(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from tlbench.reports.terminal import print_comparison
+
+    after = [
+        *_seeds("resnet", "transfer", 32, (0.93, 0.94, 0.95), 6.0, 2600 * MIB),
+        *_seeds("mobilenet", "transfer", 32, (0.80, 0.81, 0.82), 560.0, 400 * MIB),
+        _record("mobilenet", "finetune", 32, 0, 0.9, 90.0, 900 * MIB),
+    ]
+    run_a, run_b = (results.read_run(Path(_run(tmp_path / n, r))) for n, r in (("a", BEFORE), ("b", after)))
+    console = Console(width=80, file=io.StringIO())
+    assert print_comparison(run_a, run_b, Thresholds(), console) == 2
+    out = console.file.getvalue()
+    assert "…" not in out and max(map(len, out.splitlines())) <= 80
+    for cell in ("0.910 -> 0.810 (-0.100)", "8.0 -> 6.0 (-25.0%)", "300.0 MiB -> 400.0 MiB (+33.3%)"):
+        assert cell in out  # whole, on one line
+    assert "training -25.0% images/s (> 10% slower)" in " ".join(out.split())

@@ -1,8 +1,13 @@
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from tlbench import data
+from tlbench import data, imagefolder
 from tlbench.errors import UsageError
 
 
@@ -59,7 +64,9 @@ def test_image_folder_uses_usable_images_and_counts_the_rest(tmp_path):
     assert images.class_names == ("cat", "dog")
     assert np.bincount(images.labels).tolist() == [4, 5]
     assert images.skipped_files == 3
-    assert images.items(np.array([0]))[0].endswith(".png")
+    assert images.skipped == {imagefolder.HIDDEN: 1, imagefolder.NOT_AN_IMAGE_NAME: 1, imagefolder.UNDECODABLE: 1}
+    assert images.skipped_examples[imagefolder.UNDECODABLE] == ["cat/broken.jpg"]
+    assert images.items(np.array([0]))[0].endswith(b".png")  # bytes: tf.data takes any name so
 
 
 @pytest.mark.parametrize(
@@ -160,3 +167,196 @@ def test_tfds_without_tensorflow_datasets_installed_is_one_line_and_exit_2():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "needs tensorflow-datasets, which is not installed" in done.stderr
+
+
+def _classes(root, names=("a", "b"), per_class=3):
+    for name in names:
+        for i in range(per_class):
+            _png(root / name / f"{i}.png")
+
+
+def _undecodable_files(folder):
+    """Files Pillow opens and verifies, and TensorFlow's decoder refuses."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    photo.save(folder / "whole.jpg", "JPEG")
+    whole = (folder / "whole.jpg").read_bytes()
+    (folder / "whole.jpg").unlink()
+    (folder / "half.jpg").write_bytes(whole[: len(whole) // 2])  # cut in half
+    Image.new("1", (16, 16), 1).save(folder / "one_bit.bmp")
+    photo.save(folder / "tiff.jpg", "TIFF")  # a TIFF named .jpg
+    return ["half.jpg", "one_bit.bmp", "tiff.jpg"]
+
+
+def test_the_folder_check_accepts_exactly_what_the_trials_decoder_decodes(tmp_path):
+    import tensorflow as tf
+
+    from tlbench.worker.pipeline import SplitPipeline
+
+    _classes(tmp_path)
+    bad = _undecodable_files(tmp_path / "a")
+    for name in bad:
+        with Image.open(tmp_path / "a" / name) as image:
+            image.verify()  # what the check used to accept
+    images = data.open_dataset(str(tmp_path))
+    assert images.skipped == {imagefolder.UNDECODABLE: 3}
+    assert images.skipped_examples[imagefolder.UNDECODABLE] == [f"a/{name}" for name in bad]
+    assert (
+        images.skipped_summary()
+        == f"3 file(s) of '{tmp_path}' skipped: 3 not decodable by TensorFlow ({', '.join(f'a/{n}' for n in bad)})"
+    )
+    everything = np.arange(len(images.labels))
+    batch, _ = next(iter(SplitPipeline(images, everything, 16).batches(len(everything))))
+    assert batch.shape == (6, 16, 16, 3)  # every accepted file decodes in a trial's pipeline
+    for name in bad:  # and every refused one fails there
+        one = data.ImageSet("one", ("a",), np.zeros(1, np.int32), paths=(str(tmp_path / "a" / name),))
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            next(iter(SplitPipeline(one, np.arange(1), 16).batches(1)))
+
+
+def test_decode_verdicts_are_cached_by_path_size_and_time(tmp_path):
+    _classes(tmp_path / "data", per_class=4)
+    first = data.open_dataset(str(tmp_path / "data"))
+    assert first.skipped_files == 0
+    cache = imagefolder.verdict_cache(tmp_path / "data")
+    verdicts = json.loads(cache.read_text())
+    assert len(verdicts) == 8 and all(verdict is None for _, verdict in verdicts.values())
+    # A verdict written into the cache is believed: the folder was not decoded again.
+    verdicts[str(tmp_path / "data" / "a" / "0.png")][1] = imagefolder.UNDECODABLE
+    cache.write_text(json.dumps(verdicts))
+    assert data.open_dataset(str(tmp_path / "data")).skipped == {imagefolder.UNDECODABLE: 1}
+    # A file that changed is decoded again.
+    _undecodable_files(tmp_path / "bad")
+    (tmp_path / "data" / "b" / "0.png").write_bytes((tmp_path / "bad" / "half.jpg").read_bytes())
+    again = data.open_dataset(str(tmp_path / "data"))
+    assert again.skipped == {imagefolder.UNDECODABLE: 2}
+    assert sorted(again.skipped_examples[imagefolder.UNDECODABLE]) == ["a/0.png", "b/0.png"]
+
+
+def test_folders_and_files_whose_names_are_not_utf8_are_used(tmp_path):
+    from tlbench.worker.pipeline import SplitPipeline
+
+    _classes(tmp_path, names=("plain",))
+    odd = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.mkdir(odd)
+    for i in range(3):
+        _png(Path(os.fsdecode(odd + b"/\xff%d.png" % i)))
+    images = data.open_dataset(str(tmp_path))
+    assert images.class_names == ("caf\\xe9", "plain") and images.skipped_files == 0
+    json.dumps({"class_names": images.class_names}, ensure_ascii=False).encode()  # printable, writable
+    batch, labels = next(iter(SplitPipeline(images, np.arange(6), 8).batches(6)))
+    assert batch.shape == (6, 8, 8, 3) and sorted(labels.numpy().tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_a_fifo_named_as_an_image_is_skipped_without_blocking(tmp_path):
+    """In a process of its own with a timeout: a check that opened the FIFO
+    would wait for a writer forever."""
+    import subprocess
+    import sys
+
+    _classes(tmp_path)
+    os.mkfifo(tmp_path / "b" / "pipe.png")
+    script = (
+        "import json\nimport sys\nfrom tlbench import data\n"
+        "images = data.open_dataset(sys.argv[1])\n"
+        "print(json.dumps([images.skipped, images.skipped_examples]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [{imagefolder.NOT_REGULAR: 1}, {imagefolder.NOT_REGULAR: ["b/pipe.png"]}]
+
+
+def test_symlinks_into_the_dataset_are_skipped_and_links_out_of_it_followed(tmp_path):
+    root, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    _classes(root)
+    _classes(elsewhere, names=("c",))
+    (root / "all").symlink_to(root)  # a class folder that is the dataset again
+    (root / "a" / "also_b").symlink_to(root / "b")  # a folder of another class
+    (root / "b" / "copy.png").symlink_to(root / "a" / "0.png")  # an image of another class
+    (root / "c").symlink_to(elsewhere / "c")  # a class kept outside
+    (elsewhere / "c" / "loop").symlink_to(elsewhere / "c")
+    images = data.open_dataset(str(root))
+    assert images.class_names == ("a", "b", "c") and np.bincount(images.labels).tolist() == [3, 3, 3]
+    assert images.skipped == {imagefolder.INTO_DATASET: 3, imagefolder.ALREADY_READ: 1}
+    assert sorted(images.skipped_examples[imagefolder.INTO_DATASET]) == ["a/also_b", "all", "b/copy.png"]
+
+
+def test_an_empty_dataset_argument_is_refused_not_read_as_the_current_folder(run_in_subprocess):
+    done = run_in_subprocess("run", "--all", "--quick", "--dataset", "")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("tlbench: error: --dataset is empty;") and done.stderr.count("\n") == 1
+    with pytest.raises(UsageError, match="--dataset is empty"):
+        data.open_dataset("")
+
+
+def test_the_budget_warns_when_its_caps_leave_classes_without_training_images(tmp_path):
+    from tlbench.plan import BUDGETS, Protocol
+
+    many = data.ImageSet("many", tuple(map(str, range(1000))), np.repeat(np.arange(1000, dtype=np.int32), 5))
+    warning = data.budget_warning(many, Protocol(), BUDGETS["quick"])
+    assert warning == (
+        "the 'quick' budget trains on 16 images, which leaves 984 of the 1000 classes of 'many' "
+        "without a training image: accuracies say little; run without --quick"
+    )
+    assert "larger --train-size" in data.budget_warning(many, Protocol(train_size=1000), BUDGETS["cpu"])
+    assert data.budget_warning(many, Protocol(), BUDGETS["gpu"]) is None
+    digits = data.open_dataset("digits")
+    assert data.budget_warning(digits, Protocol(), BUDGETS["quick"]) is None  # 16 images over 10 classes
+
+
+def test_a_run_says_first_what_was_skipped_and_that_its_budget_starves_classes(control, tmp_path):
+    import io
+
+    import null_trials
+    from rich.console import Console
+
+    from tlbench import results
+    from tlbench.driver import runner
+    from tlbench.driver.request import RunRequest
+
+    root = tmp_path / "twenty"
+    _classes(root, names=[f"class{i:02}" for i in range(20)])
+    _undecodable_files(root / "class00")
+    os.mkfifo(root / "class01" / "pipe.png")
+    out = io.StringIO()
+    request = RunRequest(str(root), ("mobilenet_v2_035_128",), ("transfer",), (8,), quick=True)
+    workers = runner.Workers(trial=null_trials.quick_trial, prepare=null_trials.prepare_standin)
+    status = runner.start(request, runner.Settings(out=str(tmp_path / "runs")), Console(file=out, width=100), workers)
+    assert status == 0
+    lines = out.getvalue().splitlines()
+    skipped = "4 file(s) of '{}' skipped: 3 not decodable by TensorFlow (class00/half.jpg, class00/one_bit.bmp, class00/tiff.jpg); 1 not a regular file (class01/pipe.png)"
+    assert lines[0] == skipped.format(root)  # one line, however narrow the console
+    starved = [i for i, line in enumerate(lines) if line.startswith("warning: the 'quick' budget trains on 16 images")]
+    first_trial = next(i for i, line in enumerate(lines) if "trials to run" in line)
+    assert len(starved) == 1 and starved[0] < first_trial and "4 of the 20 classes" in lines[starved[0]]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    dataset = json.loads((run_dir / results.ENV).read_text())["dataset"]
+    assert dataset["skipped_files"] == 4 and dataset["skipped"] == {
+        imagefolder.UNDECODABLE: 3,
+        imagefolder.NOT_REGULAR: 1,
+    }
+    assert dataset["skipped_examples"][imagefolder.NOT_REGULAR] == ["class01/pipe.png"]
+    assert dataset["budget_warning"] == lines[starved[0]].removeprefix("warning: ")
+
+
+def test_a_trial_that_meets_an_undecodable_file_names_it(tmp_path, tiny_module):
+    """A file that went bad after the check (here: added behind its back)."""
+    from tlbench.plan import BUDGETS, ModuleSource, TrialSpec
+    from tlbench.worker.trial import run_trial
+
+    _classes(tmp_path / "data", per_class=4)
+    images = data.open_dataset(str(tmp_path / "data"))
+    _undecodable_files(tmp_path / "bad")
+    bad = str(tmp_path / "bad" / "half.jpg")
+    images = replace(images, paths=(*images.paths, bad), labels=np.append(images.labels, np.int32(0)))
+    spec = TrialSpec(
+        "mobilenet_v2_035_128", "transfer", 8, "data", 0, BUDGETS["quick"], ModuleSource("local", tiny_module)
+    )
+    record = run_trial(spec, images)
+    assert record["status"] == "error"
+    assert record["error"] == (
+        f"UndecodableImage: image file '{bad}' is not decodable by TensorFlow "
+        "(jpeg::Uncompress failed. Invalid JPEG data or crop window.); remove or replace it"
+    )

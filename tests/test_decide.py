@@ -70,13 +70,16 @@ def test_the_recommendation_warns_about_stand_ins_one_seed_and_noise():
     advice = recommend(records)
     assert any("stand-in weights" in w and "resnet" in w for w in advice.warnings)
     assert any("one seed" in w for w in advice.warnings)
-    assert any("within noise of the most accurate: mobilenet transfer batch 32" in w for w in advice.warnings)
-    resnet = next(s for s in advice.advice if "resnet (" in s)
-    # Within noise, slower and heavier: no accuracy win is claimed.
+    assert advice.most_accurate.name == "mobilenet transfer batch 32"  # the stand-in's accuracy doesn't rank
+    assert not any("within noise of the most accurate" in w for w in advice.warnings)
+    resnet = next(s for s in advice.advice if s.startswith("resnet ("))
+    # Slower and heavier; its accuracy is a stand-in's: no accuracy is compared.
     assert resnet == (
         "resnet (transfer, batch 32) wins on nothing measured here against mobilenet: "
-        "its accuracy is within the seeds' noise of mobilenet's."
+        "its accuracy (from stand-in weights) is not compared with mobilenet's."
     )
+    tied = recommend([{**r, "weights": "tfhub:x"} for r in records])
+    assert any("within noise of the most accurate: mobilenet transfer batch 32" in w for w in tied.warnings)
 
 
 def test_pareto_front_drops_dominated_configurations():
@@ -126,3 +129,94 @@ def test_memory_sizes(text, value):
 def test_bad_memory_sizes_are_usage_errors(text):
     with pytest.raises(UsageError, match="memory budget must be"):
         parse_bytes(text)
+
+
+# ---------------------------------------------- accuracy that can't rank
+
+# The digits' test split as tlbench records it: 128 images of 10 classes.
+DIGITS_TEST = {
+    "num_classes": 10,
+    "split_sizes": {"train": 256, "val": 128, "test": 128},
+    "class_counts": {"test": [13] * 8 + [12] * 2},
+}
+CHANCE = 13 / 128  # what always answering the largest class scores
+
+
+def _digits(records, **fields):
+    return [{**r, **DIGITS_TEST, **fields} for r in records]
+
+
+def _grid(weights, resnet, mobilenet):
+    """ResNet slow and heavy at `resnet` accuracy, MobileNet fast and light at `mobilenet`."""
+    return _digits(
+        [
+            *_seeds("resnet", "transfer", 16, resnet, 20.4, 660 * MIB, weights=weights),
+            *_seeds("resnet", "finetune", 16, [a + 0.01 for a in resnet], 7.1, 1900 * MIB, weights=weights),
+            *_seeds("mobilenet", "transfer", 16, mobilenet, 509.6, 77 * MIB, weights=weights),
+            *_seeds("mobilenet", "last_block", 16, mobilenet, 585.7, 79 * MIB, weights=weights),
+        ]
+    )
+
+
+def _said(advice) -> str:
+    return "\n".join([*advice.advice, *advice.warnings, *advice.headlines(lambda c: c.name)])
+
+
+def test_a_stand_in_run_never_calls_one_backbone_more_accurate_and_advises_on_speed_and_memory():
+    advice = recommend(_grid("standin:random-init", (0.69, 0.70, 0.71), (CHANCE,) * 3))
+    said = _said(advice)
+    assert "is more accurate than" not in said and "accuracy comes first" not in said
+    assert advice.most_accurate is None and advice.pareto == []
+    assert advice.advice[0] == (
+        "Accuracy decides nothing here: the accuracies of mobilenet, resnet come from stand-in weights (random "
+        "initialisation), so no configuration is called more accurate than another. What follows compares speed "
+        "and memory only."
+    )
+    # Each backbone by its fastest configuration, on speed and memory.
+    assert advice.advice[1].startswith("Choose mobilenet (last_block, batch 16) when training speed counts or memory")
+    assert advice.advice[2] == "resnet (transfer, batch 16) wins on nothing measured here against mobilenet."
+    assert advice.fastest.name == "mobilenet last_block batch 16" and advice.least_memory.name.startswith("mobilenet")
+    assert any(
+        w.startswith("The test accuracy of every configuration of mobilenet is at chance level (0.102;")
+        for w in advice.warnings
+    )
+    assert "**Most accurate**: not ranked: every accuracy here comes from stand-in weights" in said
+    assert "Pareto front" not in said
+
+
+def test_a_backbone_at_chance_with_pretrained_weights_is_not_ranked_on_accuracy():
+    advice = recommend(_grid("tfhub:x", (0.90, 0.91, 0.92), (CHANCE, CHANCE, 0.11)))
+    resnet, mobilenet = (next(s for s in advice.advice if f"{name} (" in s) for name in ("resnet", "mobilenet"))
+    assert "is more accurate" not in _said(advice)
+    assert resnet == (
+        "resnet (finetune, batch 16) wins on nothing measured here against mobilenet: its accuracy is not "
+        "compared with mobilenet's (at chance level)."
+    )
+    assert mobilenet.startswith("Choose mobilenet (last_block, batch 16) when training speed counts or memory is tight")
+    (chance,) = [w for w in advice.warnings if "chance level" in w]
+    assert chance.startswith("The test accuracy of every configuration of mobilenet is at chance level (0.104;")
+    assert "guessing scores 0.102 on these 128 test images, up to 0.155 within noise" in chance
+    assert "points to a problem (the weights, the learning rates, the data), not to a worse backbone" in chance
+    # ResNet's own configurations still rank among themselves.
+    assert advice.most_accurate.name == "resnet finetune batch 16"
+    assert [c.backbone for c in advice.pareto] == ["resnet", "resnet"]
+
+
+def test_accuracies_above_chance_with_pretrained_weights_still_rank():
+    advice = recommend(_grid("tfhub:x", (0.95, 0.96, 0.97), (0.90, 0.91, 0.92)))
+    resnet = next(s for s in advice.advice if "resnet (" in s)
+    assert resnet.startswith("Choose resnet (finetune, batch 16) when accuracy comes first: it is more accurate than ")
+    assert "mobilenet (0.970 vs 0.910 test accuracy, beyond the seeds' noise)" in resnet
+    assert not any("chance" in w for w in advice.warnings) and not advice.advice[0].startswith("Accuracy decides")
+    assert advice.most_accurate.name == "resnet finetune batch 16"
+
+
+def test_constraints_choose_the_fastest_that_fits_when_no_accuracy_ranks():
+    records = _grid("standin:random-init", (0.69, 0.70, 0.71), (CHANCE,) * 3)
+    choice = choose(records, Constraints(memory_budget=1 * 2**30))
+    assert choice.best.name == "mobilenet last_block batch 16"  # not resnet transfer's 0.700
+    assert choice.basis.startswith("the fastest to train that fits: the accuracies of those that fit rank nothing")
+    mixed = records + _digits(_seeds("mobilenet", "finetune", 16, (0.80, 0.81, 0.82), 90.0, 300 * MIB))
+    choice = choose(mixed, Constraints(memory_budget=1 * 2**30))
+    assert choice.best.name == "mobilenet finetune batch 16"  # pretrained and above chance: ranks first
+    assert choice.basis == "the most accurate that fits"

@@ -2,17 +2,15 @@
 that fills up while records are written. The runner runs null trials
 (`null_trials`) on the session's Ray: the faults are the driver's to handle."""
 
-import contextlib
 import io
 import json
-import os
-import subprocess
 import threading
 import time
 
 import null_trials
 import psutil
 import pytest
+from disks import fill, small_disk
 from rich.console import Console
 
 from tlbench import results
@@ -67,37 +65,11 @@ def test_a_worker_killed_more_often_than_retries_allow_is_an_error_and_the_rest_
     assert records[OTHER]["status"] == "ok"
 
 
-@contextlib.contextmanager
-def _small_disk(path, size="2m"):
-    """A real, small filesystem (tmpfs) at `path`, so that writes meet a real
-    ENOSPC; needs the right to mount (root in the sandbox and in CI)."""
-    path.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)]
-    mounted = subprocess.run(mount, capture_output=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"can't mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def _fill(folder):
-    """Write until the filesystem is full."""
-    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        with contextlib.suppress(OSError):  # ENOSPC: full
-            while os.write(fd, b"\0" * 4096):
-                pass
-    finally:
-        os.close(fd)
-
-
 def test_a_failed_append_leaves_the_file_as_it_was(tmp_path):
-    with _small_disk(tmp_path / "disk") as disk:
+    with small_disk(tmp_path / "disk") as disk:
         results.append_record(disk, {"trial_id": "a", "status": "ok"})
         before = (disk / TRIALS).read_bytes()
-        _fill(disk)
+        fill(disk)
         with pytest.raises(OSError) as error:
             results.append_record(disk, {"trial_id": "b", "status": "ok", "pad": "x" * 100_000})
         assert error.value.errno == 28  # ENOSPC, from the kernel
@@ -116,14 +88,14 @@ def test_an_append_after_a_cut_line_starts_on_a_new_line(tmp_path):
 
 def test_a_disk_that_fills_up_during_a_run_stops_it_with_one_line_and_keeps_what_was_written(tmp_path, control, capsys):
     (control / "hold").write_text("* 1")  # every trial waits for the test
-    with _small_disk(tmp_path / "disk", size="4m") as disk:
+    with small_disk(tmp_path / "disk", size="4m") as disk:
 
         def fill_after_the_first_record():
             first = null_trials.wait_for_start(1)
             null_trials.release(first["trial_id"])
             while not any(p.read_text().count("\n") for p in disk.glob(f"*/{TRIALS}")):  # its record
                 time.sleep(0.02)
-            _fill(disk)
+            fill(disk)
             null_trials.release(OTHER if first["trial_id"] == TARGET else TARGET)
 
         watcher = threading.Thread(target=fill_after_the_first_record, daemon=True)

@@ -289,12 +289,89 @@ def test_report_constraints_pick_the_best_that_fits_and_exit_1_when_none_does(tm
     assert "no configuration fits" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_report_on_a_folder_it_cannot_write_prints_the_report_exits_3_and_changes_nothing(tmp_path, capsys, fault):
+    """What a run's exit-3 message recommends, on a run folder that is
+    read-only or on a full disk: the tables (and the choice) still printed,
+    one line on stderr naming what couldn't be written and why, the old
+    report's files as they were and no temporary file left."""
+    import contextlib
+    import json
+    import re
+
+    from disks import fill, read_only, small_disk
+    from test_decide import RECORDS as DECIDE_RECORDS
+    from test_decide import _record
+
+    from tlbench.cli import main
+
+    with small_disk(tmp_path / "disk", size="4m") as disk:
+        run = _written_run(disk, DECIDE_RECORDS)
+        assert main(["report", str(run)]) == 0
+        with (run / "trials.jsonl").open("a") as trials:  # a new trial: a new report would differ
+            trials.write(json.dumps(_record("effnet", "transfer", 32, 0, 0.5, 40.0, 700 * 2**20)) + "\n")
+        before = _snapshot(run)
+        assert {"report.md", "report.html", "memory.png", "ladder.png", "trials.csv"} <= set(before)
+        if fault == "full":
+            fill(disk)
+        capsys.readouterr()
+        with read_only(disk) if fault == "read-only" else contextlib.nullcontext():
+            for constraints in ([], ["--memory-budget", "100MiB"]):  # nothing fits: 3 over 1
+                assert main(["report", str(run), *constraints]) == 3
+                out, err = capsys.readouterr()
+                assert "tlbench run 20261128T000000Z-h-cpu" in out and "effnet" in out  # the table, new trial too
+                assert ("no configuration fits" in out) == bool(constraints)
+                assert "report: " not in out  # no file was written
+                what, why = {
+                    "read-only": (f"into {run}", "Read-only file system"),
+                    "full": (f"{run}/memory.png", "No space left on device"),  # the first file written
+                }[fault]
+                assert re.fullmatch(
+                    f"tlbench: error: can't write {re.escape(what)} \\({why}\\); the report is printed above, "
+                    "its files are as they were\n",
+                    err,
+                ), err
+                assert _snapshot(run) == before
+
+
+def _snapshot(folder):
+    """Every file under `folder` (TensorBoard's event files too), by relative path."""
+    return {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def test_the_end_of_a_run_on_a_read_only_folder_prints_the_tables_before_it_stops(tmp_path):
+    from disks import read_only, small_disk
+    from test_decide import RECORDS as DECIDE_RECORDS
+
+    from tlbench.driver import runner
+    from tlbench.errors import ResultsUnwritable
+
+    with small_disk(tmp_path / "disk") as disk:
+        run = _written_run(disk, DECIDE_RECORDS)
+        console = Console(file=io.StringIO(), width=200)
+        with read_only(disk), pytest.raises(ResultsUnwritable) as stopped:
+            runner._report(run, console)
+        assert "tlbench run 20261128T000000Z-h-cpu" in console.file.getvalue()  # the table, before the error
+        assert str(stopped.value) == (
+            f"can't write into {run} (Read-only file system); the tables are above and every record is in "
+            f"{run / 'trials.jsonl'}; once the folder can be written, run: python -m tlbench report {run}"
+        )
+        assert sorted(path.name for path in run.iterdir()) == ["env.json", "trials.jsonl"]
+
+
 def test_the_html_report_renders_its_tables_and_plots_in_headless_chromium(tmp_path):
-    """Chromium opens a copy of report.html with a script that counts what it
-    rendered: tables with rows, and images that decoded to real pixels."""
+    """Chromium opens a copy of report.html, in a desktop-sized window, with a
+    script that tells what it rendered: tables with rows, and per image its
+    decoded size and the size it takes on the page. Every plot written is
+    there, decoded whole, shown large enough to read and undistorted."""
+    import base64
+    import html
+    import json
+    import re
     import shutil
     import subprocess
 
+    from PIL import Image
     from test_decide import RECORDS as DECIDE_RECORDS
 
     from tlbench.reports.report import write_report
@@ -304,15 +381,30 @@ def test_the_html_report_renders_its_tables_and_plots_in_headless_chromium(tmp_p
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     run = read_run(_written_run(tmp_path, DECIDE_RECORDS))
-    write_report(run)
+    plots = {name: path.read_bytes() for name, path in write_report(run).items() if name.endswith(".png")}
+    assert set(plots) == {"memory.png", "throughput.png", "accuracy_vs_throughput.png", "ladder.png"}
+    sizes = {}
+    for name, png in plots.items():
+        with Image.open(io.BytesIO(png)) as image:
+            sizes[name] = image.size
+        width, height = sizes[name]
+        assert 800 <= width <= 2000 and 350 <= height <= 1000 and 1.2 <= width / height <= 4, (name, sizes[name])
+    report_html = (run.run_dir / "report.html").read_text()
+    embedded = [base64.b64decode(data) for data in re.findall(r'<img src="data:image/png;base64,([^"]+)"', report_html)]
+    by_bytes = {png: name for name, png in plots.items()}
+    in_page = [by_bytes.get(png, "a PNG that is no plot") for png in embedded]  # the page's order
+    assert sorted(in_page) == sorted(plots)  # each plot once, nothing else
     probe = (
         "<script>window.addEventListener('load', () => {"
-        " const images = [...document.images].filter(i => i.complete && i.naturalWidth > 300).length;"
+        " const images = [...document.images].map(i => ({complete: i.complete, alt: i.alt,"
+        "  natural: [i.naturalWidth, i.naturalHeight],"
+        "  shown: [i.getBoundingClientRect().width, i.getBoundingClientRect().height],"
+        "  caption: i.closest('figure')?.querySelector('figcaption')?.textContent ?? ''}));"
         " const tables = [...document.querySelectorAll('table')].filter(t => t.rows.length > 1).length;"
-        " document.body.setAttribute('data-rendered', `images=${images} tables=${tables}`); });</script>"
+        " document.body.setAttribute('data-rendered', JSON.stringify({images, tables})); });</script>"
     )
     page = tmp_path / "probe.html"
-    page.write_text((run.run_dir / "report.html").read_text().replace("</body>", probe + "</body>"))
+    page.write_text(report_html.replace("</body>", probe + "</body>"))
     done = subprocess.run(
         [
             chromium,
@@ -325,6 +417,7 @@ def test_the_html_report_renders_its_tables_and_plots_in_headless_chromium(tmp_p
             "--disable-sync",
             f"--user-data-dir={tmp_path / 'profile'}",
             "--virtual-time-budget=5000",
+            "--window-size=1400,1000",  # a reader's desktop browser
             "--dump-dom",
             page.as_uri(),
         ],
@@ -333,8 +426,17 @@ def test_the_html_report_renders_its_tables_and_plots_in_headless_chromium(tmp_p
         timeout=120,
         check=False,
     )
-    # The ladder, trials and accuracy over seeds (one batch size: no memory lines); four plots.
-    assert 'data-rendered="images=4 tables=3"' in done.stdout, done.stderr[-500:]
+    found = re.search(r'data-rendered="([^"]*)"', done.stdout)
+    assert found, done.stderr[-500:]
+    rendered = json.loads(html.unescape(found.group(1)))
+    assert rendered["tables"] == 3  # the ladder, trials and accuracy over seeds (one batch size: no memory lines)
+    assert len(rendered["images"]) == len(in_page)
+    for name, image in zip(in_page, rendered["images"]):
+        assert image["complete"] and image["natural"] == list(sizes[name]), (name, image)  # decoded whole
+        assert image["alt"] and image["caption"] == image["alt"], (name, image)
+        (natural_width, natural_height), (width, height) = sizes[name], image["shown"]
+        assert 700 <= width <= 1400, (name, image)  # most of the window, never wider
+        assert width / height == pytest.approx(natural_width / natural_height, rel=0.02), (name, image)  # undistorted
 
 
 def test_records_of_an_old_version_with_few_fields_still_report(tmp_path):
@@ -358,3 +460,14 @@ def test_records_of_an_old_version_with_few_fields_still_report(tmp_path):
     assert set(written) == {"report.md", "report.html"}  # no speed or memory: no plots, no recommendation
     markdown = written["report.md"].read_text()
     assert "| m | finetune | 8 | ok | - | 0.500 |" in markdown and "## Recommendation" not in markdown
+
+
+def test_the_environment_says_when_the_code_had_uncommitted_changes():
+    from tlbench.reports.report import build
+    from tlbench.results import RunContents
+
+    for dirty, said in ((True, "git commit: abc123 with uncommitted changes"), (False, "git commit: abc123")):
+        env = {"git": {"commit": "abc123", "dirty": dirty}}
+        (environment,) = [s for s in build(RunContents(Path("r"), [], env)) if s.title == "Environment"]
+        bullets = [line for block in environment.blocks if isinstance(block, list) for line in block]
+        assert [line for line in bullets if line.startswith("git")] == [said]

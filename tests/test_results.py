@@ -1,9 +1,12 @@
+import errno
 import json
+import re
 
 import pytest
+from disks import fill, read_only, small_disk
 
 from tlbench import files, results
-from tlbench.errors import UsageError
+from tlbench.errors import ResultsUnwritable, UsageError
 
 
 def _record(i, status="ok"):
@@ -99,14 +102,36 @@ def test_a_field_of_the_wrong_type_is_dropped_with_a_warning_naming_line_and_fie
     ]
 
 
-def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path):
-    class Unwritable:
-        def __str__(self):
-            raise OSError(28, "No space left on device")
+def test_an_atomic_write_on_a_full_disk_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path):
+    with small_disk(tmp_path / "disk") as disk:
+        files.write_text_atomic(disk / "report.md", "old")
+        fill(disk)
+        with pytest.raises(OSError) as error:
+            files.write_text_atomic(disk / "report.md", "x" * 100_000)
+        assert error.value.errno == errno.ENOSPC  # from the kernel
+        assert error.value.filename == str(disk / "report.md")  # the file, not its temporary sibling
+        assert sorted(p.name for p in disk.iterdir()) == ["filler", "report.md"]
+        assert (disk / "report.md").read_text() == "old"
 
-    with pytest.raises(TypeError):
-        files.write_text_atomic(tmp_path / "report.md", Unwritable())
-    assert list(tmp_path.iterdir()) == []
+
+def test_files_replaced_together_are_all_new_or_all_as_they_were(tmp_path):
+    with small_disk(tmp_path / "disk", size="1m") as disk:
+        folder = disk / "run"
+        folder.mkdir()
+        for name in ("a", "b"):
+            (folder / name).write_text("old")
+        unwritable = rf"^can't write {re.escape(str(folder / 'b'))} \(No space left on device\)$"
+        with pytest.raises(ResultsUnwritable, match=unwritable), files.replaced_together(folder) as staging:
+            files.write_text_atomic(staging / "a", "new")  # fits
+            files.write_text_atomic(staging / "b", "x" * 2_000_000)  # doesn't
+        assert {p.name: p.read_text() for p in folder.iterdir()} == {"a": "old", "b": "old"}
+        with files.replaced_together(folder) as staging:
+            files.write_text_atomic(staging / "a", "new")
+        assert {p.name: p.read_text() for p in folder.iterdir()} == {"a": "new", "b": "old"}
+        read_only_folder = rf"^can't write into {re.escape(str(folder))} \(Read-only file system\)$"
+        with read_only(disk), pytest.raises(ResultsUnwritable, match=read_only_folder), files.replaced_together(folder):
+            pass
+        assert {p.name: p.read_text() for p in folder.iterdir()} == {"a": "new", "b": "old"}
 
 
 def test_a_locked_run_folder_refuses_a_second_writer(tmp_path):

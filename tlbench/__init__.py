@@ -10,6 +10,7 @@ shared by both sides and import no TensorFlow either.
 | module                  | its job                                                                  |
 | ----------------------- | ------------------------------------------------------------------------ |
 | `cli.py`                | the command line: parse, check, dispatch; usage errors exit 2            |
+| `api.py`                | `tlbench.run(...)` and `tlbench.load_run(path)` for notebooks            |
 | `checks.py`             | each user-given value checked once, for the command line and `--resume`  |
 | `errors.py`             | the errors that end a command with one line; an exception as that line   |
 | `files.py`              | cache folder, `~` paths, atomic files and folders, folder locks           |
@@ -18,12 +19,14 @@ shared by both sides and import no TensorFlow either.
 | `record.py`             | the trial record: its fields and types, built and checked in one place   |
 | `stability.py`          | when a timed figure can't be trusted: tolerances, judgement, smoke       |
 | `data.py`               | datasets as arrays or files, checked; stratified splits                  |
+| `imagefolder.py`        | an image folder walked without blocking; decode verdicts, skip reasons   |
 | `results.py`            | run folders: env.json, trials.jsonl appends, reading back, the lock      |
 | `environment.py`        | versions, CPU, GPUs, git commit, command line                            |
 | `isolated.py`           | a worker-side function called in a fresh process, JSON in and out        |
 | `driver/request.py`     | the run request from the command line; the resolved plan in env.json     |
 | `driver/runner.py`      | a run or a resume: lock, env.json, records as trials end, live view      |
 | `driver/cluster.py`     | Ray: start or join a cluster, place trials, collect records              |
+| `driver/stopping.py`    | SIGTERM stops a command as Ctrl-C does; blocks that finish first         |
 | `driver/progress.py`    | the live view: done / running / failed, where, time left                 |
 | `worker/entry.py`       | what the driver calls on the worker side: weights, FLOPs, prefetch       |
 | `worker/trial.py`       | one trial in one worker process: spec in, record out, phase by phase     |
@@ -38,13 +41,16 @@ shared by both sides and import no TensorFlow either.
 | `worker/liveness.py`    | which buffers a step holds at once: the step-peak simulation             |
 | `worker/costs.py`       | those counts for a trial's model or a backbone, cached; memory refusal   |
 | `worker/tfds_export.py` | `tfds:NAME` datasets written once as image folders                       |
-| `reports/columns.py`    | column lists for the terminal, Markdown and HTML tables                  |
+| `worker/decode_check.py` | which image files a trial decodes; the file a failed trial choked on   |
+| `reports/columns.py`    | column lists for Markdown, HTML and the terminal (tables fitted to it)   |
+| `reports/chance.py`     | when a test accuracy is at chance level: no better than guessing         |
 | `reports/analysis.py`   | across trials: configurations over seeds, noise, memory slopes           |
 | `reports/decide.py`     | recommendation, Pareto front, the best configuration under constraints   |
 | `reports/ladder.py`     | does fine-tuning pay: each backbone's rungs of trainable depth, a table  |
 | `reports/ladder_verdict.py` | what each step up the ladder buys and costs; the rung to take        |
 | `reports/plots.py`      | the report's PNG plots (matplotlib)                                      |
 | `reports/report.py`     | `report.md` and `report.html` of a run, from its files alone             |
+| `reports/export.py`     | `trials.csv` and `tensorboard/` (HParams sessions, validation curves)    |
 | `reports/compare.py`    | `compare RUN_A RUN_B`: changes per configuration, regressions            |
 | `reports/terminal.py`   | what `report`, `compare` and `list` print                                |
 """
@@ -58,3 +64,13 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.2.0"  # 0.2: env.json records the resolved plan ("plan"), which --resume reads
+
+
+def __getattr__(name):
+    """`tlbench.run`, `tlbench.load_run`, `tlbench.Run` (see `api`): imported on
+    first use, so a worker importing tlbench doesn't load the driver side."""
+    if name in ("run", "load_run", "Run"):
+        from tlbench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'tlbench' has no attribute '{name}'")

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from tlbench import __version__, checks, data, isolated, results
 from tlbench.driver.request import WEIGHTS_POLICIES, RunRequest, check_resume_args, parse_module_overrides
+from tlbench.driver.stopping import Terminated, stop_signals
 from tlbench.errors import ResultsUnwritable, UsageError, one_line
 from tlbench.plan import BATCH_NORM_POLICIES, DEFAULT_BATCH_NORM, DEFAULT_BATCH_NORM_MOMENTUM, DEFAULT_MODES
 from tlbench.registry import BACKBONES, DEFAULT_BACKBONES, MODES, get_backbone
@@ -29,7 +30,7 @@ DEFAULT_OUT = "results"
 EXIT_USAGE = 2
 EXIT_NOT_MET = 1  # report: no configuration fits; compare: a regression
 EXIT_RESULTS_UNWRITABLE = 3  # a full disk or a lost folder: the run stopped, what was written is intact
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # Ctrl-C, SIGTERM: 128 + the signal's number
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
          "one trial per GPU)"), {"type": _arg(checks.concurrency), "metavar": "N"}),
         ("--max-retries", ("reruns of a trial whose worker process or node died (default 1); out-of-memory "
          "is never retried"), {"type": _arg(checks.max_retries), "default": 1, "metavar": "N"}),
-        ("--resume", "run the trials of RUN_DIR that have no finished record yet, appending to it",
-         {"metavar": "RUN_DIR"}),
+        ("--resume", "run the trials of RUN_DIR that have no finished record yet, appending to it", {"metavar": "RUN_DIR"}),
+        ("--wide", "every column in one table, however wide the terminal (a file or a pipe always)", {"action": "store_true"}),
     ):  # fmt: skip
         run.add_argument(flag, help=helptext, **kwargs)
 
@@ -115,9 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, helptext, kwargs in (
         ("--memory-budget", "peak memory at most SIZE (e.g. 4GiB, 512MiB, 8GB)", {"type": _arg(checks.size), "metavar": "SIZE"}),
         ("--min-throughput", "images/s at least", {"type": _arg(checks.positive("min throughput")), "metavar": "IMG_PER_S"}),
-        ("--throughput", "which images/s --min-throughput holds for (default: train)",
-         {"choices": ("train", "infer"), "default": "train"}),
+        ("--throughput", "which images/s --min-throughput holds for (default: train)", {"choices": ("train", "infer"), "default": "train"}),
         ("--min-accuracy", "mean test accuracy at least F", {"type": _arg(checks.fraction("min accuracy")), "metavar": "F"}),
+        ("--wide", "every column in one table, however wide the terminal (a file or a pipe always)", {"action": "store_true"}),
     ):  # fmt: skip
         report.add_argument(flag, help=helptext, **kwargs)
 
@@ -146,19 +147,17 @@ def main(argv=None) -> int:
     if not console.is_terminal:  # a pipe or a file: don't squeeze the table into 80 columns
         console = Console(width=220)
     try:
-        _check_command(argv)
-        args = build_parser().parse_args(argv)
-        handlers = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "compare": cmd_compare}
-        return handlers.get(args.command, cmd_prefetch)(args, argv, console)
-    except UsageError as error:
+        with stop_signals():  # SIGTERM stops a command as Ctrl-C does
+            _check_command(argv)
+            args = build_parser().parse_args(argv)
+            handlers = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "compare": cmd_compare}
+            return handlers.get(args.command, cmd_prefetch)(args, argv, console)
+    except (UsageError, ResultsUnwritable) as error:
         print(f"tlbench: error: {one_line(error, 100_000)}", file=sys.stderr)
-        return EXIT_USAGE
-    except ResultsUnwritable as error:
-        print(f"tlbench: error: {one_line(error, 100_000)}", file=sys.stderr)
-        return EXIT_RESULTS_UNWRITABLE
-    except KeyboardInterrupt:
-        print("tlbench: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_USAGE if isinstance(error, UsageError) else EXIT_RESULTS_UNWRITABLE
+    except KeyboardInterrupt as stop:  # a run says itself what it kept; SIGTERM is Terminated
+        print(f"tlbench: {'terminated' if isinstance(stop, Terminated) else 'interrupted'}", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
 
 
 def _check_command(argv) -> None:
@@ -190,32 +189,38 @@ def cmd_list(args, argv, console: Console) -> int:
     return 0
 
 
-def cmd_run(args, argv, console: Console) -> int:
+def cmd_run(args, argv, console: Console, started=None) -> int:
+    """`started(run_dir)` is called once the run folder is known (`api.run`)."""
     from tlbench.driver import runner
 
-    settings = runner.Settings(args.out, args.address, args.concurrency, args.max_retries, argv)
-    if args.resume:
+    settings = runner.Settings(args.out, args.address, args.concurrency, args.max_retries, argv, started, args.wide)
+    if args.resume is not None:  # '' too: refused by check_resume_args, not read as no --resume
         return runner.resume(check_resume_args(args), settings, console)
     return runner.start(RunRequest.from_args(args), settings, console)
 
 
 def cmd_report(args, argv, console: Console) -> int:
-    """Exit status 1 when constraints were given and no configuration fits."""
+    """Exit status 1 when constraints were given and nothing fits; 3 (over 1) when the files can't be written."""
     from tlbench import stability
     from tlbench.reports.decide import Constraints, choose
     from tlbench.reports.report import write_report
     from tlbench.reports.terminal import print_choice, print_table
 
     run = results.read_run(Path(args.run_dir) if args.run_dir else results.latest_run_dir(Path(DEFAULT_OUT)))
-    written = write_report(run)
-    print_table(run, console)
-    console.print("report: " + ", ".join(str(path) for path in written.values()))
+    try:
+        written, unwritable = write_report(run), None
+    except ResultsUnwritable as error:  # a read-only or full folder: the terminal still gets the report
+        written, unwritable = {}, error
+    print_table(run, console, wide=args.wide or not console.is_terminal)  # a file or a pipe: every column
+    if written:
+        console.print("report: " + ", ".join(str(path) for path in written.values()))
     constraints = Constraints(args.memory_budget, args.min_throughput, args.min_accuracy, args.throughput)
-    if not constraints.given:
-        return 0
-    choice = choose(stability.judged(run.records), constraints)
-    print_choice(choice, console)
-    return 0 if choice.best is not None else EXIT_NOT_MET
+    choice = choose(stability.judged(run.records), constraints) if constraints.given else None
+    if choice is not None:
+        print_choice(choice, console)
+    if unwritable:
+        raise ResultsUnwritable(f"{unwritable}; the report is printed above, its files are as they were")
+    return EXIT_NOT_MET if choice is not None and choice.best is None else 0
 
 
 def cmd_compare(args, argv, console: Console) -> int:
@@ -238,5 +243,6 @@ def cmd_prefetch(args, argv, console: Console) -> int:
     # Default: the default grid's backbones, or just those --module names.
     names = list(dict.fromkeys((*(args.backbone or ([] if overrides else DEFAULT_BACKBONES)), *overrides)))
     for name, path, how in isolated.call("tlbench.worker.entry:prefetch", names, overrides):
-        console.print(f"{name}: {path} ({how})")
+        # One line each, as written: paths may hold "[...]", which rich would read as markup.
+        console.print(f"{name}: {path} ({how})", markup=False, highlight=False, soft_wrap=True)
     return 0

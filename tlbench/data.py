@@ -13,16 +13,20 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tlbench.errors import UsageError
+from tlbench.imagefolder import FolderScan, decode_verdicts, printable
+
+if TYPE_CHECKING:
+    from tlbench.plan import Budget, Protocol
 
 EMBEDDED = "digits"
 TFDS_PREFIX = "tfds:"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # the rest trains
 MIN_IMAGES_PER_CLASS = 3  # one each for train, validation and test
 
@@ -37,16 +41,30 @@ class ImageSet:
     arrays: np.ndarray | None = None  # (n, h, w) or (n, h, w, 3) float32 in [0, 1]
     paths: tuple[str, ...] | None = None  # image files, decoded by the pipeline
     skipped_files: int = 0  # files in the folder that are not usable images
+    skipped: dict = field(default_factory=dict)  # {reason: files}, adding up to skipped_files
+    skipped_examples: dict = field(default_factory=dict)  # {reason: a few of those files, printable}
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def items(self, indices: np.ndarray):
-        """The images (arrays) or file paths at `indices`."""
+        """The images (arrays) or file paths at `indices`; paths as bytes
+        (`os.fsencode`), which tf.data takes whatever the names' encoding."""
         if self.arrays is not None:
             return self.arrays[indices]
-        return np.array(self.paths, dtype=object)[indices].astype(str)
+        return np.array([os.fsencode(path) for path in self.paths], dtype=object)[indices]
+
+    def skipped_summary(self) -> str | None:
+        """One line: how many files were skipped, why, and a few of them."""
+        if not self.skipped_files:
+            return None
+        parts = []
+        for reason, count in sorted(self.skipped.items(), key=lambda item: -item[1]):
+            examples = self.skipped_examples.get(reason, [])
+            more = ", ..." if count > len(examples) else ""
+            parts.append(f"{count} {reason} ({', '.join(examples)}{more})")
+        return f"{self.skipped_files} file(s) of '{printable(self.name)}' skipped: {'; '.join(parts)}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +98,7 @@ def tfds_installed() -> bool:
 def open_dataset(name_or_folder: str) -> ImageSet:
     """The embedded default, a TFDS dataset or an image folder; bad input
     raises UsageError."""
+    check_given(name_or_folder)
     if name_or_folder == EMBEDDED:
         return load_digits()
     if name_or_folder.startswith(TFDS_PREFIX):
@@ -97,6 +116,15 @@ def open_dataset(name_or_folder: str) -> ImageSet:
     if not path.is_dir():
         raise UsageError(f"dataset '{name_or_folder}' is a file; give a folder with one sub-folder per class")
     return load_image_folder(path)
+
+
+def check_given(dataset: str) -> str:
+    """An empty --dataset would be the current folder: refused."""
+    if not dataset:
+        raise UsageError(
+            f"--dataset is empty; give '{EMBEDDED}', a folder with one sub-folder per class (e.g. '.'), or tfds:NAME"
+        )
+    return dataset
 
 
 def tfds_folder(name: str) -> Path:
@@ -134,44 +162,60 @@ def load_digits() -> ImageSet:
 
 def load_image_folder(root: Path) -> ImageSet:
     """One class per sub-folder (nested folders inside it count for it).
-    Hidden files, non-images and files Pillow can't read are skipped and
-    counted."""
-    from PIL import Image
-
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    Used: regular files named as images that TensorFlow decodes as a trial
+    does. Everything else is skipped and counted by reason; hidden folders
+    are left out."""
+    scan = FolderScan(root)
+    class_dirs = scan.class_folders()
     if len(class_dirs) < 2:
-        raise UsageError(f"dataset folder '{root}' has {len(class_dirs)} class sub-folder(s); at least 2 are needed")
-    paths, labels, skipped = [], [], 0
-    for label, class_dir in enumerate(class_dirs):
-        for dirpath, dirnames, filenames in os.walk(class_dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for filename in sorted(filenames):
-                file = Path(dirpath, filename)
-                if filename.startswith(".") or file.suffix.lower() not in IMAGE_SUFFIXES:
-                    skipped += 1
-                    continue
-                try:
-                    with Image.open(file) as image:
-                        image.verify()
-                except Exception:  # noqa: BLE001 - Pillow raises many types for a bad file
-                    skipped += 1
-                    continue
-                paths.append(str(file))
-                labels.append(label)
+        raise UsageError(
+            f"dataset folder '{printable(str(root))}' has {len(class_dirs)} class sub-folder(s); at least 2 are needed"
+        )
+    candidates = [(label, *found) for label, folder in enumerate(class_dirs) for found in scan.files(folder.path)]
+    verdicts = decode_verdicts(root, {path: stamp for _, path, stamp in candidates})
+    paths, labels = [], []
+    for label, path, _ in candidates:
+        if verdicts[path] is None:
+            paths.append(path)
+            labels.append(label)
+        else:
+            scan.skip(verdicts[path], path)
     labels = np.array(labels, dtype=np.int32)
-    counts = np.bincount(labels, minlength=len(class_dirs))
-    for class_dir, count in zip(class_dirs, counts):
+    class_names = tuple(printable(folder.name) for folder in class_dirs)
+    for name, count in zip(class_names, np.bincount(labels, minlength=len(class_dirs))):
         if count < MIN_IMAGES_PER_CLASS:
             raise UsageError(
-                f"class '{class_dir.name}' in '{root}' has {count} usable image(s); "
+                f"class '{name}' in '{printable(str(root))}' has {count} usable image(s); "
                 f"at least {MIN_IMAGES_PER_CLASS} are needed for train/validation/test splits"
             )
     return ImageSet(
         name=str(root),
-        class_names=tuple(d.name for d in class_dirs),
+        class_names=class_names,
         labels=labels,
         paths=tuple(paths),
-        skipped_files=skipped,
+        skipped_files=sum(scan.skipped.values()),
+        skipped=dict(scan.skipped),
+        skipped_examples=scan.examples,
+    )
+
+
+def budget_warning(images: ImageSet, protocol: Protocol, budget: Budget) -> str | None:
+    """One line when the budget's caps (and --train-size) leave classes of the
+    dataset without a training image, else None."""
+    train = capped_splits(images, protocol.split_seed, protocol.max_train_images(budget), budget.max_eval_images).train
+    empty = int(np.count_nonzero(np.bincount(images.labels[train], minlength=images.num_classes) == 0))
+    if not empty:
+        return None
+    if budget.name == "quick":
+        hint = "run without --quick"
+    elif protocol.train_size is not None:
+        hint = "give a larger --train-size"
+    else:
+        hint = "use fewer classes, or GPUs (their budget trains on every image)"
+    return (
+        f"the '{budget.name}' budget trains on {len(train)} images, which leaves {empty} of the "
+        f"{images.num_classes} classes of '{printable(images.name)}' without a training image: "
+        f"accuracies say little; {hint}"
     )
 
 

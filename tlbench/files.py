@@ -9,6 +9,7 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Self
@@ -35,25 +36,58 @@ def expand_user(path: str, what: str) -> Path:
         raise UsageError(f"{what} '{path}': no such user's home folder") from None
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary sibling, fsync, then rename over `path`: a reader
-    sees the old file or the new one, never half of one. A write that fails
-    (a full disk) leaves no temporary file behind."""
+    sees the old file or the new one, never half of one. A write or rename
+    that fails (a full disk, a read-only folder) leaves no temporary file
+    behind, and its OSError names `path`, not the sibling."""
     staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(staging, "w") as f:
-            f.write(text)
+        with open(staging, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(staging, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             staging.unlink()
+        if isinstance(error, OSError):  # ENOSPC from close() names no file at all
+            raise OSError(error.errno, os_reason(error), str(path)) from None
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode())
 
 
 def write_json_atomic(path: Path, payload) -> None:
     write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def replaced_together(folder: Path):
+    """A private staging folder inside `folder`: the files the block writes
+    into it replace those of the same names in `folder` once the block has
+    written every one. When anything fails the staging folder goes and
+    `folder` is as it was (no file half-replaced, no mix of old and new); an
+    OSError becomes ResultsUnwritable naming the file of `folder` (or
+    `folder` itself) that couldn't be written."""
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    except OSError as error:
+        raise ResultsUnwritable(f"can't write into {folder} ({os_reason(error)})") from None
+    try:
+        yield staging
+        # Renames take no data blocks: a full disk fails the writes above, not these.
+        for written in sorted(staging.iterdir()):
+            os.replace(written, folder / written.name)
+    except OSError as error:
+        failed = Path(error.filename or folder)
+        if failed.parent == staging:
+            failed = folder / failed.name
+        raise ResultsUnwritable(f"can't write {failed} ({os_reason(error)})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def build_folder_atomically(target: Path, stamp: str, fill) -> None:

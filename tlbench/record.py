@@ -30,8 +30,9 @@ class Status(str, enum.Enum):
         return self.value
 
 
-# --resume does not run these again.
-FINISHED = (Status.OK, Status.OOM)
+# An ok record is done only with these: the figures every ok trial measures
+# and the report's table leads with.
+ESSENTIAL_FIGURES = ("test_accuracy", "train_images_per_sec", "infer_images_per_sec", "peak_memory_bytes")
 
 
 class Timing(TypedDict, total=False):
@@ -243,13 +244,22 @@ def checked(payload) -> tuple[TrialRecord | None, list[str]]:
     return record, notes
 
 
-def finished(record) -> bool:
-    """An ok record with its figures, or an oom one: not run again."""
-    if record.get("status") == Status.OOM:
+def done(record) -> bool:
+    """Whether a trial whose last record this is needs no rerun (`--resume`
+    runs every trial of the grid that is not done): an ok record with each of
+    its ESSENTIAL_FIGURES a finite number, or an oom one (it would run out of
+    memory again). An error is not done, nor an ok record whose figures are
+    missing or were dropped by `checked` as of the wrong type."""
+    status = record.get("status")
+    if status == Status.OOM:
         return True
-    return record.get("status") == Status.OK and all(
-        isinstance(record.get(key), (int, float)) for key in ("test_accuracy", "train_images_per_sec")
-    )
+    return status == Status.OK and all(_finite(record.get(key)) for key in ESSENTIAL_FIGURES)
+
+
+def _finite(value) -> bool:
+    if isinstance(value, bool):  # JSON true is not a number
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 # ------------------------------------------------------------ type checks

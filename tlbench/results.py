@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlbench import record
-from tlbench.errors import UsageError
+from tlbench.errors import UsageError, os_reason
 from tlbench.files import FolderLock, expand_user
 
 TRIALS = "trials.jsonl"
 ENV = "env.json"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
+TRIALS_CSV = "trials.csv"  # these two: reports/export.py
+TENSORBOARD = "tensorboard"  # a folder of event files
 LOCK = ".lock"
 
 
@@ -39,7 +41,7 @@ def prepare_parent(out: str) -> Path:
     """The parent folder for run folders, created if needed and checked
     writable."""
     parent = expand_user(out, "--out")
-    if parent.exists() and not parent.is_dir():
+    if _kind(parent, "--out") == "file":
         raise UsageError(f"--out '{out}' is a file; give a folder for run folders")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -102,9 +104,21 @@ def is_run_dir(path: Path) -> bool:
     return (path / TRIALS).is_file() or (path / ENV).is_file()
 
 
+def _kind(path: Path, what: str) -> str | None:
+    """What is at `path`: "folder", "file" (anything else) or None (nothing);
+    a path the system can't even look up (a name too long) is a UsageError."""
+    try:
+        return "folder" if path.is_dir() else "file" if path.exists() else None
+    except OSError as error:
+        raise UsageError(f"{what} '{path}': {os_reason(error)}") from None
+
+
 def read_run(run_dir: Path) -> RunContents:
     """Everything readable in a run folder; unreadable parts become warnings."""
-    if not run_dir.is_dir():
+    kind = _kind(run_dir, "run folder")
+    if kind == "file":
+        raise UsageError(f"'{run_dir}' is a file, not a run folder")
+    if kind is None:
         raise UsageError(f"run folder '{run_dir}' does not exist")
     if not is_run_dir(run_dir):
         raise UsageError(f"'{run_dir}' is not a tlbench run folder (no {TRIALS} or {ENV})")
@@ -124,9 +138,13 @@ def read_run(run_dir: Path) -> RunContents:
     trials_path = run_dir / TRIALS
     latest: dict[str, dict] = {}
     if trials_path.is_file():
+        try:
+            text = trials_path.read_text(errors="replace")
+        except OSError as error:
+            raise UsageError(f"can't read {trials_path}: {os_reason(error)}") from None
         # Records are split on "\n" only: tlbench writes one per line, and other
         # line separators may stand inside a JSON string.
-        for number, line in enumerate(trials_path.read_text(errors="replace").split("\n"), 1):
+        for number, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:

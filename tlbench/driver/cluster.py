@@ -6,22 +6,27 @@ the next. With GPUs, each trial gets one (Ray sets CUDA_VISIBLE_DEVICES) and
 as many run at once as there are GPUs; on CPU-only nodes a trial takes every
 core of its node, so trials never share cores and corrupt each other's
 timings. This module never imports TensorFlow, nor the code of backbones:
-what a trial does is passed in (`work`), by name or as a function.
+what a trial does is passed in (`work`), by name or as a function. SIGTERM
+stops a command as Ctrl-C does (`stop_signals`), not as Ray's handler would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tlbench import isolated, record
 from tlbench.data import ImageSet
+from tlbench.driver import stopping
 from tlbench.errors import UsageError, one_line, os_reason
 from tlbench.plan import TrialSpec
 
@@ -100,18 +105,19 @@ def connect(address: str | None, concurrency: int | None = None) -> ClusterInfo:
 
     common = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
     try:
-        if address:
-            ray.init(address=address, **common)
-        else:
-            RAY_TEMP_DIR.mkdir(parents=True, exist_ok=True)
-            ray.init(
-                address="local",
-                include_dashboard=False,
-                _temp_dir=str(RAY_TEMP_DIR),
-                object_store_memory=OBJECT_STORE_BYTES,
-                _system_config={"worker_niceness": WORKER_NICENESS},
-                **common,
-            )
+        with _stop_signals_kept():
+            if address:
+                ray.init(address=address, **common)
+            else:
+                RAY_TEMP_DIR.mkdir(parents=True, exist_ok=True)
+                ray.init(
+                    address="local",
+                    include_dashboard=False,
+                    _temp_dir=str(RAY_TEMP_DIR),
+                    object_store_memory=OBJECT_STORE_BYTES,
+                    _system_config={"worker_niceness": WORKER_NICENESS},
+                    **common,
+                )
     except Exception as error:  # noqa: BLE001 - whatever Ray raises, the user needs one line
         raise UsageError(f"can't start or join Ray at '{address or 'local'}': {one_line(error)}") from None
     return _describe(ray, address or "local", concurrency, owned=True)
@@ -154,6 +160,26 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
+@contextlib.contextmanager
+def _stop_signals_kept():
+    """ray.init puts in its own SIGTERM handlers, a Python one (sys.exit(15))
+    and then a C one that dumps the stack before it: while `stop_signals` is
+    in force, ours is put back, and a SIGTERM during ray.init is `Terminated`."""
+    ours = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) == stopping.on_stop_signal
+    )
+    try:
+        yield
+    except SystemExit as exit:
+        if ours and exit.code == signal.SIGTERM:
+            stopping.raise_stop(signal.SIGTERM)
+        raise
+    finally:
+        if ours:
+            signal.signal(signal.SIGTERM, stopping.on_stop_signal)
+
+
 def release(info: ClusterInfo | None) -> None:
     """Shut down (or leave) the Ray this process started or joined; one it
     found already running stays, and so does any Ray when `connect` never
@@ -163,7 +189,8 @@ def release(info: ClusterInfo | None) -> None:
     import ray
 
     if ray.is_initialized():
-        ray.shutdown()
+        with stopping.interrupts_held():  # a second Ctrl-C or SIGTERM lets the shutdown finish first
+            ray.shutdown()
 
 
 class _Board:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tlbench import checks, data
-from tlbench.errors import UsageError
+from tlbench.errors import UsageError, os_reason
 from tlbench.files import expand_user, is_url
 from tlbench.plan import (
     BATCH_NORM_POLICIES,
@@ -135,7 +135,9 @@ def check_resume_args(args) -> Path:
     given = [flag for attribute, flag, default in RECORDED_SETTINGS if getattr(args, attribute) != default]
     if given:
         raise UsageError(f"--resume keeps the grid and settings of that run; drop {', '.join(given)}")
-    return Path(args.resume)
+    if not args.resume.strip():  # Path('') is the current folder
+        raise UsageError("--resume is empty: give a run folder, e.g. results/<run-id>")
+    return expand_user(args.resume, "--resume")
 
 
 @dataclass(frozen=True)
@@ -282,13 +284,13 @@ def _real(check):
 
 
 def recorded_plan(run_dir: Path) -> tuple[RunPlan, frozenset]:
-    """The plan `run_dir` recorded, checked, and the trial ids it has a
-    finished record of (ok with its figures, or oom)."""
+    """The plan `run_dir` recorded, checked, and the trial ids that are done
+    (`record.done`: by the last record of each trial, as the report counts)."""
     from tlbench import record, results
 
     run = results.read_run(run_dir)
     plan = RunPlan.from_json(run.env.get(ENV_KEY), str(run_dir / results.ENV))
-    return plan, frozenset(r["trial_id"] for r in run.records if record.finished(r))
+    return plan, frozenset(r["trial_id"] for r in run.records if record.done(r))
 
 
 def _source(backbone: str, payload):
@@ -319,8 +321,11 @@ def _flops(backbone: str, value) -> int:
 def check_local_module(path: str) -> str:
     """An existing SavedModel directory, as an absolute path."""
     module = expand_user(path, "module path")
-    if not module.is_dir():
-        raise UsageError(f"module path '{path}' is not a directory")
+    try:
+        if not module.is_dir():
+            raise UsageError(f"module path '{path}' is not a directory")
+    except OSError as error:  # a name too long to look up
+        raise UsageError(f"module path '{path}': {os_reason(error)}") from None
     if not any((module / f).exists() for f in ("saved_model.pb", "saved_model.pbtxt")):
         raise UsageError(f"module path '{path}' holds no saved_model.pb; give a SavedModel or TF Hub module folder")
     return str(module.resolve())
@@ -341,5 +346,6 @@ def parse_module_overrides(items) -> dict[str, str]:
 def dataset_argument(dataset: str) -> str:
     """A folder as its absolute path, anything else as typed (open_dataset
     says what is wrong with it)."""
+    data.check_given(dataset)  # '' would resolve to the current folder
     folder = not data.is_named(dataset) and data.exists(Path(dataset))
     return str(Path(dataset).resolve()) if folder else dataset

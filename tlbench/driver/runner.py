@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from tlbench import data, environment, isolated, record, results, stability
-from tlbench.driver import cluster
+from tlbench.driver import cluster, stopping
 from tlbench.driver.progress import GridProgress
 from tlbench.driver.request import ENV_KEY, RunPlan, RunRequest, recorded_plan
 from tlbench.errors import ResultsUnwritable, os_reason
@@ -62,19 +62,27 @@ class Settings:
     concurrency: int | None = None  # trials at once per CPU-only node
     max_retries: int = 1  # reruns of a trial whose worker died
     argv: list = field(default_factory=list)  # the command line, for env.json
+    on_run_dir: Callable | None = None  # told the run folder once known (the Python API returns it)
+    wide: bool = False  # the tables with every column, however wide (--wide)
 
 
 def start(request: RunRequest, settings: Settings, console: Console, workers: Workers = Workers()) -> int:
     """A new run; its exit status."""
     images = data.open_dataset(request.dataset)
     data.check_train_size(images, request.protocol.train_size)
+    _say_plainly(images.skipped_summary(), console)
     parent = results.prepare_parent(settings.out)
     with _interruptible(console) as state, _ray(settings, console) as info:
         backbones = request.backbones_on(info.gpus)
         console.print(f"[dim]choosing weights for {', '.join(backbones)} ...[/]")
         prepared = workers.prepare(backbones, request.weights, request.modules, request.protocol.batch_norm_momentum)
         plan = request.resolve(info.gpus, _sources(prepared["sources"]), prepared["forward_flops"])
+        say_standins(plan.sources, console)
+        starved = data.budget_warning(images, plan.protocol, BUDGETS[plan.budget])
+        _say_plainly(starved and f"warning: {starved}", console)
         run_dir = state.run_dir = results.new_run_dir(parent, info.device_tag)
+        if settings.on_run_dir:
+            settings.on_run_dir(run_dir)
         with results.lock(run_dir):
             env = environment.describe(settings.argv, info.describe())
             env.update(
@@ -85,11 +93,14 @@ def start(request: RunRequest, settings: Settings, console: Console, workers: Wo
                     "images": len(images.labels),
                     "classes": images.num_classes,
                     "skipped_files": images.skipped_files,
+                    "skipped": images.skipped,  # {reason: files}
+                    "skipped_examples": images.skipped_examples,
+                    "budget_warning": starved,
                 },
             )
             _write_env(run_dir, env)
             return _run(run_dir, plan, images, info, frozenset(), settings, console, workers, state)
-    return EXIT_INTERRUPTED
+    return state.stopped_status
 
 
 def resume(run_dir: Path, settings: Settings, console: Console, workers: Workers = Workers()) -> int:
@@ -98,27 +109,35 @@ def resume(run_dir: Path, settings: Settings, console: Console, workers: Workers
     results.read_run(run_dir)  # a run folder, or a UsageError
     with _interruptible(console) as state, results.lock(run_dir):
         state.run_dir = run_dir
+        if settings.on_run_dir:
+            settings.on_run_dir(run_dir)
         plan, done = recorded_plan(run_dir)  # read now that no one else writes to it
+        say_standins(plan.sources, console)
         images = data.open_dataset(plan.dataset)
         data.check_train_size(images, plan.protocol.train_size)
+        _say_plainly(images.skipped_summary(), console)
         with _ray(settings, console) as info:
             return _run(run_dir, plan, images, info, done, settings, console, workers, state)
-    return EXIT_INTERRUPTED
+    return state.stopped_status
 
 
 @dataclass
 class _State:
     run_dir: Path | None = None
     finished: int = 0  # records appended by this invocation
+    stopped_status: int = EXIT_INTERRUPTED  # the exit status of an interrupted run
 
 
 @contextlib.contextmanager
 def _interruptible(console: Console):
-    """Ctrl-C anywhere in a run: say what was kept and how to go on."""
+    """Ctrl-C or SIGTERM anywhere in a run: say what was kept and how to go on."""
     state = _State()
+    stops = stopping.Stops()
     try:
-        yield state
+        with stopping.stop_signals() as stops:
+            yield state
     except KeyboardInterrupt:
+        state.stopped_status = stops.exit_status  # 130 for Ctrl-C, 143 for SIGTERM
         console.print(f"[yellow]interrupted:[/] {state.finished} finished trial(s) kept")
         if state.run_dir is not None:
             console.print(f"resume with: python -m tlbench run --resume {state.run_dir}")
@@ -133,6 +152,33 @@ def _ray(settings: Settings, console: Console):
         yield info
     finally:
         cluster.release(info)
+
+
+def say_standins(sources: dict, console: Console) -> None:
+    """Before any trial: which backbones run on random stand-in weights, why,
+    what that means for the figures and how to get pretrained ones. Said at
+    the start because a grid takes minutes to hours."""
+    standins = {name: source for name, source in sources.items() if source.kind == "standin"}
+    if not standins:
+        return
+    # The note ends "; stand-in with random initial weights": said here once.
+    reasons = sorted({(source.note or "").split("; stand-in")[0] for source in standins.values()} - {""})
+    console.print(
+        f"[yellow]stand-in weights (random initialisation) for {escape(', '.join(standins))}[/]"
+        + (f": {escape('; '.join(reasons))}" if reasons else "")
+    )
+    console.print(
+        "Their speed and memory figures hold; their accuracies say nothing about which backbone "
+        "transfers better. For pretrained weights: 'python -m tlbench prefetch' where TF Hub is reachable "
+        "and TFHUB_CACHE_DIR pointing at that cache, or --module NAME=PATH; --weights hub fails instead "
+        "of falling back."
+    )
+
+
+def _say_plainly(line: str | None, console: Console) -> None:
+    """A warning as one yellow line, as written (file names may hold "[...]")."""
+    if line:
+        console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 def _write_env(run_dir: Path, env: dict) -> None:
@@ -166,15 +212,16 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
     with Live(progress.render(), console=console, refresh_per_second=2, transient=True) as live:
 
         def on_record(trial: dict) -> None:
-            try:
-                results.append_record(run_dir, trial)  # first: nothing finished is ever lost
-            except OSError as error:
-                raise ResultsUnwritable(
-                    f"can't write the record of {trial.get('trial_id')} to {run_dir / results.TRIALS} "
-                    f"({os_reason(error)}); the run stops. The {state.finished} record(s) written before "
-                    f"are intact; make room and continue with: python -m tlbench run --resume {run_dir}"
-                ) from None
-            state.finished += 1
+            with stopping.interrupts_held():  # a record written is a record counted
+                try:
+                    results.append_record(run_dir, trial)  # first: nothing finished is ever lost
+                except OSError as error:
+                    raise ResultsUnwritable(
+                        f"can't write the record of {trial.get('trial_id')} to {run_dir / results.TRIALS} "
+                        f"({os_reason(error)}); the run stops. The {state.finished} record(s) written before "
+                        f"are intact; make room and continue with: python -m tlbench run --resume {run_dir}"
+                    ) from None
+                state.finished += 1
             progress.finished(trial)
             live.console.print(progress_line(trial, state.finished, len(specs)))
             live.update(progress.render())
@@ -186,22 +233,23 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
         cluster.run_trials(
             specs, images, info, on_record, max_retries=settings.max_retries, on_running=on_running, work=workers.trial
         )
-    return _report(run_dir, console)
+    return _report(run_dir, console, settings.wide or not console.is_terminal)  # a file or a pipe: every column
 
 
-def _report(run_dir: Path, console: Console) -> int:
+def _report(run_dir: Path, console: Console, wide: bool = False) -> int:
     from tlbench.reports.report import write_report
     from tlbench.reports.terminal import print_table
 
     run = results.read_run(run_dir)
     try:
         write_report(run)
-    except OSError as error:  # the records are safe; only the report is missing
+    except ResultsUnwritable as error:  # the records are safe; only the report's files are missing
+        print_table(run, console, wide)
         raise ResultsUnwritable(
-            f"every record is in {run_dir / results.TRIALS}, but the report can't be written "
-            f"({os_reason(error)}); make room and run: python -m tlbench report {run_dir}"
+            f"{error}; the tables are above and every record is in {run_dir / results.TRIALS}; "
+            f"once the folder can be written, run: python -m tlbench report {run_dir}"
         ) from None
-    print_table(run, console)
+    print_table(run, console, wide)
     console.print(f"records: {run_dir / results.TRIALS}\nreport:  {run_dir / results.REPORT_MD}, {results.REPORT_HTML}")
     return EXIT_TRIAL_ERRORS if any(r["status"] == record.Status.ERROR for r in run.records) else EXIT_OK
 

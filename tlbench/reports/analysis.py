@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tlbench import stability
+from tlbench.reports.chance import Guessing, guessing
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ class Configuration:
     # seed's timing was (stability.py): a median over seeds is no better.
     unstable: dict[str, str]
     timing_quality: str | None
+    guessing: Guessing | None  # what guessing scores on the test split (chance.py); None when unrecorded
     verdict: str  # against the most accurate; see NOISE_RULE
 
     @property
@@ -168,6 +170,11 @@ class Configuration:
     @property
     def standin(self) -> bool:
         return self.weights.startswith("standin")
+
+    @property
+    def at_chance(self) -> bool:
+        """Mean test accuracy at chance level (chance.py): every seed read the same test split."""
+        return self.guessing is not None and self.guessing.holds(self.test_mean)
 
     @property
     def row(self) -> dict:
@@ -200,7 +207,8 @@ def configurations(records) -> list[Configuration]:
         key=lambda s: (s["test_mean"] is None, -(s["test_mean"] or 0.0), -(s["train_images_per_sec"] or 0.0))
     )
     unjudged = [Configuration(**s, verdict="") for s in summaries]
-    best = next((c for c in unjudged if c.test_mean is not None), None)
+    # The best is the most accurate whose accuracy may rank: pretrained, above chance.
+    best = next((c for c in unjudged if c.test_mean is not None and not c.standin and not c.at_chance), None)
     return [replace(c, verdict=_verdict(c, best)) for c in unjudged]
 
 
@@ -256,6 +264,7 @@ def _summary(key: tuple, group: list[dict]) -> dict:
         "activation_memory_bytes": largest("activation_memory_bytes"),
         "unstable": _unstable_over_seeds(ok),
         "timing_quality": _quality_over_seeds(ok),
+        "guessing": next(filter(None, map(guessing, ok or group)), None),
     }
 
 
@@ -278,6 +287,10 @@ def _quality_over_seeds(ok: list[dict]) -> str | None:
 def _verdict(config: Configuration, best: Configuration | None) -> str:
     if config.test_mean is None:
         return f"no result ({config.status})"
+    if config.at_chance:  # no better than guessing: nothing to rank
+        return "at chance level"
+    if config.standin or best is None:  # random weights: their accuracy says nothing of transfer
+        return "not ranked (stand-in)"
     if config.test_mean == best.test_mean:
         return "best"  # ties share it
     close = within_noise(config, best)

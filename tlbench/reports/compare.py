@@ -8,15 +8,28 @@ several seeds, beyond their noise too. A change of images/s is not judged
 when the figure is unstable in either run (stability.py): the verdict is
 "unstable", listed with the reasons, and no regression; nor when either is a
 smoke figure (the quick budget's), which is no measurement.
+
+`compare_runs` makes a gate of it: two runs with no configuration measured in
+both are a UsageError (nothing was compared, so nothing can pass); the
+configurations in one run only are set apart, not judged; and where the
+common configurations were run on other data, budgets, weights or protocol,
+warnings say so before any figure (a differing dataset too: a folder dataset
+is recorded by its absolute path, which differs between machines for the
+same images). A differing device is a note: before / after on two machines is
+what compare is for.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from tlbench import stability
+from tlbench.driver.request import ENV_KEY
+from tlbench.errors import UsageError
 from tlbench.reports.analysis import Configuration, configurations, within_noise
 from tlbench.reports.columns import INFER, TRAIN, Column, format_bytes
+from tlbench.results import RunContents
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,138 @@ def compare(records_a, records_b, thresholds: Thresholds = Thresholds()) -> list
         regressions, notes, unstable, why = _judge(a, b, thresholds)
         changes.append(Change(*key, a, b, tuple(regressions), tuple(notes), tuple(unstable), why))
     return changes
+
+
+@dataclass(frozen=True)
+class Comparison:
+    changes: list[Change]  # the configurations in both runs, judged
+    only_a: list[str]  # names of the configurations in run A only: not compared
+    only_b: list[str]
+    warnings: list[str]  # setups that differ: the figures do not measure the same thing
+    notes: list[str]  # devices that differ
+
+
+# Record fields that say what a configuration's figures measure: (field, what
+# the warning calls it, where env.json's plan keeps it for records that lack
+# the field, or None where the plan's value means something else).
+SETUP = (
+    ("dataset", "datasets", ("dataset",)),
+    ("budget", "budgets", ("budget",)),
+    ("weights", "weights", None),  # the plan's is the policy asked for
+    ("train_size", "--train-size caps", ("protocol", "train_size")),
+    ("split_seed", "split seeds", ("protocol", "split_seed")),
+    ("batch_norm", "BatchNorm policies", None),  # the plan's is the policy; transfer's is always frozen
+    ("xla", "XLA", ("xla",)),
+    ("mixed_precision", "mixed precision", None),  # the record's says where it was applied
+)
+SHOWN_NAMES = 6  # configurations named in an error line before "and N more"
+
+
+def compare_runs(run_a: RunContents, run_b: RunContents, thresholds: Thresholds = Thresholds()) -> Comparison:
+    """The configurations of both runs judged, those of one run set apart, the
+    differences of setup said; a UsageError when nothing can be compared."""
+    for label, run in (("A", run_a), ("B", run_b)):
+        _check_has_results(label, run)
+    changes = compare(run_a.records, run_b.records, thresholds)
+    common = [c for c in changes if c.a is not None and c.b is not None]
+    only_a = [_name(c) for c in changes if c.b is None]
+    only_b = [_name(c) for c in changes if c.a is None]
+    if not common:
+        raise UsageError(
+            f"no configuration in common: run A '{run_a.run_dir}' has {_names(only_a)}; "
+            f"run B '{run_b.run_dir}' has {_names(only_b)}"
+        )
+    if not any("ok" in (c.a.status, c.b.status) for c in common):
+        raise UsageError(
+            f"no configuration measured in both runs: {_names([_name(c) for c in common])} "
+            "ended without a result in both"
+        )
+    keys = [(c.backbone, c.mode, c.batch_size) for c in common]
+    setup_a, setup_b = _setups(run_a, keys), _setups(run_b, keys)
+    warnings = []
+    for field_name, label, _ in SETUP:
+        pairs = [(setup_a[key].get(field_name), setup_b[key].get(field_name)) for key in keys]
+        differing = [(old, new) for old, new in pairs if old is not None and new is not None and old != new]
+        if differing:
+            warnings.append(f"{_differ(label, differing, len(keys))}: the figures do not measure the same thing")
+    devices = [(c.a.device, c.b.device) for c in common if c.a.device != c.b.device]
+    notes = (
+        [f"{_differ('devices', devices, len(keys))}: speed and memory changes are the machines' too"] if devices else []
+    )
+    return Comparison(common, only_a, only_b, warnings, notes)
+
+
+def _check_has_results(label: str, run: RunContents) -> None:
+    if not run.records:
+        raise UsageError(f"run {label} '{run.run_dir}' has no trial record: nothing to compare")
+    statuses = {c.status for c in configurations(run.records)}
+    if "ok" not in statuses:
+        ended = Counter(
+            "ok without its figures" if r.get("status") == "ok" else str(r.get("status")) for r in run.records
+        )
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(ended.items()))
+        raise UsageError(f"run {label} '{run.run_dir}' has no trial that ended ok ({counts}): nothing to compare")
+
+
+def _name(change: Change) -> str:
+    return f"{change.backbone} {change.mode} batch {change.batch_size}"
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:SHOWN_NAMES]) or "none"
+    return f"{shown} and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else shown
+
+
+def _setups(run: RunContents, keys: list[tuple]) -> dict[tuple, dict[str, str]]:
+    """For each configuration key, each SETUP field's values over its records
+    as one text; from the run's plan where no record has the field; absent
+    where neither says."""
+    plan = run.env.get(ENV_KEY) if isinstance(run.env.get(ENV_KEY), dict) else {}
+    groups: dict[tuple, list[dict]] = {key: [] for key in keys}
+    for record in run.records:
+        key = (str(record.get("backbone")), str(record.get("mode")), record.get("batch_size"))
+        if key in groups:
+            groups[key].append(record)
+    setups = {}
+    for key, group in groups.items():
+        setup = {}
+        for field_name, _, in_plan in SETUP:
+            values = {_shown(r[field_name]) for r in group if field_name in r}
+            if not values and in_plan is not None:
+                value = _planned(plan, in_plan)
+                values = {_shown(value)} if value is not _MISSING else set()
+            if values:
+                setup[field_name] = ", ".join(sorted(values))
+        setups[key] = setup
+    return setups
+
+
+_MISSING = object()
+
+
+def _planned(plan: dict, path: tuple[str, ...]):
+    value = plan
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None else str(value)
+
+
+def _differ(label: str, pairs: list[tuple[str, str]], compared: int) -> str:
+    """`datasets differ: x in run A, y in run B`, saying in how many of the
+    compared configurations when not in all."""
+    where = "" if len(pairs) == compared else f" in {len(pairs)} of {compared} configuration(s)"
+    distinct = list(dict.fromkeys(pairs))
+    shown = "; ".join(f"{old} in run A, {new} in run B" for old, new in distinct[:3])
+    more = f"; and {len(distinct) - 3} more" if len(distinct) > 3 else ""
+    return f"{label} differ{where}: {shown}{more}"
 
 
 def _judge(a: Configuration | None, b: Configuration | None, t: Thresholds) -> tuple[list, list, list, dict]:

@@ -6,6 +6,11 @@ configuration under constraints. Records only, no TensorFlow.
 (backbone, mode, batch size) are choices about training. A configuration is
 on the Pareto front when no other is at least as accurate and at least as
 fast, and better in one of the two.
+
+Accuracy ranks only configurations whose accuracy means something
+(`ranks_on_accuracy`): pretrained weights, not a stand-in's random ones, and
+above chance level (chance.py). The others are compared on speed and memory
+alone, and the advice says why.
 """
 
 from __future__ import annotations
@@ -14,17 +19,49 @@ from dataclasses import dataclass, field
 
 from tlbench import stability
 from tlbench.reports.analysis import Configuration, configurations, within_noise
+from tlbench.reports.chance import Guessing
 from tlbench.reports.columns import format_bytes
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    most_accurate: Configuration
+    most_accurate: Configuration | None  # None when no accuracy ranks (ranks_on_accuracy)
     fastest: Configuration
     least_memory: Configuration
-    pareto: list  # of Configuration, most accurate first
-    advice: list  # one plain sentence per backbone: when to choose it
+    pareto: list  # of Configuration, most accurate first; only those whose accuracy ranks
+    advice: list  # one plain sentence per backbone: when to choose it (first, why accuracy can't decide)
     warnings: list  # why the figures may not carry the decision
+
+    def headlines(self, describe) -> list[str]:
+        """The best on each criterion, as the report's bullets; `describe`
+        words a configuration."""
+        if self.most_accurate is None:
+            accurate = "not ranked: every accuracy here comes from stand-in weights or is at chance level (see below)"
+        else:
+            accurate = describe(self.most_accurate)
+        lines = [
+            f"**Most accurate**: {accurate}",
+            f"**Fastest to train**: {describe(self.fastest)}",
+            f"**Least memory**: {describe(self.least_memory)}",
+        ]
+        if self.most_accurate is not None:
+            front = ", ".join(f"{c.name} ({c.test_mean:.3f}, {c.train_images_per_sec:,.1f} img/s)" for c in self.pareto)
+            lines.append(
+                f"**Pareto front** (accuracy against training speed, no configuration better on both): {front}"
+            )
+        return lines
+
+
+def ranks_on_accuracy(c: Configuration) -> bool:
+    """Whether `c`'s test accuracy may rank it: measured, from pretrained
+    weights (a stand-in's random weights say nothing of transfer) and above
+    chance level (at chance, the model learned nothing measurable)."""
+    return c.test_mean is not None and not c.standin and not c.at_chance
+
+
+def _accuracy(c: Configuration) -> float:
+    """For ordering: the test accuracy where it ranks, else below any."""
+    return c.test_mean if ranks_on_accuracy(c) else -1.0
 
 
 def measured(configs) -> list[Configuration]:
@@ -43,7 +80,8 @@ def measured(configs) -> list[Configuration]:
 
 def pareto_front(configs) -> list[Configuration]:
     """Accuracy against training speed: the configurations no other beats on
-    both, most accurate first."""
+    both, most accurate first; only those whose accuracy ranks."""
+    configs = [c for c in configs if ranks_on_accuracy(c)]
     front = []
     for c in configs:
         dominated = any(
@@ -62,24 +100,43 @@ def recommend(records) -> Recommendation | None:
     configs = measured(configurations(records))
     if not configs:
         return None
-    most_accurate = max(configs, key=lambda c: (c.test_mean, c.train_images_per_sec))
-    fastest = max(configs, key=lambda c: (c.train_images_per_sec, c.test_mean))
-    least_memory = min(configs, key=lambda c: (c.peak_memory_bytes, -c.test_mean))
+    ranked = [c for c in configs if ranks_on_accuracy(c)]
+    most_accurate = max(ranked, key=lambda c: (c.test_mean, c.train_images_per_sec)) if ranked else None
+    fastest = max(configs, key=lambda c: (c.train_images_per_sec, _accuracy(c)))
+    least_memory = min(configs, key=lambda c: (c.peak_memory_bytes, -_accuracy(c)))
     return Recommendation(
         most_accurate=most_accurate,
         fastest=fastest,
         least_memory=least_memory,
         pareto=pareto_front(configs),
-        advice=_advice(configs),
+        advice=_unranked(configs) + _advice(configs),
         warnings=_warnings(configs, most_accurate),
     )
+
+
+def _unranked(configs) -> list[str]:
+    """When no accuracy may rank: one sentence that says so and why."""
+    if any(ranks_on_accuracy(c) for c in configs):
+        return []
+    reasons = []
+    standins = _backbones(c for c in configs if c.standin)
+    if standins:
+        reasons.append(f"the accuracies of {standins} come from stand-in weights (random initialisation)")
+    chance = _backbones(c for c in configs if c.at_chance and not c.standin)
+    if chance:
+        reasons.append(f"{'those' if standins else 'the accuracies'} of {chance} are at chance level")
+    sentence = (
+        f"Accuracy decides nothing here: {' and '.join(reasons)}, so no configuration is called more accurate "
+        "than another. What follows compares speed and memory only."
+    )
+    return [sentence]
 
 
 def _advice(configs) -> list[str]:
     """For each backbone's best configuration (most accurate, then fastest):
     what it wins on against the other backbones, in measured figures."""
     best = {}
-    for c in sorted(configs, key=lambda c: (-c.test_mean, -c.train_images_per_sec)):
+    for c in sorted(configs, key=lambda c: (-_accuracy(c), -c.train_images_per_sec)):
         best.setdefault(c.backbone, c)
     if len(best) < 2:
         return []
@@ -88,8 +145,9 @@ def _advice(configs) -> list[str]:
         others = [o for name, o in best.items() if name != backbone]
         wins, kinds = [], []
         for other in others:
-            close = within_noise(mine, other)
-            if mine.test_mean > other.test_mean and close is not True:
+            comparable = ranks_on_accuracy(mine) and ranks_on_accuracy(other)
+            close = within_noise(mine, other) if comparable else None
+            if comparable and mine.test_mean > other.test_mean and close is not True:
                 certainty = "beyond the seeds' noise" if close is False else "one seed: noise unknown"
                 kinds.append("accuracy comes first")
                 wins.append(
@@ -110,6 +168,10 @@ def _advice(configs) -> list[str]:
                 )
             if close is True:
                 wins.append(f"its accuracy is within the seeds' noise of {other.backbone}'s")
+            elif ranks_on_accuracy(mine) and not ranks_on_accuracy(other):
+                wins.append(f"its accuracy is not compared with {other.backbone}'s ({_unranked_why(other)})")
+            elif ranks_on_accuracy(other) and not ranks_on_accuracy(mine):
+                wins.append(f"its accuracy ({_unranked_why(mine)}) is not compared with {other.backbone}'s")
         choice = f"{mine.mode}, batch {mine.batch_size}"
         if kinds:
             when = " or ".join(dict.fromkeys(kinds))
@@ -120,20 +182,23 @@ def _advice(configs) -> list[str]:
     return sentences
 
 
-def _warnings(configs, most_accurate: Configuration) -> list[str]:
+def _warnings(configs, most_accurate: Configuration | None) -> list[str]:
     warnings = []
-    standins = sorted({c.backbone for c in configs if c.standin})
+    standins = _backbones(c for c in configs if c.standin)
     if standins:
         warnings.append(
-            f"Accuracies of {', '.join(standins)} come from stand-in weights (random initialisation, not "
-            "pretrained): they say nothing about which backbone transfers better. Speed and memory hold."
+            f"Accuracies of {standins} come from stand-in weights (random initialisation, not "
+            "pretrained): they say nothing about which backbone transfers better, and this advice ranks "
+            "nothing on them. Speed and memory hold."
         )
+    warnings += _chance_warnings(configs)
     if any(c.n_seeds < 2 for c in configs):
         warnings.append(
             "Some configurations ran with one seed, so their accuracy spread is unknown: a difference in "
             "accuracy may be noise. Run with --seeds 3 or more."
         )
-    tied = [c for c in configs if c is not most_accurate and within_noise(c, most_accurate)]
+    ranked = [c for c in configs if ranks_on_accuracy(c) and c is not most_accurate]
+    tied = [c for c in ranked if within_noise(c, most_accurate)]
     if tied:
         warnings.append(
             f"{len(tied)} configuration(s) are within noise of the most accurate: "
@@ -150,6 +215,39 @@ def _warnings(configs, most_accurate: Configuration) -> list[str]:
             "marks in the tables): what this advice says about speed may not hold."
         )
     return warnings
+
+
+def _chance_warnings(configs) -> list[str]:
+    """Each backbone with configurations at chance level: which, by how much,
+    and what it means."""
+    warnings = []
+    for backbone in dict.fromkeys(c.backbone for c in configs):
+        mine = [c for c in configs if c.backbone == backbone]
+        low = [c for c in mine if c.at_chance]
+        if not low:
+            continue
+        which = f"every configuration of {backbone}" if len(low) == len(mine) else ", ".join(c.name for c in low)
+        accuracies = sorted({f"{c.test_mean:.3f}" for c in low})
+        guess: Guessing = low[0].guessing
+        cause = (
+            "with random stand-in weights that is no surprise"
+            if all(c.standin for c in low)
+            else "with pretrained weights it points to a problem (the weights, the learning rates, the data), "
+            "not to a worse backbone"
+        )
+        warnings.append(
+            f"The test accuracy of {which} is at chance level ({', '.join(accuracies)}; {guess.describe()}): "
+            f"no better than guessing, so it ranks nothing; {cause}. Speed and memory hold."
+        )
+    return warnings
+
+
+def _unranked_why(c: Configuration) -> str:
+    return "at chance level" if c.at_chance else "from stand-in weights"
+
+
+def _backbones(configs) -> str:
+    return ", ".join(sorted({c.backbone for c in configs}))
 
 
 def _names(configs) -> str:
@@ -181,9 +279,21 @@ class Constraints:
 @dataclass(frozen=True)
 class Choice:
     constraints: Constraints
-    best: Configuration | None  # the most accurate that fits (then the fastest); None if none fits
+    # The most accurate that fits (then the fastest); the fastest when no
+    # accuracy of those that fit ranks (ranks_on_accuracy). None if none fits.
+    best: Configuration | None
     fitting: list = field(default_factory=list)
     ruled_out: list = field(default_factory=list)  # (Configuration, reasons: list[str])
+
+    @property
+    def basis(self) -> str:
+        """How `best` was chosen, in words."""
+        if self.best is None or ranks_on_accuracy(self.best):
+            return "the most accurate that fits"
+        return (
+            "the fastest to train that fits: the accuracies of those that fit rank nothing "
+            "(stand-in weights or chance level)"
+        )
 
 
 def choose(records, constraints: Constraints) -> Choice:
@@ -194,7 +304,7 @@ def choose(records, constraints: Constraints) -> Choice:
             ruled_out.append((c, reasons))
         else:
             fitting.append(c)
-    fitting.sort(key=lambda c: (-(c.test_mean or 0.0), -(c.train_images_per_sec or 0.0)))
+    fitting.sort(key=lambda c: (-_accuracy(c), -(c.train_images_per_sec or 0.0)))
     return Choice(constraints, fitting[0] if fitting else None, fitting, ruled_out)
 
 

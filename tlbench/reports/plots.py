@@ -8,15 +8,23 @@
 - ladder.png: per backbone, the rungs of trainable depth (transfer ..
   finetune) against validation accuracy, step memory per image and training
   images/s: does fine-tuning pay (ladder.py).
+
+Each mode has its own line style and marker, each backbone its colour; the
+legend sits right of the panels, never over the data, with samples long
+enough to show a dash pattern; point labels are placed apart in pixels.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from pathlib import Path
+
+import numpy as np
 
 from tlbench.registry import MODES
 from tlbench.reports.analysis import configurations
-from tlbench.reports.decide import measured, pareto_front
+from tlbench.reports.decide import measured, pareto_front, ranks_on_accuracy
 from tlbench.reports.ladder import ladders, mode_order
 
 MEMORY_PNG = "memory.png"
@@ -31,22 +39,29 @@ MODE_MARKER = {"transfer": "o", "last_block": "^", "last_stage": "D", "finetune"
 def write_plots(records, folder: Path) -> dict[str, Path]:
     """{plot file name: path} for the plots the records can fill; none when
     no configuration has its figures."""
+    written = {}
+    for name, figure in figures(records).items():
+        path = folder / name
+        _save(figure, path)
+        written[name] = path
+    return written
+
+
+def figures(records) -> dict:
+    """{plot file name: matplotlib figure} for the plots the records can
+    fill. The caller closes them (`_save` does)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     configs = measured(configurations(records))
-    written = {}
+    drawn = {}
     if configs:
         for name, draw in ((MEMORY_PNG, _memory), (THROUGHPUT_PNG, _throughput), (PARETO_PNG, _pareto)):
-            path = folder / name
-            _save(draw(configs), path)
-            written[name] = path
+            drawn[name] = draw(configs)
     compared = [ladder for ladder in ladders(records) if ladder.plottable]
     if compared:
-        path = folder / LADDER_PNG
-        _save(_ladder(compared), path)
-        written[LADDER_PNG] = path
-    return written
+        drawn[LADDER_PNG] = _ladder(compared)
+    return drawn
 
 
 def _lines(configs):
@@ -89,7 +104,7 @@ def _throughput(configs):
 
 def _against_batch_size(configs, panels):
     """Side by side, one panel per (title, value of a configuration, y label,
-    log scale): a line per backbone (colour) and mode (dashes)."""
+    log scale): a line per backbone (colour) and mode (line style and marker)."""
     import matplotlib.pyplot as plt
 
     colours = _colours(configs)
@@ -99,14 +114,9 @@ def _against_batch_size(configs, panels):
             points = [(c.batch_size, value(c)) for c in group if value(c) is not None]
             if points:
                 sizes, values = zip(*points)
-                axes.plot(
-                    sizes,
-                    values,
-                    color=colours[backbone],
-                    linestyle=MODE_STYLE.get(mode, ":"),
-                    marker=MODE_MARKER.get(mode, "x"),
-                    label=f"{backbone} {mode}",
-                )
+                axes.plot(sizes, values, color=colours[backbone], label=f"{backbone} {mode}", **_mode_style(mode))
+        if not axes.get_lines():  # e.g. records of a version that did not measure it
+            axes.text(0.5, 0.5, "not recorded in these trials", transform=axes.transAxes, ha="center", color="grey")
         axes.set_title(title)
         axes.set_xticks(_batch_sizes(configs))
         axes.set_xlabel("batch size")
@@ -114,9 +124,46 @@ def _against_batch_size(configs, panels):
         if log:
             axes.set_yscale("log")
         axes.grid(alpha=0.3, which="both")
-    handles, labels = all_axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside right upper", fontsize=8)  # outside the data
+    _legend(figure, [("backbone", _backbone_handles(colours)), ("mode (trainable depth)", _mode_handles(configs))])
     return figure
+
+
+def _mode_style(mode: str) -> dict:
+    return {"linestyle": MODE_STYLE.get(mode, ":"), "marker": MODE_MARKER.get(mode, "x")}
+
+
+def _backbone_handles(colours: dict[str, str]) -> list:
+    from matplotlib.patches import Patch
+
+    return [Patch(color=colour, label=backbone) for backbone, colour in colours.items()]
+
+
+def _mode_handles(configs, **style) -> list:
+    from matplotlib.lines import Line2D
+
+    modes = sorted({c.mode for c in configs}, key=mode_order)
+    return [Line2D([], [], color="dimgrey", label=mode, **{**_mode_style(mode), **style}) for mode in modes]
+
+
+# Legend samples this many font sizes long show a dash pattern (matplotlib's 2 hide "-." against "--").
+HANDLE_LENGTH = 5
+
+
+def _legend(figure, sections):
+    """One legend right of the axes, never over the data, of (heading or
+    None, handles) sections; headings in bold."""
+    from matplotlib.lines import Line2D
+
+    handles, headings = [], []
+    for heading, section in sections:
+        if heading is not None:
+            headings.append(len(handles))
+            handles.append(Line2D([], [], linestyle="none", label=heading))
+        handles += section
+    legend = figure.legend(handles=handles, loc="outside right upper", fontsize=8, handlelength=HANDLE_LENGTH)
+    for index in headings:
+        legend.get_texts()[index].set_fontweight("bold")
+    return legend
 
 
 def _mib(value):
@@ -124,48 +171,134 @@ def _mib(value):
 
 
 def _pareto(configs):
+    """Each configuration a point (colour: backbone, marker: mode) labelled
+    with its mode and batch size, the labels kept apart (`_place_labels`)."""
     import matplotlib.pyplot as plt
 
     colours = _colours(configs)
     front = pareto_front(configs)
-    figure, axes = plt.subplots(figsize=(8, 5))
+    figure, axes = plt.subplots(figsize=(10, 6), layout="constrained")
+    points = []
     for c in configs:
+        markersize = 9 if c in front else 6
+        # Hollow: an accuracy that ranks nothing (stand-in weights, chance level), labelled why.
+        hollow = {} if ranks_on_accuracy(c) else {"markerfacecolor": "white"}
         axes.errorbar(
             c.train_images_per_sec,
             c.test_mean,
             yerr=c.test_std or 0.0,
             fmt=MODE_MARKER.get(c.mode, "x"),
             color=colours[c.backbone],
-            markersize=9 if c in front else 6,
+            markersize=markersize,
             capsize=3,
+            label=f"{c.backbone} {c.mode} bs{c.batch_size}",
+            **hollow,
         )
-        axes.annotate(
-            f"{c.mode} bs{c.batch_size}",
-            (c.train_images_per_sec, c.test_mean),
-            fontsize=7,
-            xytext=(5, 4),
-            textcoords="offset points",
-        )
-    ordered = sorted(front, key=lambda c: c.train_images_per_sec)
-    axes.plot(
-        [c.train_images_per_sec for c in ordered],
-        [c.test_mean for c in ordered],
+        points.append((c.train_images_per_sec, c.test_mean, c.test_std or 0.0, markersize, colours[c.backbone]))
+    front_xy = sorted((c.train_images_per_sec, c.test_mean) for c in front)  # may be none (decide.pareto_front)
+    (front_line,) = axes.plot(
+        [x for x, _ in front_xy],
+        [y for _, y in front_xy],
         color="black",
         linewidth=1,
         linestyle=":",
         label="Pareto front",
     )
-    for backbone, colour in colours.items():
-        axes.plot([], [], "o", color=colour, label=backbone)
-    for mode in sorted({c.mode for c in configs}, key=mode_order):
-        axes.plot([], [], MODE_MARKER.get(mode, "x"), color="grey", label=mode)
     axes.set_xscale("log")
+    axes.margins(x=0.12, y=0.12)  # room for the labels of the outermost points
     axes.set_xlabel("training images/s (log scale)")
     axes.set_ylabel("test accuracy (mean over seeds)")
     axes.set_title("Accuracy against training speed")
     axes.grid(alpha=0.3, which="both")
-    axes.legend(fontsize=8)
+    modes = _mode_handles(configs, linestyle="none")  # markers alone, as drawn
+    fronts = [front_line] if front_xy else []
+    _legend(figure, [(None, fronts), ("backbone", _backbone_handles(colours)), ("mode", modes)])
+    _place_labels(figure, axes, points, [f"{c.mode} bs{c.batch_size}{_unranked_note(c)}" for c in configs], [front_xy])
     return figure
+
+
+def _unranked_note(c) -> str:
+    """Why a point's accuracy ranks nothing, for its label."""
+    if ranks_on_accuracy(c):
+        return ""
+    return " (chance)" if c.at_chance else " (stand-in)"
+
+
+# Pixels kept clear around a point label; rings of candidate spots tried around its point, and directions per ring.
+LABEL_GAP = 2.0
+LABEL_RINGS = 24
+LABEL_DIRECTIONS = 24
+LABEL_TEXT = {"xytext": (0, 0), "textcoords": "offset points", "ha": "center", "va": "center", "fontsize": 7.5}
+
+
+def _place_labels(figure, axes, points, texts, lines=()):
+    """Each point's (x, y, yerr, marker size, colour) label goes to the first
+    spot, on widening rings around the point (to its right first), inside
+    the axes and clear of every marker, error bar and label placed before,
+    and if it can be, of `lines` (polylines in data coordinates) and the
+    leaders drawn so far; else to the spot that overlaps fewest. A thin
+    leader runs back from a label that had to move out."""
+    from matplotlib.text import Text
+
+    figure.canvas.draw()  # the layout done (legend, titles) and the texts' sizes known
+    figure.set_layout_engine("none")  # then frozen: the pixels reckoned below stay true when saved
+    renderer = figure.canvas.get_renderer()
+    pixels = figure.dpi / 72  # per point
+    frame = np.array(axes.get_window_extent(renderer).extents)
+    # Boxes (x0, y0, x1, y1) in pixels that a label must not meet (hard) or had better not (soft).
+    hard, soft = [], [_along(axes.transData.transform(line)) for line in lines if len(line) > 1]
+    for x, y, yerr, markersize, _ in points:
+        (centre, low), (_, high) = axes.transData.transform([(x, y - yerr), (x, y + yerr)])
+        half = max(markersize, 6) / 2 * pixels  # the marker, or the error bar's caps (capsize 3)
+        hard.append([centre - half, low - half, centre + half, high + half])
+    # Right first, then alternately above and below it, working round to the left.
+    turns = sorted(range(-LABEL_DIRECTIONS // 2 + 1, LABEL_DIRECTIONS // 2 + 1), key=lambda k: (abs(k), -k))
+    directions = [(math.cos(angle), math.sin(angle)) for angle in 2 * math.pi * np.array(turns) / LABEL_DIRECTIONS]
+    for (x, y, _, markersize, colour), text in zip(points, texts):
+        leader = {"arrowstyle": "-", "color": colour, "linewidth": 0.6, "shrinkA": 0, "shrinkB": markersize / 2}
+        label = axes.annotate(text, (x, y), color=colour, arrowprops=leader, **LABEL_TEXT)
+        box = Text.get_window_extent(label, renderer)  # the text alone: an Annotation's adds its leader
+        width, height = box.width + 2 * LABEL_GAP, box.height + 2 * LABEL_GAP
+        clearance = markersize / 2 * pixels + LABEL_GAP
+        anchor = axes.transData.transform((x, y))
+        boxes, lines_near = np.array(hard), np.concatenate([np.empty((0, 4)), *soft])
+        half = np.array([width / 2, height / 2])
+        beside = np.array([clearance + width / 2, 0.0])
+        best = (math.inf, math.inf), 0, beside, np.concatenate([anchor + beside - half, anchor + beside + half])
+        for ring in range(LABEL_RINGS):
+            reach = clearance + ring * height / 2
+            for cos, sin in directions:
+                offset = np.array([cos * (width / 2 + reach), sin * (height / 2 + reach)])
+                spot = np.concatenate([anchor + offset - half, anchor + offset + half])
+                if (spot[:2] < frame[:2]).any() or (spot[2:] > frame[2:]).any():
+                    continue  # out of the axes
+                clashes = (_clashes(boxes, spot), _clashes(lines_near, spot))
+                if clashes < best[0]:
+                    best = clashes, ring, offset, spot
+            if best[0] == (0, 0):
+                break
+        _, ring, offset, spot = best
+        label.xyann = tuple(offset / pixels)
+        label.arrow_patch.set_visible(ring > 0)
+        hard.append(spot)
+        if ring > 0:
+            soft.append(_along(np.array([anchor, anchor + offset])))
+
+
+def _along(polyline, step=3.0):
+    """Boxes of no size every `step` pixels along a polyline in pixels."""
+    parts = []
+    for start, end in itertools.pairwise(polyline):
+        fractions = np.linspace(0, 1, max(2, int(np.hypot(*(end - start)) / step) + 1))[:, None]
+        parts.append(start + fractions * (end - start))
+    spots = np.concatenate(parts)
+    return np.hstack([spots, spots])
+
+
+def _clashes(boxes, spot) -> int:
+    """How many of `boxes` (rows x0, y0, x1, y1) meet the box `spot`."""
+    x0, y0, x1, y1 = spot
+    return int(((boxes[:, 0] <= x1) & (x0 <= boxes[:, 2]) & (boxes[:, 1] <= y1) & (y0 <= boxes[:, 3])).sum())
 
 
 _KEPT_PROBE = {"linestyle": "none", "marker": "o", "markersize": 12, "markerfacecolor": "none"}
@@ -240,18 +373,25 @@ def _ladder(found):
     if standins:
         label = "stand-in weights, no accuracy:\n" + ", ".join(standins)
         handles.append(Line2D([], [], linestyle="none", label=label))
-    figure.legend(handles=handles, loc="outside right upper", fontsize=8)
+    _legend(figure, [(None, handles)])
     figure.suptitle("Does fine-tuning pay? Trainable depth against accuracy and cost")
     return figure
 
 
 def _save(figure, path: Path) -> None:
-    """Written to a temporary sibling and renamed: never half a PNG."""
+    """Rendered in memory, then written atomically: never half a PNG, and no
+    temporary file left when the write fails (a full disk, a read-only folder)."""
+    import io
+
     import matplotlib.pyplot as plt
 
-    staging = path.with_name(f".{path.name}.tmp")
-    if figure.get_layout_engine() is None:  # a figure made with layout="constrained" lays itself out
-        figure.tight_layout()
-    figure.savefig(staging, dpi=110, format="png")
-    plt.close(figure)
-    staging.replace(path)
+    from tlbench.files import write_bytes_atomic
+
+    png = io.BytesIO()
+    try:
+        if figure.get_layout_engine() is None:  # a figure made with layout="constrained" lays itself out
+            figure.tight_layout()
+        figure.savefig(png, dpi=110, format="png")
+    finally:
+        plt.close(figure)
+    write_bytes_atomic(path, png.getvalue())

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlbench import stability
-from tlbench.files import write_text_atomic
+from tlbench.files import replaced_together, write_text_atomic
 from tlbench.registry import MODES
 from tlbench.reports.analysis import MEMORY_FIT_NOTE, NOISE_RULE, configurations, memory_slopes
 from tlbench.reports.columns import (
@@ -145,7 +145,8 @@ def _environment(env: dict) -> Section:
                     f"({cpu.get('logical_cores', '?')} logical cores); GPUs: {', '.join(map(str, gpus)) or 'none'}"
                 ),
                 "versions: " + (", ".join(f"{n} {v}" for n, v in versions.items() if v) or "?"),
-                f"git commit: {_dict(env.get('git')).get('commit') or 'unknown'}",
+                f"git commit: {_dict(env.get('git')).get('commit') or 'unknown'}"
+                + (" with uncommitted changes" if _dict(env.get("git")).get("dirty") is True else ""),
                 f"command: `{env.get('command', '?')}`",
                 f"budget: {_dict(env.get('budget')).get('name', '?')}",
             ]
@@ -157,16 +158,7 @@ def _recommendation(records) -> list[Section]:
     advice = recommend(records)
     if advice is None:
         return []
-    front = ", ".join(f"{c.name} ({c.test_mean:.3f}, {c.train_images_per_sec:,.1f} img/s)" for c in advice.pareto)
-    blocks = [
-        [
-            f"**Most accurate**: {describe(advice.most_accurate)}",
-            f"**Fastest to train**: {describe(advice.fastest)}",
-            f"**Least memory**: {describe(advice.least_memory)}",
-            f"**Pareto front** (accuracy against training speed, no configuration better on both): {front}",
-        ],
-        *advice.advice,
-    ]
+    blocks = [advice.headlines(describe), *advice.advice]  # no accuracy ranks from stand-ins or chance (decide.py)
     blocks += [f"**Warning**: {w}" for w in advice.warnings]
     return [Section("Recommendation", blocks)]
 
@@ -389,12 +381,14 @@ def render_markdown(run: RunContents) -> str:
 
 
 def write_report(run: RunContents) -> dict[str, Path]:
-    """report.md, report.html and the plots, in the run folder."""
+    """report.md, report.html and the plots: all replacing the old ones, or none (`replaced_together`)."""
+    from tlbench.reports.export import write_exports
     from tlbench.reports.plots import write_plots
 
-    plots = write_plots(run.records, run.run_dir)
-    sections = build(run, plots)
-    title = f"tlbench run {run.run_dir.name}"
-    write_text_atomic(run.run_dir / REPORT_MD, to_markdown(title, sections))
-    write_text_atomic(run.run_dir / REPORT_HTML, to_html(title, sections, run.run_dir))
-    return {"report.md": run.run_dir / REPORT_MD, "report.html": run.run_dir / REPORT_HTML, **plots}
+    with replaced_together(run.run_dir) as staging:
+        plots, title = write_plots(run.records, staging), f"tlbench run {run.run_dir.name}"
+        sections = build(run, plots)
+        write_text_atomic(staging / REPORT_MD, to_markdown(title, sections))
+        write_text_atomic(staging / REPORT_HTML, to_html(title, sections, staging))
+        write_exports(run, staging)  # trials.csv with these; tensorboard/ replaced
+    return {name: run.run_dir / name for name in (REPORT_MD, REPORT_HTML, *plots)}

@@ -40,12 +40,14 @@ def prefetch(names: list, overrides: dict) -> list:
 
     done = []
     for name in names:
+        # The error is all the command prints: it says which were installed before it.
+        before = f" ({', '.join(n for n, *_ in done)} prefetched before it)" if done else ""
         try:
             done.append([name, *weights.prefetch(get_backbone(name), overrides.get(name))])
-        except UsageError:
-            raise
+        except UsageError as error:
+            raise UsageError(f"{error}{before}") from None
         except Exception as error:  # noqa: BLE001 - e.g. a full disk while copying
-            raise UsageError(f"prefetching {name} failed: {described(error, 300)}") from None
+            raise UsageError(f"prefetching {name} failed: {described(error, 300)}{before}") from None
     return done
 
 

@@ -26,12 +26,11 @@ class SplitPipeline:
         self.size = len(indices)
         self.labels = images.labels[indices]
         self.passes = 0  # how often the split was read: the test split must be read once
-        items = images.items(indices)
-        to_rgb = _decode_file if images.paths is not None else _array_to_rgb
+        items = images.items(indices)  # file paths as bytes: names need not be UTF-8
+        to_rgb = decode_file if images.paths is not None else _array_to_rgb
 
         def prepare(item, label):
-            image = tf.image.resize(to_rgb(item), (image_size, image_size), antialias=True)
-            return tf.clip_by_value(image, 0.0, 1.0), label
+            return resized(to_rgb(item), image_size), label
 
         self._cached = (
             tf.data.Dataset.from_tensor_slices((items, self.labels))
@@ -81,8 +80,15 @@ def _array_to_rgb(image):
     return image
 
 
-def _decode_file(path):
+def decode_file(path):
+    """An image file as RGB floats in [0, 1]: what a trial reads, and what
+    `decode_check` accepts an image folder's files by."""
     # channels=3 turns grey and palette images into RGB and drops alpha;
     # convert_image_dtype scales 8- and 16-bit integers alike into [0, 1].
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     return tf.image.convert_image_dtype(image, tf.float32)
+
+
+def resized(image, image_size: int):
+    image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    return tf.clip_by_value(image, 0.0, 1.0)

@@ -43,9 +43,14 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.Tr
     fields, status, error = {}, record.Status.OK, None
     try:
         fields["device"] = configure_devices()
-        fields.update(_measure(spec, images if images is not None else data.open_dataset(spec.dataset)))
+        images = images if images is not None else data.open_dataset(spec.dataset)
+        fields.update(_measure(spec, images))
     except Exception as failure:  # noqa: BLE001 - every failure becomes a record
         status = record.Status.OOM if is_out_of_memory(failure) else record.Status.ERROR
+        if status == record.Status.ERROR and images is not None:
+            from tlbench.worker.decode_check import naming_the_file  # TensorFlow's decode errors name no file
+
+            failure = naming_the_file(failure, spec, images)
         error = described(failure)
     return record.make(
         **spec.describe(),

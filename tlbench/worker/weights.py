@@ -13,6 +13,7 @@ process; each trial materializes its source again on its own node.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,16 +22,17 @@ import socket
 import uuid
 from pathlib import Path
 
-from tlbench.errors import UsageError, one_line
+from tlbench.errors import UsageError, one_line, os_reason
 from tlbench.files import build_folder_atomically, cache_root, is_url
 from tlbench.plan import DEFAULT_BATCH_NORM_MOMENTUM, ModuleSource
 from tlbench.registry import Backbone
 
 STANDIN_SEED = 0  # stand-ins are random but reproducible
-HUB_TIMEOUT_SECONDS = 60  # a network that hangs must not hang the run
+HUB_TIMEOUT_SECONDS = 60
 # The files beside the SavedModels tlbench exports, saying what they hold.
 STANDIN_STAMP = "tlbench_standin.json"
 CONVERTED_STAMP = "tlbench_converted.json"
+PREFETCH_STAMP = "tlbench_prefetched.json"  # in a module `prefetch` installed: what it checked
 
 
 def is_tf1_hub_module(path: str) -> bool:
@@ -174,10 +176,15 @@ def save_module_atomically(model, target: Path, stamp: str, describe) -> None:
     build_folder_atomically(target, stamp, fill)
 
 
-def check_feature_vector(module_path: str, backbone: Backbone) -> None:
-    """A module must map a batch of images to a batch of feature vectors;
-    anything else (a classifier's logits are fine, a feature map is not) is a
-    UsageError before any trial starts."""
+class _Unusable(Exception):
+    """Why a module can't serve as a backbone: the end of a sentence that
+    starts with the module's name."""
+
+
+def _feature_count(module_path: str, backbone: Backbone) -> int:
+    """The length of the feature vector the module gives for one image of the
+    backbone's size, loaded through hub.KerasLayer as a trial loads it (TF2
+    SavedModels and TF1 Hub modules alike)."""
     import tensorflow as tf
     import tensorflow_hub as hub
 
@@ -185,15 +192,38 @@ def check_feature_vector(module_path: str, backbone: Backbone) -> None:
     try:
         output = hub.KerasLayer(module_path)(tf.zeros([1, size, size, 3]))
     except Exception as error:  # noqa: BLE001 - whatever the module does wrong, one line
-        raise UsageError(
-            f"module {module_path} for {backbone.name} can't run on a batch of {size}x{size} RGB images "
-            f"({type(error).__name__}: {one_line(error)}); give an image feature-vector module"
+        raise _Unusable(
+            f"can't run on a batch of {size}x{size} RGB images ({type(error).__name__}: {one_line(error)})"
         ) from None
     if len(output.shape) != 2:
+        raise _Unusable(f"outputs shape {list(output.shape)} for one image, not a feature vector (batch, features)")
+    return int(output.shape[-1])
+
+
+def check_feature_vector(module_path: str, backbone: Backbone) -> None:
+    """A module must map a batch of images to a batch of feature vectors;
+    anything else (a classifier's logits are fine, a feature map is not) is a
+    UsageError before any trial starts."""
+    try:
+        _feature_count(module_path, backbone)
+    except _Unusable as why:
         raise UsageError(
-            f"module {module_path} for {backbone.name} outputs shape {list(output.shape)} for one image, not a "
-            "feature vector (batch, features); give an image feature-vector module (TF Hub's .../feature_vector/...)"
-        )
+            f"module {module_path} for {backbone.name} {why}; give an image feature-vector module "
+            "(TF Hub's .../feature_vector/...)"
+        ) from None
+
+
+def _verify(module_path: str, backbone: Backbone) -> str:
+    """What `prefetch` requires of a module it keeps under a backbone's handle
+    (every run resolving the handle takes it for that backbone): a feature
+    vector of the backbone's length at its image size. Says what was checked."""
+    features = _feature_count(module_path, backbone)
+    if features != backbone.feature_dim:
+        raise _Unusable(f"gives {features} features, {backbone.name} has {backbone.feature_dim}")
+    size = backbone.image_size
+    return f"loads: {features} features at {size}x{size}" + (
+        ", TF1 Hub format" if is_tf1_hub_module(module_path) else ""
+    )
 
 
 def prefetch(backbone: Backbone, location: str | None = None) -> tuple[str, str]:
@@ -201,28 +231,112 @@ def prefetch(backbone: Backbone, location: str | None = None) -> tuple[str, str]
     that every machine reading that folder resolves the handle offline.
 
     Without `location` the handle is downloaded; with one (a module folder or
-    a URL) that module is copied there. Returns (path, what happened)."""
+    a URL) that module is copied there. Either is checked (`_verify`) in a
+    staging folder and renamed into place only if it passes: a module that
+    fails installs nothing. A module already cached is checked the same way:
+    a valid one is kept (a `location` is not copied over it); a broken one is
+    replaced by `location`, or without one a UsageError says how to fix it.
+    Returns (path, what happened and what was checked)."""
     target = Path(check_hub_cache_dir()) / hashlib.sha1(backbone.handle.encode("utf8")).hexdigest()
-    if target.is_dir() and any(target.iterdir()):
-        return str(target), "already cached"
-    if location is None:
+    if _is_cached(target):
         try:
-            return _resolve(backbone.handle), "downloaded"
-        except Exception as error:  # noqa: BLE001 - any failure to fetch means "not reachable"
-            raise UsageError(
-                f"TF Hub handle {backbone.handle} can't be reached ({one_line(error)}); "
-                f"prefetch on a machine with access, or pass --module {backbone.name}=PATH"
-            ) from None
-    source = _resolve(location) if is_url(location) else location
-    staging = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex}")
-    try:
-        shutil.copytree(source, staging, symlinks=False)
-        os.rename(staging, target)  # whole, or not at all
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            checked = _verify(str(target), backbone)
+        except _Unusable as why:
+            if location is None:
+                raise UsageError(
+                    f"the cached module for {backbone.name} at {target} {why}; remove that folder and run "
+                    f"prefetch again, or re-run prefetch with --module {backbone.name}=PATH to replace it"
+                ) from None
+        else:
+            ignored = "" if location is None else f"; {location} not copied: remove the folder to replace it"
+            return str(target), f"already cached, {checked}{ignored}"
+    source = location or backbone.handle
+    checked = _install(target, backbone, source)
+    how = "downloaded from" if is_url(source) else "copied from"
     # tensorflow_hub's own note beside a cached module: which handle it holds.
-    Path(f"{target}.descriptor.txt").write_text(f"Module: {backbone.handle}\nCopied from: {location}\n")
-    return str(target), f"copied from {location}"
+    Path(f"{target}.descriptor.txt").write_text(f"Module: {backbone.handle}\n{how.capitalize()}: {source}\n")
+    return str(target), f"{how} {source}, {checked}"
+
+
+def _is_cached(target: Path) -> bool:
+    """Something is there; an empty folder is not (tensorflow_hub downloads over it)."""
+    return os.path.lexists(target) and not (target.is_dir() and not any(target.iterdir()))
+
+
+def _install(target: Path, backbone: Backbone, source: str) -> str:
+    """The module at `source` (a folder or a URL) built at `target` through a
+    staging folder, checked there; a broken module at `target` is moved aside
+    meanwhile and put back if the new one fails. What was checked."""
+    checked = []
+
+    def fill(staging: Path) -> dict:
+        if is_url(source):
+            _download_into(staging, source, backbone)
+        else:
+            _copy_module(source, staging)
+        try:
+            checked.append(_verify(str(staging), backbone))
+        except _Unusable as why:  # the reason may name the staging folder: name the source
+            reason = str(why).replace(str(staging), source)
+            raise UsageError(f"module {source} for {backbone.name} {reason}; nothing was installed") from None
+        return {"backbone": backbone.name, "handle": backbone.handle, "source": source, "checked": checked[0]}
+
+    aside = None
+    if _is_cached(target):  # broken: `prefetch` checked it
+        aside = target.with_name(f"{target.name}.broken-{uuid.uuid4().hex}")
+        os.rename(target, aside)
+    try:
+        build_folder_atomically(target, PREFETCH_STAMP, fill)
+    except BaseException:
+        if aside is not None and not os.path.lexists(target):
+            os.rename(aside, target)  # nothing changed
+        raise
+    if aside is not None and aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside)
+    elif aside is not None:
+        aside.unlink()
+    return checked[0] if checked else "checked by another prefetch that installed it meanwhile"
+
+
+def _copy_module(source: str, staging: Path) -> None:
+    failed = []  # copytree turns each file's OSError into text; keep the first
+
+    def copy(src, dst):
+        try:
+            return shutil.copy2(src, dst)
+        except OSError as error:
+            failed.append(error)
+            raise
+
+    try:
+        shutil.copytree(source, staging, symlinks=False, dirs_exist_ok=True, copy_function=copy)
+    except OSError as error:  # e.g. a full disk
+        reason = os_reason(failed[0] if failed else error)
+        raise UsageError(f"copying {source} into {staging.parent} failed ({reason}); nothing was installed") from None
+
+
+def _download_into(staging: Path, url: str, backbone: Backbone) -> None:
+    """tensorflow_hub's download of `url`, with its cache inside `staging`
+    (never in TFHUB_CACHE_DIR itself), moved up into `staging`."""
+    import tensorflow_hub as hub
+
+    downloads = staging / ".download"
+    previous = os.environ["TFHUB_CACHE_DIR"]
+    os.environ["TFHUB_CACHE_DIR"] = str(downloads)
+    try:
+        with _network_timeout():
+            module = Path(hub.resolve(url))
+    except Exception as error:  # noqa: BLE001 - any failure to fetch means "not reachable"
+        what = f"TF Hub handle {url}" if url == backbone.handle else f"--module {backbone.name}={url}"
+        raise UsageError(
+            f"{what} can't be reached ({one_line(error)}); prefetch on a machine with access, "
+            f"or pass --module {backbone.name}=PATH (a module folder)"
+        ) from None
+    finally:
+        os.environ["TFHUB_CACHE_DIR"] = previous
+    for entry in module.iterdir():
+        entry.rename(staging / entry.name)
+    shutil.rmtree(downloads)
 
 
 def check_hub_cache_dir() -> str:
@@ -239,18 +353,25 @@ def _resolve(handle: str) -> str:
     import tensorflow_hub as hub
 
     _clear_stale_lock(handle)
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(HUB_TIMEOUT_SECONDS)
-    try:
+    with _network_timeout():
         path = hub.resolve(handle)
-    finally:
-        socket.setdefaulttimeout(previous)
     if not any(Path(path, name).exists() for name in ("saved_model.pb", "saved_model.pbtxt")):
         raise UsageError(
             f"the TF Hub cache folder {path} for {handle} is incomplete (no saved_model.pb): a download or copy "
             "was cut off; delete it and run 'python -m tlbench prefetch' again"
         )
     return path
+
+
+@contextlib.contextmanager
+def _network_timeout():
+    """A network that hangs must not hang the command."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(HUB_TIMEOUT_SECONDS)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def _clear_stale_lock(handle: str) -> None:
