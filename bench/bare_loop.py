@@ -23,6 +23,8 @@ import sys
 import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# The allocator a trial's steps run with: tlbench sets it on every machine.
+os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
 
 import tensorflow as tf  # after TF_USE_LEGACY_KERAS
 import tensorflow_hub as hub

@@ -73,6 +73,14 @@ def test_the_refusal_goes_by_the_predicted_peak_not_the_kept_activations():
         "predicted_peak_memory_bytes": resident + 16 * huge,
         "predicted_infer_peak_memory_bytes": resident + 16 * 1000,
     }
-    with pytest.raises(costs.PredictedOutOfMemory, match=r"predicted .* GiB for training at batch 16 \(a peak of"):
-        costs.refuse_if_too_big(peaks["predicted_peak_memory_bytes"], 16, cached_bytes=0)
-    costs.refuse_if_too_big(costs.predicted_peaks(cost, 1, 0)["predicted_peak_memory_bytes"], 1, cached_bytes=0)
+    with pytest.raises(
+        costs.PredictedOutOfMemory, match=r"predicted .* GiB for training at batch 16 \(an allocator peak of"
+    ):
+        costs.refuse_if_too_big(peaks["predicted_peak_memory_bytes"], 16, cached_bytes=0, runtime_bytes=0)
+    fits = costs.predicted_peaks(cost, 1, 0)["predicted_peak_memory_bytes"]
+    costs.refuse_if_too_big(fits, 1, cached_bytes=0, runtime_bytes=None)
+    # The runtime beside the allocator counts: a peak that fits alone is refused
+    # when the runtime's overhead leaves no room for it.
+    room = psutil.virtual_memory().available + psutil.Process().memory_info().rss
+    with pytest.raises(costs.PredictedOutOfMemory, match=r"GiB of runtime beside the allocator"):
+        costs.refuse_if_too_big(fits, 1, cached_bytes=0, runtime_bytes=room)

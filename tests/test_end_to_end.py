@@ -4,6 +4,9 @@ Each run goes through a wrapper that fails if the driver imported TensorFlow.
 """
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tlbench.results import ENV, REPORT_MD, TRIALS
@@ -160,3 +163,23 @@ def test_prefetch_fills_tfhub_cache_dir_so_weights_hub_works_offline(tmp_path, r
     assert record["status"] == "ok"
     assert record["weights"] == "tfhub:https://tfhub.dev/google/imagenet/mobilenet_v2_035_128/feature_vector/5"
     assert record["module_format"] == "tf1-hub"  # the shared module, found through the handle
+
+
+def test_a_clean_environment_measures_the_allocator_peak_and_finetunings_activation_cost(tmp_path):
+    """A new user's shell sets no TF_* variable: the worker itself chooses the
+    allocator that keeps statistics, so peak memory means the same on every
+    machine, and fine-tuning's activation memory shows against transfer's."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    out = tmp_path / "runs"
+    command = [sys.executable, "-m", "tlbench", "run", "--backbone", "mobilenet_v2_035_128"]
+    command += ["--mode", "transfer", "finetune", "--quick", "--batch-size", "16", "--weights", "standin"]
+    done = subprocess.run([*command, "--out", str(out)], env=clean, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr + done.stdout
+    records = {r["mode"]: r for r in map(json.loads, (_only_run_dir(out) / TRIALS).read_text().splitlines())}
+    device = "GPU:0" if records["transfer"]["device"].startswith("GPU") else "CPU:0"
+    for record in records.values():
+        assert record["memory_method"] == f"tf-allocator:{device}"
+        assert record["peak_rss_bytes"] > record["peak_memory_bytes"] > 0
+        assert record["runtime_overhead_bytes"] == record["peak_rss_bytes"] - record["peak_memory_bytes"]
+    # The seed's headline: a fine-tuning step keeps the backbone's activations for the gradient.
+    assert records["finetune"]["activation_memory_bytes"] > 3 * records["transfer"]["activation_memory_bytes"] > 0

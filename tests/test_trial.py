@@ -160,7 +160,9 @@ def test_the_learning_rate_is_chosen_on_validation(tiny_records):
 @pytest.mark.parametrize("mode", ["transfer", "finetune"])
 def test_memory_is_measured_against_a_baseline_and_predicted_from_the_graph(tiny_records, mode):
     record = tiny_records[mode]
-    assert record["memory_method"] in (f"tf-allocator:{_device()}", "rss-hwm", "rss-hwm-since-start")
+    # tlbench set the CPU allocator to BFC before TensorFlow was imported: its peak on any machine
+    assert record["memory_method"] == f"tf-allocator:{_device()}"
+    assert record["runtime_overhead_bytes"] == record["peak_rss_bytes"] - record["peak_memory_bytes"] > 0
     assert 0 < record["baseline_memory_bytes"] <= record["peak_memory_bytes"]
     assert record["activation_memory_bytes"] == record["peak_memory_bytes"] - record["baseline_memory_bytes"]
     assert record["prediction_method"] == "gradient-graph"

@@ -62,6 +62,20 @@ import os
 # imports tlbench (driver, Ray workers, isolated calls) gets it.
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# "Peak memory" is TensorFlow's allocator peak on every machine. The CPU
+# allocator keeps statistics only as the BFC allocator, which TensorFlow
+# chooses from this variable when it is first imported; without it a CPU
+# trial could only read the process's resident set, mostly the runtime.
+os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
+# BFC's own default limit is 64 GB: the machine's memory instead, so that it
+# refuses only what the machine could not hold (a device size the user asks
+# for sets it lower).
+if "TF_CPU_BFC_MEM_LIMIT_IN_MB" not in os.environ and hasattr(os, "sysconf"):
+    try:
+        _ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+        os.environ["TF_CPU_BFC_MEM_LIMIT_IN_MB"] = str(_ram_mb)
+    except (ValueError, OSError):  # a platform without these names: TensorFlow's default
+        pass
 
 __version__ = "0.2.0"  # 0.2: env.json records the resolved plan ("plan"), which --resume reads
 

@@ -164,8 +164,9 @@ class TrialRecord(TypedDict, total=False):
     activation_memory_bytes: int  # peak - baseline: what a step adds
     infer_peak_memory_bytes: int
     infer_activation_memory_bytes: int
-    memory_method: str
-    peak_rss_bytes: int
+    memory_method: str  # tf-allocator:CPU:0 / tf-allocator:GPU:0; rss-hwm only where TensorFlow was imported first
+    peak_rss_bytes: int  # the process's resident peak over the same steps
+    runtime_overhead_bytes: int | None  # peak_rss_bytes - peak_memory_bytes: runtime, libraries, allocator reserve
     # --- what the graph says (costs.trial_costs) ---
     forward_flops_per_image: int
     train_flops_per_image: int

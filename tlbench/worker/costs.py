@@ -191,19 +191,23 @@ def predicted_peaks(cost: dict, batch_size: int, timed_batch_bytes: int) -> dict
     }
 
 
-def refuse_if_too_big(predicted_peak_bytes: int, batch_size: int, cached_bytes: int) -> None:
-    """Raise PredictedOutOfMemory when the predicted peak of training
-    (`predicted_peaks`) plus the cached images exceeds the memory available
-    now. On a CPU that is the machine's RAM: going over would swap it, not
-    fail cleanly."""
+def refuse_if_too_big(predicted_peak_bytes: int, batch_size: int, cached_bytes: int, runtime_bytes: int | None) -> None:
+    """Raise PredictedOutOfMemory when the predicted allocator peak of training
+    (`predicted_peaks`), the runtime's overhead beside the allocator (measured
+    now: `TensorFlowPeakMemory.runtime_overhead`, 0 where unknown) and the
+    decoded images to cache exceed the memory this process can have: what is
+    available now plus what it holds already. On a CPU that is the machine's
+    RAM: going over would swap it, not fail cleanly."""
     import psutil
 
-    needed = predicted_peak_bytes + cached_bytes
-    available = psutil.virtual_memory().available
-    if needed > available:
+    runtime_bytes = runtime_bytes or 0
+    needed = predicted_peak_bytes + runtime_bytes + cached_bytes
+    room = psutil.virtual_memory().available + psutil.Process().memory_info().rss
+    if needed > room:
         raise PredictedOutOfMemory(
-            f"predicted {needed / 2**30:.1f} GiB for training at batch {batch_size} (a peak of "
+            f"predicted {needed / 2**30:.1f} GiB for training at batch {batch_size} (an allocator peak of "
             f"{predicted_peak_bytes / 2**30:.1f} GiB: weights, Adam slots, timed batches and the step's live "
-            f"tensors; {cached_bytes / 2**30:.1f} GiB of cached images) > {available / 2**30:.1f} GiB available: "
+            f"tensors; {runtime_bytes / 2**30:.1f} GiB of runtime beside the allocator; "
+            f"{cached_bytes / 2**30:.1f} GiB of cached images) > {room / 2**30:.1f} GiB free for this trial: "
             "refused before training"
         )

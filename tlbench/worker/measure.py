@@ -210,9 +210,10 @@ def _can_reset_hwm() -> bool:
 
 
 class TensorFlowPeakMemory:
-    """TensorFlow's allocator peak for one device (`GPU:0`, or `CPU:0` where
-    the CPU allocator keeps statistics), falling back to the process RSS
-    high-water mark when the allocator reports nothing."""
+    """TensorFlow's allocator peak for one device (`GPU:0`, or `CPU:0`: tlbench
+    sets the CPU allocator to BFC, which keeps statistics, before TensorFlow
+    is imported), falling back to the process RSS high-water mark when the
+    allocator reports nothing (TensorFlow imported before tlbench)."""
 
     def __init__(self, device: str):
         import tensorflow as tf
@@ -238,6 +239,18 @@ class TensorFlowPeakMemory:
             if current > 0:
                 return current
         return psutil.Process().memory_info().rss
+
+    @property
+    def allocator(self) -> bool:
+        return self._allocator
+
+    def runtime_overhead(self) -> int | None:
+        """What the process holds now beyond the allocator's bytes in use: the
+        runtime, libraries, Python and the allocator's unused reserve. None
+        where the allocator keeps no statistics (`in_use` is the RSS then)."""
+        if not self._allocator:
+            return None
+        return max(psutil.Process().memory_info().rss - self.in_use(), 0)
 
     def peak(self) -> tuple[int, str]:
         """(peak bytes since `reset`, how it was measured)."""

@@ -229,7 +229,9 @@ def model_costs(setup: Setup, spec: TrialSpec) -> dict:
     if setup.device.startswith("CPU"):
         cached_images = sum(len(idx) for idx in (setup.splits.train, setup.splits.val, setup.splits.test))
         cached_bytes = cached_images * size * size * 3 * 4
-        costs.refuse_if_too_big(peaks["predicted_peak_memory_bytes"], spec.batch_size, cached_bytes)
+        costs.refuse_if_too_big(
+            peaks["predicted_peak_memory_bytes"], spec.batch_size, cached_bytes, setup.memory.runtime_overhead()
+        )
     per_image = cost["predicted_activation_bytes_per_image"]
     return {
         **cost,
@@ -347,7 +349,7 @@ def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory
     baseline = memory.in_use()  # weights, optimizer slots, cached data: what a step starts from
     train = time_until_stable(lambda: classifier.train_step(*next(train_stream)), plan, batch_size, sync=sync)
     peak, method = memory.peak()
-    peak_rss = memory.rss.peak_bytes()
+    peak_rss = memory.rss.peak_bytes()  # over the same steps: the allocator's bytes and the runtime's
 
     memory.reset()
     infer_baseline = memory.in_use()
@@ -366,6 +368,7 @@ def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory
         "infer_activation_memory_bytes": infer_peak - infer_baseline,
         "memory_method": method,
         "peak_rss_bytes": peak_rss,
+        "runtime_overhead_bytes": max(peak_rss - peak, 0) if memory.allocator else None,
     }
 
 
