@@ -24,7 +24,7 @@ def test_last_block_keeps_a_fraction_of_what_full_fine_tuning_keeps(benchmark, t
         sys.executable, "-m", "tlbench", "run", "--backbone", "resnet_v2_50", "--mode", "last_block", "finetune",
         "--batch-size", "8", "--quick", "--weights", "standin", "--out", str(tmp_path),
     ]  # fmt: skip
-    if not benchmark.enabled:  # two ResNet trials, minutes on 2 cores: the graph side is tests/test_partial.py's
+    if not benchmark.enabled:  # two ResNet trials, minutes on 2 cores: the graph side is tests/worker/test_partial.py's
         pytest.skip("end-to-end memory of two ResNet V2 50 trials: run with benchmarks enabled")
 
     def run():

@@ -37,7 +37,7 @@ def null_trial(spec, lengths):
     """Stands in for a trial: takes its known length, does nothing else.
     (`lengths` travels where a real trial gets its dataset.)"""
     time.sleep(lengths[spec.trial_id])
-    return {**spec.describe(), "status": "ok", "error": None, "seconds": lengths[spec.trial_id]}
+    return {**spec.record_fields(), "status": "ok", "error": None, "seconds": lengths[spec.trial_id]}
 
 
 def test_lpt_makespan_by_hand():

@@ -2,8 +2,22 @@
 
 - `tiny_module`: a tiny TF2 SavedModel (conv + BatchNorm + pooling) built here
   and loaded through hub.KerasLayer exactly like a TF Hub module.
+- `mobilenet_sized`: the same with MobileNet V2's 1280 features.
 - `shared_module`: Google's real TF1 Hub module in ../shared/models/.
-- Caches (stand-ins, TF Hub) live in this session's temporary folder.
+- Caches (stand-ins, TF Hub) live in this session's temporary folder: with
+  pytest-xdist, each worker process has its own.
+
+The tests come in three tiers, a folder each, run in this order (tox.ini):
+
+- `unit/`: this process imports neither TensorFlow nor Ray; seconds.
+- `worker/`: TensorFlow, in this process or in the fresh process tlbench
+  starts for worker-side code (`isolated`); no Ray.
+- `system/`: Ray (the session's, clusters), the command end to end in a
+  process of its own, signals.
+
+Each test gets its tier's marker (`pytest -m unit`), and a unit test that
+loads TensorFlow or Ray fails, naming what it loaded.
+Hypothesis runs the `ci` profile (fewer examples) where CI is set.
 """
 
 from __future__ import annotations
@@ -15,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import tlbench  # noqa: F401 - sets TF_USE_LEGACY_KERAS before any TensorFlow import
 
@@ -22,6 +37,21 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_MODULE = ROOT.parent / "shared" / "models" / "mobilenet_v2_035_128_feature_vector_2"
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
+TIERS = ("unit", "worker", "system")
+# What the unit tier never loads: each takes seconds to import and brings threads and processes.
+HEAVY = ("tensorflow", "ray")
+
+# Hypothesis' profiles: `default` locally (100 examples a property, or the
+# test's own max_examples); under CI its built-in `ci` (the same examples each
+# run, no deadline, no example database) with fewer examples.
+# HYPOTHESIS_PROFILE=ci tries CI's locally.
+settings.register_profile("ci", settings.get_profile("ci"), max_examples=20)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default"))
+
+
+def ci_examples(local: int, ci: int) -> int:
+    """max_examples for a property that sets its own: `local`, or `ci` under the ci profile."""
+    return ci if settings.get_current_profile_name() == "ci" else local
 
 
 def pytest_configure(config):
@@ -40,6 +70,47 @@ def pytest_unconfigure(config):
     shutil.rmtree(getattr(config, "_tlbench_cache", ""), ignore_errors=True)
 
 
+def tier(path: Path) -> str | None:
+    """The tier of a test file: the folder under tests/ it sits in."""
+    parts = Path(path).resolve().relative_to(TESTS).parts
+    return parts[0] if len(parts) > 1 and parts[0] in TIERS else None
+
+
+def _heavy_loaded() -> set[str]:
+    return {name for name in HEAVY if name in sys.modules}
+
+
+# What the tests before have loaded: a unit test is blamed only for what came in while it ran.
+_loaded_before: set[str] = set()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        found = tier(item.path)
+        if found:
+            item.add_marker(found)
+    # A session of unit tests alone (the unit tier): what collecting them loaded
+    # is blamed on the first test, so that a module-level import shows too.
+    if not all(tier(item.path) == "unit" for item in items):
+        _loaded_before.update(_heavy_loaded())
+
+
+@pytest.fixture(autouse=True)
+def _unit_tier_loads_no_tensorflow_or_ray(request):
+    """Fails a unit test during which TensorFlow or Ray was imported (by its
+    module, a fixture or its body): it belongs in worker/ or system/."""
+    yield
+    loaded = _heavy_loaded()
+    new = loaded - _loaded_before
+    _loaded_before.update(loaded)
+    if new and tier(request.node.path) == "unit":
+        pytest.fail(
+            f"the unit tier loads neither TensorFlow nor Ray, and {', '.join(sorted(new))} was imported by now: "
+            "move the test that imports it to tests/worker/ (TensorFlow) or tests/system/ (Ray, processes)",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def shared_module() -> str:
     if not (SHARED_MODULE / "saved_model.pb").exists():
@@ -52,6 +123,16 @@ def tiny_module(tmp_path_factory) -> str:
     from modules import save_tiny_feature_module
 
     return save_tiny_feature_module(tmp_path_factory.mktemp("tiny") / "module")
+
+
+@pytest.fixture(scope="session")
+def mobilenet_sized(tmp_path_factory) -> str:
+    """The tiny module with MobileNet V2's 1280 features: it takes any image
+    size, so it fits mobilenet_v2_035_128 (the 16-feature `tiny_module` fits
+    no backbone)."""
+    from modules import save_tiny_feature_module
+
+    return save_tiny_feature_module(tmp_path_factory.mktemp("tiny1280") / "module", features=1280)
 
 
 @pytest.fixture(scope="session")

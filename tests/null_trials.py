@@ -41,9 +41,9 @@ def quick_trial(spec, images) -> dict:
         f.write(json.dumps({"trial_id": spec.trial_id, "pid": os.getpid(), "gpus": ray.get_gpu_ids()}) + "\n")
     _wait_if_held(spec.trial_id)
     if spec.trial_id in _lines("fail"):
-        return record.make(**spec.describe(), status=record.Status.ERROR, error="RuntimeError: asked to fail")
+        return record.make(**spec.record_fields(), status=record.Status.ERROR, error="RuntimeError: asked to fail")
     return record.make(
-        **spec.describe(),
+        **spec.record_fields(),
         status=record.Status.OK,
         error=None,
         seconds=0.0,

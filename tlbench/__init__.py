@@ -17,6 +17,8 @@ shared by both sides and import no TensorFlow either.
 | `registry.py`           | the backbones tlbench knows (handle, size, stand-in, block layout), modes |
 | `plan.py`               | budgets, protocol, weights sources, trial specs, the grid, its order     |
 | `record.py`             | the trial record: its fields and types, built and checked in one place   |
+| `figures.py`            | a trial's figures, once: table column, trials.csv, HParams, live line    |
+| `run_env.py`            | env.json: its fields and types, the plan's key; checked as records are   |
 | `stability.py`          | when a timed figure can't be trusted: tolerances, judgement, smoke       |
 | `data.py`               | datasets as arrays or files, checked; stratified splits                  |
 | `imagefolder.py`        | an image folder walked without blocking; decode verdicts, skip reasons   |
@@ -42,17 +44,19 @@ shared by both sides and import no TensorFlow either.
 | `worker/costs.py`       | those counts for a trial's model or a backbone, cached; memory refusal   |
 | `worker/tfds_export.py` | `tfds:NAME` datasets written once as image folders                       |
 | `worker/decode_check.py` | which image files a trial decodes; the file a failed trial choked on   |
-| `reports/columns.py`    | column lists for Markdown, HTML and the terminal (tables fitted to it)   |
-| `reports/chance.py`     | when a test accuracy is at chance level: no better than guessing         |
-| `reports/analysis.py`   | across trials: configurations over seeds, noise, memory slopes           |
+| `reports/rules.py`      | each rule once: a result, ranking on accuracy, chance, both noise rules  |
+| `reports/formats.py`    | how a figure is written: accuracy, images/s, bytes, percent, mean ± std  |
+| `reports/columns.py`    | the reports' column lists; a table as rich, Markdown or HTML             |
+| `reports/configs.py`    | across trials: configurations over seeds, memory against batch size     |
 | `reports/decide.py`     | recommendation, Pareto front, the best configuration under constraints   |
-| `reports/ladder.py`     | does fine-tuning pay: each backbone's rungs of trainable depth, a table  |
-| `reports/ladder_verdict.py` | what each step up the ladder buys and costs; the rung to take        |
+| `reports/ladder.py`     | does fine-tuning pay: each backbone's rungs, what a step up buys, which  |
+| `reports/analysis.py`   | `analyse(run)`: all of the above once per run, what every renderer reads |
+| `reports/document.py`   | the report as one document: sections of text, notes, tables, images     |
+| `reports/report.py`     | that document as `report.md` and `report.html`, with plots and exports   |
+| `reports/terminal.py`   | that document in a terminal (tables fitted to it); `compare`, `list`     |
 | `reports/plots.py`      | the report's PNG plots (matplotlib)                                      |
-| `reports/report.py`     | `report.md` and `report.html` of a run, from its files alone             |
 | `reports/export.py`     | `trials.csv` and `tensorboard/` (HParams sessions, validation curves)    |
 | `reports/compare.py`    | `compare RUN_A RUN_B`: changes per configuration, regressions            |
-| `reports/terminal.py`   | what `report`, `compare` and `list` print                                |
 """
 
 import os

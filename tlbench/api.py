@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tlbench import results
+from tlbench import results, run_env
 from tlbench.errors import UsageError
 
 
@@ -28,7 +28,7 @@ class Run:
 
     path: Path
     records: list  # one dict per trial record, in the order written (trials.jsonl)
-    env: dict  # env.json: the machine, the versions, the resolved plan
+    env: run_env.RunEnv  # env.json: the machine, the versions, the resolved plan (fields of the wrong type left out)
     warnings: list  # one line per part of the folder that could not be read
     exit_status: int | None = None  # the command's exit status; None when read back
 

@@ -201,21 +201,21 @@ def cmd_run(args, argv, console: Console, started=None) -> int:
 
 def cmd_report(args, argv, console: Console) -> int:
     """Exit status 1 when constraints were given and nothing fits; 3 (over 1) when the files can't be written."""
-    from tlbench import stability
+    from tlbench.reports.analysis import analyse
     from tlbench.reports.decide import Constraints, choose
     from tlbench.reports.report import write_report
-    from tlbench.reports.terminal import print_choice, print_table
+    from tlbench.reports.terminal import print_choice, print_report
 
-    run = results.read_run(Path(args.run_dir) if args.run_dir else results.latest_run_dir(Path(DEFAULT_OUT)))
+    analysis = analyse(results.read_run(Path(args.run_dir or results.latest_run_dir(Path(DEFAULT_OUT)))))
     try:
-        written, unwritable = write_report(run), None
+        written, unwritable = write_report(analysis), None
     except ResultsUnwritable as error:  # a read-only or full folder: the terminal still gets the report
         written, unwritable = {}, error
-    print_table(run, console, wide=args.wide or not console.is_terminal)  # a file or a pipe: every column
+    print_report(analysis, console, wide=args.wide or not console.is_terminal)  # a file or a pipe: every column
     if written:
         console.print("report: " + ", ".join(str(path) for path in written.values()))
     constraints = Constraints(args.memory_budget, args.min_throughput, args.min_accuracy, args.throughput)
-    choice = choose(stability.judged(run.records), constraints) if constraints.given else None
+    choice = choose(analysis.configurations, constraints) if constraints.given else None
     if choice is not None:
         print_choice(choice, console)
     if unwritable:
@@ -225,9 +225,10 @@ def cmd_report(args, argv, console: Console) -> int:
 
 def cmd_compare(args, argv, console: Console) -> int:
     """Exit status 1 when any configuration regressed beyond the thresholds."""
+    from tlbench.reports.analysis import analyse
     from tlbench.reports.terminal import print_comparison
 
-    run_a, run_b = (results.read_run(Path(folder)) for folder in (args.run_a, args.run_b))
+    run_a, run_b = (analyse(results.read_run(Path(folder))) for folder in (args.run_a, args.run_b))
     thresholds = Thresholds(args.accuracy_drop, args.slowdown, args.memory_growth)
     return EXIT_NOT_MET if print_comparison(run_a, run_b, thresholds, console) else 0
 

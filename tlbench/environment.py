@@ -16,6 +16,8 @@ from pathlib import Path
 
 import psutil
 
+from tlbench import run_env
+
 PACKAGES = ("tensorflow", "tensorflow-hub", "tf-keras", "ray", "rich", "psutil", "numpy")
 
 
@@ -34,11 +36,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def package_versions() -> dict:
+def package_versions() -> dict[str, str | None]:
     from tlbench import __version__
 
     # tlbench's own from the code that runs (an editable install's metadata can lag).
-    versions = {"python": platform.python_version(), "tlbench": __version__}
+    versions: dict[str, str | None] = {"python": platform.python_version(), "tlbench": __version__}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
@@ -64,7 +66,7 @@ def local_gpu_names() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def git_commit() -> dict:
+def git_commit() -> run_env.Git:
     """The commit of the tlbench checkout in use, if it is one."""
     root = Path(__file__).resolve().parent.parent
     try:
@@ -83,8 +85,8 @@ def git_commit() -> dict:
     return {"commit": commit, "dirty": bool(dirty)}
 
 
-def describe(argv, cluster: dict) -> dict:
-    """The contents of env.json."""
+def machine_fields(argv, cluster: run_env.Cluster) -> run_env.RunEnv:
+    """env.json's fields about the machine (the driver adds the run's)."""
     return {
         "versions": package_versions(),
         "host": host(),

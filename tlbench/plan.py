@@ -197,7 +197,7 @@ class TrialSpec:
     def trial_id(self) -> str:
         return trial_id(self.backbone, self.mode, self.batch_size, self.dataset, self.seed)
 
-    def describe(self) -> dict:
+    def record_fields(self) -> dict:
         """The record fields that say what was run."""
         return {
             "trial_id": self.trial_id,

@@ -8,6 +8,9 @@ is; a line without them (or with one of the wrong type) is not a record. Any
 other field of the wrong type is dropped where it is read, with a warning
 naming the field, so it shows as "-" rather than breaking a table. Fields
 this version doesn't know (records of later versions) are kept as they are.
+
+The checker below (`built`, `kept`, `problems`) knows TypedDicts, not
+records: env.json is written and read through it too (run_env.py).
 """
 
 from __future__ import annotations
@@ -207,16 +210,10 @@ def make(**fields) -> TrialRecord:
     """A record from its fields, checked against the definition: an unknown
     field or a value of the wrong type is a bug, raised as TypeError here
     rather than written. NumPy scalars become Python numbers first."""
-    unknown = sorted(set(fields) - set(FIELDS))
-    if unknown:
-        raise TypeError(f"not record fields: {', '.join(unknown)}")
-    record = {key: _plain(value) for key, value in fields.items()}
+    record = built(fields, FIELDS, "record")
     if "status" in record:
         record["status"] = Status(record["status"])
-    problems = [problem for key, value in record.items() for problem in _problems(value, FIELDS[key], key)]
-    if problems:
-        raise TypeError("record fields of the wrong type: " + "; ".join(problems))
-    return record
+    return typing.cast(TrialRecord, record)
 
 
 def checked(payload) -> tuple[TrialRecord | None, list[str]]:
@@ -228,21 +225,34 @@ def checked(payload) -> tuple[TrialRecord | None, list[str]]:
     missing = [key for key in REQUIRED if key not in payload]
     if missing:
         return None, [f"lacks {', '.join(missing)}; skipped"]
-    wrong = [key for key in REQUIRED if _problems(payload[key], FIELDS[key], key)]
+    wrong = [key for key in REQUIRED if problems(payload[key], FIELDS[key], key)]
     if wrong:
         return None, [f"has {', '.join(wrong)} of the wrong type; skipped"]
-    record, notes = {}, []
-    for key, value in payload.items():
-        kind = FIELDS.get(key)
-        problems = [] if kind is None else _problems(value, kind, key)
-        if problems:
-            notes += [f"{problem}; shown as -" for problem in problems]
-            value = _without_bad_parts(value, kind)
-            if value is _DROP:
-                continue
-        record[key] = value
+    record, dropped = kept(payload, FIELDS)
     record["status"] = Status(record["status"])
-    return record, notes
+    return typing.cast(TrialRecord, record), [f"{line}; shown as -" for lines in dropped.values() for line in lines]
+
+
+def finite(value) -> float | None:
+    """A finite int or float (not a bool: JSON true is no number), else None;
+    a record's fields may hold anything."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return value if math.isfinite(value) else None
+    except OverflowError:  # an int too large for a float
+        return None
+
+
+def ended_ok(record) -> bool:
+    """A trial that ended ok (its figures may since have been dropped by `checked`)."""
+    return record.get("status") == Status.OK
+
+
+def has_result(record) -> bool:
+    """An ok trial with its test accuracy: a result the reports sum over seeds.
+    An ok record without one (another version's, a damaged one) is no result."""
+    return ended_ok(record) and finite(record.get("test_accuracy")) is not None
 
 
 def done(record) -> bool:
@@ -251,24 +261,49 @@ def done(record) -> bool:
     its ESSENTIAL_FIGURES a finite number, or an oom one (it would run out of
     memory again). An error is not done, nor an ok record whose figures are
     missing or were dropped by `checked` as of the wrong type."""
-    status = record.get("status")
-    if status == Status.OOM:
+    if record.get("status") == Status.OOM:
         return True
-    return status == Status.OK and all(_finite(record.get(key)) for key in ESSENTIAL_FIGURES)
-
-
-def _finite(value) -> bool:
-    if isinstance(value, bool):  # JSON true is not a number
-        return False
-    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    return ended_ok(record) and all(finite(record.get(key)) is not None for key in ESSENTIAL_FIGURES)
 
 
 # ------------------------------------------------------------ type checks
+# Of any JSON object defined by TypedDicts: the record's and env.json's (run_env.py).
 
 _DROP = object()
 
 
-def _problems(value, kind, path: str) -> list[str]:
+def built(fields: dict, kinds: dict[str, object], what: str) -> dict:
+    """`fields` as the JSON values they stand for (`_plain`), checked against
+    `kinds` (field -> type): an unknown field or a value of the wrong type is
+    a TypeError naming them."""
+    unknown = sorted(set(fields) - set(kinds))
+    if unknown:
+        raise TypeError(f"not {what} fields: {', '.join(unknown)}")
+    plain = {key: _plain(value) for key, value in fields.items()}
+    wrong = [line for key, value in plain.items() for line in problems(value, kinds[key], key)]
+    if wrong:
+        raise TypeError(f"{what} fields of the wrong type: " + "; ".join(wrong))
+    return plain
+
+
+def kept(payload: dict, kinds: dict[str, object]) -> tuple[dict, dict[str, list[str]]]:
+    """`payload` with every part of the wrong type left out, and per field
+    that lost a part (or went whole), one line per part naming it. Fields
+    `kinds` doesn't know (a later version's) are kept as they are."""
+    result, dropped = {}, {}
+    for key, value in payload.items():
+        kind = kinds.get(key)
+        wrong = [] if kind is None else problems(value, kind, key)
+        if wrong:
+            dropped[key] = wrong
+            value = _without_bad_parts(value, kind)
+            if value is _DROP:
+                continue
+        result[key] = value
+    return result, dropped
+
+
+def problems(value, kind, path: str) -> list[str]:
     """Why `value` is not of `kind` ([] when it is): one line per bad part,
     naming the part (`train_timing.images_per_sec_median`)."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
@@ -276,20 +311,20 @@ def _problems(value, kind, path: str) -> list[str]:
         if value is None and type(None) in args:
             return []
         (inner,) = [a for a in args if a is not type(None)]
-        return _problems(value, inner, path)
+        return problems(value, inner, path)
     if _is_typed_dict(kind):
         if not isinstance(value, dict):
             return [f"{path} is {_kind(value)}, not an object"]
         hints = typing.get_type_hints(kind)
-        return [p for key, item in value.items() if key in hints for p in _problems(item, hints[key], f"{path}.{key}")]
+        return [p for key, item in value.items() if key in hints for p in problems(item, hints[key], f"{path}.{key}")]
     if origin is list:
         if not isinstance(value, list):
             return [f"{path} is {_kind(value)}, not a list"]
-        return [p for i, item in enumerate(value) for p in _problems(item, args[0], f"{path}[{i}]")]
+        return [p for i, item in enumerate(value) for p in problems(item, args[0], f"{path}[{i}]")]
     if origin is dict:
         if not isinstance(value, dict):
             return [f"{path} is {_kind(value)}, not an object"]
-        return [p for key, item in value.items() for p in _problems(item, args[1], f"{path}.{key}")]
+        return [p for key, item in value.items() for p in problems(item, args[1], f"{path}.{key}")]
     if _fits(value, kind):
         return []
     return [f"{path} is {_kind(value)}, not {_NAMES.get(kind, getattr(kind, '__name__', str(kind)))}"]
@@ -317,7 +352,7 @@ def _without_bad_parts(value, kind):
         hints = typing.get_type_hints(kind)
         kept = {}
         for key, item in value.items():
-            if key in hints and _problems(item, hints[key], key):
+            if key in hints and problems(item, hints[key], key):
                 item = _without_bad_parts(item, hints[key])
                 if item is _DROP:
                     continue

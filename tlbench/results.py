@@ -4,8 +4,8 @@ driver (`--resume`), `report` and `compare`.
 `trials.jsonl` gets one whole line per finished trial, appended with a single
 write and fsync'd before the next trial's result is taken, so a crash can cut
 at most the line being written; readers skip such a line and say so. Every
-line is read through `record.checked`. A run folder is locked (`.lock`) while
-a run or a resume writes to it.
+line is read through `record.checked`, and env.json through `run_env.checked`.
+A run folder is locked (`.lock`) while a run or a resume writes to it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tlbench import record
+from tlbench import record, run_env
 from tlbench.errors import UsageError, os_reason
 from tlbench.files import FolderLock, expand_user
 
@@ -95,9 +95,12 @@ def append_record(run_dir: Path, trial: dict) -> None:
 @dataclass
 class RunContents:
     run_dir: Path
-    records: list = field(default_factory=list)
-    env: dict = field(default_factory=dict)
-    warnings: list = field(default_factory=list)  # one line each
+    records: list[record.TrialRecord] = field(default_factory=list)
+    env: run_env.RunEnv = field(default_factory=lambda: run_env.RunEnv())
+    warnings: list[str] = field(default_factory=list)  # one line each
+    # env.json's fields that lost a part of the wrong type (or went whole):
+    # field -> the checker's lines. --resume refuses a plan that is here.
+    env_dropped: dict[str, list[str]] = field(default_factory=dict)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -131,12 +134,14 @@ def read_run(run_dir: Path) -> RunContents:
             contents.warnings.append(f"{ENV} unreadable ({error}); environment left out")
         else:
             if isinstance(env, dict):
-                contents.env = env
-                _check_version(env, contents.warnings)
+                contents.env, contents.env_dropped = run_env.checked(env)
+                _check_version(contents.env, contents.warnings)
+                dropped = contents.env_dropped.values()
+                contents.warnings += [f"{ENV}: {line}; left out" for lines in dropped for line in lines]
             else:
                 contents.warnings.append(f"{ENV} is not a JSON object; environment left out")
     trials_path = run_dir / TRIALS
-    latest: dict[str, dict] = {}
+    latest: dict[str, record.TrialRecord] = {}
     if trials_path.is_file():
         try:
             text = trials_path.read_text(errors="replace")
@@ -164,11 +169,10 @@ def read_run(run_dir: Path) -> RunContents:
     return contents
 
 
-def _check_version(env: dict, warnings: list) -> None:
+def _check_version(env: run_env.RunEnv, warnings: list[str]) -> None:
     from tlbench import __version__
 
-    versions = env.get("versions")
-    written_by = versions.get("tlbench") if isinstance(versions, dict) else None
+    written_by = env.get("versions", {}).get("tlbench")
     if written_by != __version__:
         warnings.append(
             f"this run was written by tlbench {written_by or 'of an unknown version'}, this is {__version__}: "

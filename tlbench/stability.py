@@ -33,8 +33,9 @@ The tolerances:
 
 from __future__ import annotations
 
-import math
 import statistics
+
+from tlbench.record import ended_ok, finite
 
 MAX_WINDOW_SPREAD = 0.10
 MAX_OTHER_CPU = 0.15
@@ -65,9 +66,9 @@ FIGURE_NAMES = {
 
 def quality(timing: dict) -> str:
     """MEASURED or SMOKE, from a pass's timing summary (measure.Timing.summary)."""
-    windows = _number(timing.get("repeats")) or 0
-    fewest_steps = _number(timing.get("window_steps_min"))
-    if fewest_steps is None and _number(timing.get("timed_steps")):  # records before the field: the mean steps
+    windows = finite(timing.get("repeats")) or 0
+    fewest_steps = finite(timing.get("window_steps_min"))
+    if fewest_steps is None and finite(timing.get("timed_steps")):  # records before the field: the mean steps
         fewest_steps = timing["timed_steps"] / max(windows, 1)
     too_few_steps = fewest_steps is not None and fewest_steps < MIN_MEASURED_STEPS
     return SMOKE if windows < MIN_MEASURED_WINDOWS or too_few_steps else MEASURED
@@ -79,7 +80,7 @@ def timing_problem(timing: dict) -> str | None:
     if quality(timing) == SMOKE:
         return None
     problems = []
-    spread, other = _number(timing.get("images_per_sec_cv")), _number(timing.get("other_cpu_share_mean"))
+    spread, other = finite(timing.get("images_per_sec_cv")), finite(timing.get("other_cpu_share_mean"))
     if spread is not None and spread > MAX_WINDOW_SPREAD:
         problems.append(f"spread {_percent(spread)} over {timing['repeats']} windows (> {_percent(MAX_WINDOW_SPREAD)})")
     if other is not None and other > MAX_OTHER_CPU:
@@ -90,7 +91,7 @@ def timing_problem(timing: dict) -> str | None:
 def unsteadiness(timing: dict) -> float:
     """How far a pass is from stable, in multiples of the tolerances (at most
     1 is stable): which of several attempts to keep."""
-    spread, other = _number(timing.get("images_per_sec_cv")) or 0.0, _number(timing.get("other_cpu_share_mean")) or 0.0
+    spread, other = finite(timing.get("images_per_sec_cv")) or 0.0, finite(timing.get("other_cpu_share_mean")) or 0.0
     return max(spread / MAX_WINDOW_SPREAD, other / MAX_OTHER_CPU)
 
 
@@ -131,7 +132,7 @@ def record_quality(record: dict) -> str | None:
     if isinstance(record.get("timing_quality"), str):
         return record["timing_quality"]
     timing = record.get("train_timing")
-    return quality(timing) if isinstance(timing, dict) and _number(timing.get("repeats")) is not None else None
+    return quality(timing) if isinstance(timing, dict) and finite(timing.get("repeats")) is not None else None
 
 
 def unstable(record: dict) -> dict:
@@ -163,8 +164,8 @@ def inconsistent(records) -> dict[str, dict[str, str]]:
         for record in records:
             value = record.get(figure)
             if (
-                record.get("status") == "ok"
-                and (_number(value) or 0) > 0
+                ended_ok(record)
+                and (finite(value) or 0) > 0
                 and record_quality(record) == MEASURED
                 and figure not in unstable(record)
             ):
@@ -232,13 +233,3 @@ def smoke_trials(records) -> list[str]:
 
 def _percent(fraction: float) -> str:
     return f"{100 * fraction:.0f} %"
-
-
-def _number(value) -> float | None:
-    """A finite int or float (not a bool), else None: records may hold anything."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        return value if math.isfinite(value) else None
-    except OverflowError:  # an int too large for a float
-        return None

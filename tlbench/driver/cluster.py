@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlbench import isolated, record
+from tlbench import isolated, record, run_env
 from tlbench.data import ImageSet
 from tlbench.driver import stopping
 from tlbench.errors import UsageError, one_line, os_reason
@@ -74,7 +74,7 @@ class ClusterInfo:
             return {"num_gpus": 1, "num_cpus": 1}
         return {"num_cpus": self.cpus_per_trial}
 
-    def describe(self) -> dict:
+    def env_fields(self) -> run_env.Cluster:
         return {
             "address": self.address,
             "nodes": self.nodes,
@@ -292,7 +292,7 @@ def run_trials(
                 result = ray.get(ref)
             except ray.exceptions.RayError as error:
                 result = record.make(
-                    **spec.describe(),
+                    **spec.record_fields(),
                     status=record.Status.ERROR,
                     error=f"{type(error).__name__}: {one_line(error, 500)}",
                     seconds=None,  # the worker died before it could say

@@ -10,6 +10,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from tlbench.record import ended_ok
+
 
 @dataclass
 class GridProgress:
@@ -23,7 +25,7 @@ class GridProgress:
 
     def finished(self, record: dict) -> None:
         self.done += 1
-        self.failed += record.get("status") != "ok"
+        self.failed += not ended_ok(record)
         if record.get("seconds"):
             self.trial_seconds.append(record["seconds"])
         self.running.pop(record.get("trial_id"), None)

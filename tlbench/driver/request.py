@@ -5,9 +5,10 @@
   cluster the run lands on.
 - `RunPlan`: the request resolved on a cluster: the grid's selection, the
   budget, each backbone's weights source and FLOP count. It is written whole
-  to env.json and read back whole by `--resume`, through the same checks as
-  the command line, so a resumed run runs exactly the grid it recorded, with
-  the weights it recorded, on a cluster of any shape.
+  to env.json (under run_env.ENV_KEY) and read back whole by `--resume`: its
+  JSON types through env.json's checker (run_env.Plan), its values through
+  the same checks as the command line, so a resumed run runs exactly the
+  grid it recorded, with the weights it recorded, on a cluster of any shape.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tlbench import checks, data
+from tlbench import checks, data, record
 from tlbench.errors import UsageError, os_reason
 from tlbench.files import expand_user, is_url
 from tlbench.plan import (
@@ -29,10 +30,10 @@ from tlbench.plan import (
     default_selection,
 )
 from tlbench.registry import check_ladder, check_mode, get_backbone
+from tlbench.run_env import ENV_KEY, Plan
 
 WEIGHTS_POLICIES = ("auto", "hub", "standin")
 SOURCE_KINDS = ("local", "tfhub", "standin")
-ENV_KEY = "plan"  # where env.json holds the RunPlan
 
 
 @dataclass(frozen=True)
@@ -179,11 +180,15 @@ class RunPlan:
 
     @classmethod
     def from_json(cls, payload, where: str) -> RunPlan:
-        """A recorded plan, every value checked as the command line checks it
-        (numbers must be JSON numbers); a bad or missing one is a UsageError
-        naming it and `where`."""
+        """A recorded plan: its JSON types as env.json's checker reads them
+        (numbers must be JSON numbers), every value checked as the command
+        line checks it; a bad or missing one is a UsageError naming it and
+        `where`."""
         if not isinstance(payload, dict):
             raise UsageError(f"{where} has no run plan (an interrupted start, or another tlbench version)")
+        wrong = record.problems(payload, Plan, ENV_KEY)
+        if wrong:
+            raise UsageError(f"{where}: {wrong[0]}")
         recorded = _Recorded(payload)
         try:
             backbones = recorded.items("backbones", lambda name: get_backbone(checks.text("backbone", name)).name)
@@ -192,14 +197,14 @@ class RunPlan:
             return cls(
                 backbones=backbones,
                 modes=recorded.items("modes", lambda mode: check_mode(checks.text("mode", mode))),
-                batch_sizes=recorded.items("batch_sizes", _whole(checks.batch_size)),
-                seeds=recorded.items("seeds", _whole(checks.seed)),
+                batch_sizes=recorded.items("batch_sizes", checks.batch_size),
+                seeds=recorded.items("seeds", checks.seed),
                 dataset=recorded.checked("dataset", lambda value: checks.text("dataset", value)),
                 budget=recorded.choice("budget", tuple(BUDGETS)),
                 protocol=Protocol(
-                    split_seed=protocol.checked("split_seed", _whole(checks.seed)),
-                    train_size=protocol.optional("train_size", _whole(checks.train_size)),
-                    batch_norm_momentum=protocol.checked("batch_norm_momentum", _real(checks.momentum)),
+                    split_seed=protocol.checked("split_seed", checks.seed),
+                    train_size=protocol.optional("train_size", checks.train_size),
+                    batch_norm_momentum=protocol.checked("batch_norm_momentum", checks.momentum),
                     # Runs recorded before the policy was fine-tuned with BatchNorm in training mode.
                     batch_norm=protocol.choice("batch_norm", BATCH_NORM_POLICIES, missing="train"),
                 ),
@@ -220,7 +225,8 @@ class RunPlan:
 
 
 class _Recorded:
-    """Values of a recorded JSON object, each present and of the right shape."""
+    """Values of a recorded JSON object, each present (their JSON types are
+    the checker's: `from_json` ran it first)."""
 
     def __init__(self, payload: dict, prefix: str = ""):
         self.payload, self.prefix = payload, prefix
@@ -243,53 +249,31 @@ class _Recorded:
 
     def items(self, key: str, check) -> tuple:
         values = self.value(key)
-        if not isinstance(values, list) or not values:
+        if not values:
             raise UsageError(f"'{self.prefix}{key}' must be a non-empty list, got {values!r}")
         return self.checked(key, lambda values: tuple(dict.fromkeys(check(v) for v in values)))
 
     def mapping(self, key: str) -> dict:
-        value = self.value(key)
-        if not isinstance(value, dict):
-            raise UsageError(f"'{self.prefix}{key}' must be an object, got {value!r}")
-        return value
+        return self.value(key)
 
     def choice(self, key: str, known: tuple, missing: str | None = None) -> str:
         """One of `known`; `missing`, when given, stands for an absent key."""
         value = self.payload.get(key, missing) if missing is not None else self.value(key)
-        if value not in known or not isinstance(value, str):
+        if value not in known:
             raise UsageError(f"unknown {key} {value!r}: known: {', '.join(known)}")
         return value
-
-
-def _whole(check):
-    """`check` on a recorded value that must be a JSON whole number."""
-
-    def recorded(value):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UsageError(f"{value!r} is not a whole number")
-        return check(value)
-
-    return recorded
-
-
-def _real(check):
-    """`check` on a recorded value that must be a JSON number."""
-
-    def recorded(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UsageError(f"{value!r} is not a number")
-        return check(value)
-
-    return recorded
 
 
 def recorded_plan(run_dir: Path) -> tuple[RunPlan, frozenset]:
     """The plan `run_dir` recorded, checked, and the trial ids that are done
     (`record.done`: by the last record of each trial, as the report counts)."""
-    from tlbench import record, results
+    from tlbench import results
 
     run = results.read_run(run_dir)
-    plan = RunPlan.from_json(run.env.get(ENV_KEY), str(run_dir / results.ENV))
+    where = str(run_dir / results.ENV)
+    if ENV_KEY in run.env_dropped:  # read_run left out a part of the wrong type: not the plan that ran
+        raise UsageError(f"{where}: {run.env_dropped[ENV_KEY][0]}")
+    plan = RunPlan.from_json(run.env.get(ENV_KEY), where)
     return plan, frozenset(r["trial_id"] for r in run.records if record.done(r))
 
 
@@ -298,22 +282,19 @@ def _source(backbone: str, payload):
     SavedModel folder."""
     from tlbench.plan import ModuleSource
 
-    if not isinstance(payload, dict):
+    if payload is None:
         raise UsageError(f"no weights source recorded for {backbone}")
     kind = payload.get("kind")
     if kind not in SOURCE_KINDS:
         raise UsageError(f"weights source of {backbone} has kind {kind!r}; known: {', '.join(SOURCE_KINDS)}")
     location = checks.text(f"weights location of {backbone}", payload.get("location"))
-    note = payload.get("note")
-    if note is not None and not isinstance(note, str):
-        raise UsageError(f"weights note of {backbone} must be text, got {note!r}")
     if kind == "local":
         location = check_local_module(location)
-    return ModuleSource(kind, location, note)
+    return ModuleSource(kind, location, payload.get("note"))
 
 
-def _flops(backbone: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+def _flops(backbone: str, value: int | None) -> int:
+    if value is None or value <= 0:
         raise UsageError(f"FLOPs per image of {backbone} must be a whole number above 0, got {value!r}")
     return value
 

@@ -22,11 +22,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from tlbench import data, environment, isolated, record, results, stability
+from tlbench import data, environment, isolated, record, results, run_env
 from tlbench.driver import cluster, stopping
 from tlbench.driver.progress import GridProgress
-from tlbench.driver.request import ENV_KEY, RunPlan, RunRequest, recorded_plan
+from tlbench.driver.request import RunPlan, RunRequest, recorded_plan
 from tlbench.errors import ResultsUnwritable, os_reason
+from tlbench.figures import live_figures
 from tlbench.files import write_json_atomic
 from tlbench.plan import BUDGETS, longest_first, predicted_flops
 
@@ -84,9 +85,9 @@ def start(request: RunRequest, settings: Settings, console: Console, workers: Wo
         if settings.on_run_dir:
             settings.on_run_dir(run_dir)
         with results.lock(run_dir):
-            env = environment.describe(settings.argv, info.describe())
-            env.update(
-                {ENV_KEY: plan.as_json()},
+            env = run_env.make(
+                **environment.machine_fields(settings.argv, info.env_fields()),
+                **{run_env.ENV_KEY: plan.as_json()},
                 budget=asdict(BUDGETS[plan.budget]),
                 dataset={
                     "name": plan.dataset,
@@ -181,7 +182,7 @@ def _say_plainly(line: str | None, console: Console) -> None:
         console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
-def _write_env(run_dir: Path, env: dict) -> None:
+def _write_env(run_dir: Path, env: run_env.RunEnv) -> None:
     try:
         write_json_atomic(run_dir / results.ENV, env)
     except OSError as error:
@@ -237,44 +238,33 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
 
 
 def _report(run_dir: Path, console: Console, wide: bool = False) -> int:
+    from tlbench.reports.analysis import analyse
     from tlbench.reports.report import write_report
-    from tlbench.reports.terminal import print_table
+    from tlbench.reports.terminal import print_report
 
-    run = results.read_run(run_dir)
+    analysis = analyse(results.read_run(run_dir))
     try:
-        write_report(run)
+        write_report(analysis)
     except ResultsUnwritable as error:  # the records are safe; only the report's files are missing
-        print_table(run, console, wide)
+        print_report(analysis, console, wide)
         raise ResultsUnwritable(
             f"{error}; the tables are above and every record is in {run_dir / results.TRIALS}; "
             f"once the folder can be written, run: python -m tlbench report {run_dir}"
         ) from None
-    print_table(run, console, wide)
+    print_report(analysis, console, wide)
     console.print(f"records: {run_dir / results.TRIALS}\nreport:  {run_dir / results.REPORT_MD}, {results.REPORT_HTML}")
-    return EXIT_TRIAL_ERRORS if any(r["status"] == record.Status.ERROR for r in run.records) else EXIT_OK
-
-
-def _stability_mark(trial: dict, key: str) -> str:
-    if key in stability.unstable(trial):
-        return " [yellow]![/]"
-    timed = key in ("train_images_per_sec", "infer_images_per_sec")
-    return " (smoke)" if timed and stability.record_quality(trial) == stability.SMOKE else ""
+    return EXIT_TRIAL_ERRORS if any(r["status"] == record.Status.ERROR for r in analysis.records) else EXIT_OK
 
 
 def progress_line(trial: dict, done: int, total: int) -> str:
-    """One finished trial, as the live view prints it above the table; a timed
-    figure marked as the tables mark it (unstable `!`, `(smoke)`)."""
+    """One finished trial, as the live view prints it above the table; its
+    figures are the registry's (figures.FIGURES), marked as the tables mark
+    them (unstable `!`, `(smoke)`)."""
     status = trial["status"]
     colour = "green" if status == record.Status.OK else "red"
     line = f"\\[{done}/{total}] {escape(trial['trial_id'])} [{colour}]{status}[/]"
     if status == record.Status.OK:
-        for label, key, digits, unit in (
-            ("test acc", "test_accuracy", 3, ""),
-            ("train", "train_images_per_sec", 1, " img/s"),
-            ("infer", "infer_images_per_sec", 1, " img/s"),
-        ):
-            if isinstance(trial.get(key), (int, float)):
-                line += f"  {label} {trial[key]:.{digits}f}{unit}{_stability_mark(trial, key)}"
+        line += live_figures(trial)
     else:
         line += f"  {escape(str(trial.get('error')))}"
     if trial.get("seconds") is not None:

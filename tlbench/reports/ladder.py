@@ -2,7 +2,7 @@
 (registry.MODES, shallowest first: transfer, last_block, last_stage,
 finetune) side by side: what training deeper buys in validation accuracy and
 what it costs in step memory per image and in training speed, and which rung
-to take. Records only, no TensorFlow.
+to take (`verdict`). Records only, no TensorFlow.
 
 One ladder per backbone (and per weights source and device, which are never
 mixed in one ladder), shown at ONE batch size: the batch size with the most
@@ -24,18 +24,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 
 from tlbench.registry import MODES
-from tlbench.reports.analysis import Configuration, _number, _whole, configurations
-from tlbench.reports.columns import TRAIN, Column, _fraction
-
-# The tolerance when judging the rungs' validation accuracy (LADDER_NOISE_RULE).
-NOISE_POINTS = 0.005
-
-LADDER_NOISE_RULE = (
-    "a rung is within noise of the most accurate when its mean validation accuracy is below the best mean by "
-    "no more than 0.5 points or either rung's standard deviation over seeds, whichever is larger"
-)
+from tlbench.reports import formats
+from tlbench.reports.columns import TRAIN, Column
+from tlbench.reports.configs import Configuration
+from tlbench.reports.formats import points, times
+from tlbench.reports.rules import ONE_SEED_RUNGS, finite, has_result, no_result_status, rungs_within_noise, whole
 
 
 def mode_order(mode: str) -> tuple:
@@ -48,7 +44,7 @@ class Rung:
     """One mode of one ladder, over its seeds."""
 
     mode: str
-    config: Configuration  # accuracy (mean ± std over seeds), speed: analysis.configurations' figures
+    config: Configuration  # accuracy (mean ± std over seeds), speed: configs.configurations' figures
     seeds: int  # trials of this rung, whatever their status
     failed: dict  # status -> trials that ended so (oom, error, incomplete)
     trained_variables: int | None  # backbone variables that train
@@ -60,8 +56,8 @@ class Rung:
     kept_known: int  # seeds that recorded kept_epoch
 
     @property
-    def measured(self) -> bool:
-        return self.config.status == "ok"
+    def has_result(self) -> bool:
+        return self.config.has_result
 
     @property
     def val_mean(self) -> float | None:
@@ -95,13 +91,13 @@ class Ladder:
         return self.weights.startswith("standin")
 
     @property
-    def measured(self) -> list[Rung]:
-        return [r for r in self.rungs if r.measured]
+    def with_results(self) -> list[Rung]:
+        return [r for r in self.rungs if r.has_result]
 
     @property
     def comparable(self) -> bool:
         """Two or more rungs with results: something to compare."""
-        return len(self.measured) >= 2
+        return len(self.with_results) >= 2
 
     @property
     def plottable(self) -> bool:
@@ -111,19 +107,21 @@ class Ladder:
             figures = [rung.step_bytes_per_image, rung.predicted_bytes_per_image, rung.images_per_sec]
             return (not self.standin and rung.val_mean is not None) or any(f is not None and f > 0 for f in figures)
 
-        return sum(drawn(r) for r in self.measured) >= 2
+        return sum(drawn(r) for r in self.with_results) >= 2
 
     def rows(self) -> list[dict]:
         return [_row(self, rung) for rung in self.rungs]
 
 
-def ladders(records) -> list[Ladder]:
+def ladders(records, configs: list[Configuration]) -> list[Ladder]:
     """Every backbone's ladder in the run (sorted by backbone), each at the
     batch size with the most rungs measured; none for a backbone with no
-    result in any mode of the ladder."""
+    result in any mode of the ladder. `configs`: the run's configurations,
+    whose figures the rungs show."""
+    by_key = {(c.backbone, c.mode, c.batch_size, c.weights, c.device): c for c in configs}
     groups: dict[tuple, dict[int, dict[str, list[dict]]]] = {}
     for record in records:
-        mode, batch = record.get("mode"), _whole(record.get("batch_size"))
+        mode, batch = record.get("mode"), whole(record.get("batch_size"))
         if mode not in MODES or batch <= 0:
             continue
         key = (str(record.get("backbone")), str(record.get("weights")), str(record.get("device")))
@@ -132,10 +130,13 @@ def ladders(records) -> list[Ladder]:
     devices = {device for _, _, device in groups}
     found = []
     for (backbone, weights, device), by_batch in sorted(groups.items()):
-        rungs_by_batch = {batch: _rungs(by_mode) for batch, by_mode in by_batch.items()}
-        batch = max(rungs_by_batch, key=lambda b: (sum(r.measured for r in rungs_by_batch[b]), b))
+        rungs_by_batch = {
+            batch: _rungs(by_mode, {mode: by_key[(backbone, mode, batch, weights, device)] for mode in by_mode})
+            for batch, by_mode in by_batch.items()
+        }
+        batch = max(rungs_by_batch, key=lambda b: (sum(r.has_result for r in rungs_by_batch[b]), b))
         rungs = rungs_by_batch[batch]
-        if not any(r.measured for r in rungs):
+        if not any(r.has_result for r in rungs):
             continue
         label = backbone
         if backbones[backbone] > 1:
@@ -147,29 +148,25 @@ def ladders(records) -> list[Ladder]:
     return found
 
 
-def _rungs(by_mode: dict[str, list[dict]]) -> list[Rung]:
+def _rungs(by_mode: dict[str, list[dict]], configs: dict[str, Configuration]) -> list[Rung]:
     total = _most_common(
         r.get("backbone_variables") for group in by_mode.values() for r in group if r.get("mode") != "transfer"
     )
-    return [_rung(mode, by_mode[mode], total) for mode in MODES if mode in by_mode]
+    return [_rung(mode, by_mode[mode], configs[mode], total) for mode in MODES if mode in by_mode]
 
 
-def _rung(mode: str, group: list[dict], backbone_variables: int | None) -> Rung:
-    (config,) = configurations(group)  # one backbone, weights, device, batch size and mode: one configuration
-    # analysis' "ok": an ok trial with its test accuracy.
-    ok = [r for r in group if r.get("status") == "ok" and _number(r.get("test_accuracy"))]
-    failed = Counter("incomplete" if r.get("status") == "ok" else str(r.get("status")) for r in group if r not in ok)
-    batch = _whole(group[0].get("batch_size"))
+def _rung(mode: str, group: list[dict], config: Configuration, backbone_variables: int | None) -> Rung:
+    ok = [r for r in group if has_result(r)]
+    failed = Counter(no_result_status(r) for r in group if r not in ok)
+    batch = whole(group[0].get("batch_size"))
 
-    def per_image(field: str) -> float | None:
-        values = [float(r[field]) for r in ok if _number(r.get(field))]
-        return max(values) / batch if values else None
+    def largest(field: str) -> float | None:
+        values = [float(r[field]) for r in ok if finite(r.get(field)) is not None]
+        return max(values) if values else None
 
-    predicted = per_image("predicted_activation_bytes")
-    if predicted is None:
-        field = "predicted_activation_bytes_per_image"  # records that lack the batch's figure
-        values = [float(r[field]) for r in ok if _number(r.get(field))]
-        predicted = max(values) if values else None
+    measured, predicted = largest("activation_memory_bytes"), largest("predicted_activation_bytes")
+    # Records that lack the batch's figure have the per-image one.
+    predicted = predicted / batch if predicted is not None else largest("predicted_activation_bytes_per_image")
     trained = 0 if mode == "transfer" else _most_common(r.get("trained_backbone_variables") for r in group)
     first = None if mode == "transfer" else _most_common(r.get("trained_first_layer") for r in group)
     kept = [r.get("kept_epoch") for r in ok if isinstance(r.get("kept_epoch"), int)] if mode != "transfer" else []
@@ -181,7 +178,7 @@ def _rung(mode: str, group: list[dict], backbone_variables: int | None) -> Rung:
         trained_variables=trained,
         backbone_variables=backbone_variables,
         first_layer=first if isinstance(first, str) else None,
-        step_bytes_per_image=per_image("activation_memory_bytes"),
+        step_bytes_per_image=None if measured is None else measured / batch,
         predicted_bytes_per_image=predicted,
         kept_probe=sum(1 for epoch in kept if epoch == 0),
         kept_known=len(kept),
@@ -195,14 +192,6 @@ def _most_common(values):
 
 
 # ------------------------------------------------------------ the table
-
-
-def _mib(value) -> str:
-    """Bytes as MiB, with the digits that tell small from large apart."""
-    mib = value / 2**20
-    size = abs(mib)
-    digits = 0 if size >= 100 else 1 if size >= 10 else 2 if size >= 0.1 else 3
-    return f"{mib:,.{digits}f}"
 
 
 def _row(ladder: Ladder, rung: Rung) -> dict:
@@ -235,12 +224,14 @@ def _variables(row: dict) -> str | None:
     return f"{trained:,}" if total is None else f"{trained:,} of {total:,}"
 
 
+def _counts(failed: dict) -> str:
+    return ", ".join(f"{n} {status}" for status, n in sorted(failed.items()))
+
+
 def _seeds(row: dict) -> str:
     if not row["failed"]:
         return str(row["seeds"])
-    ok = row["seeds"] - sum(row["failed"].values())
-    how = ", ".join(f"{n} {status}" for status, n in sorted(row["failed"].items()))
-    return f"{ok} of {row['seeds']} ok ({how})"
+    return f"{row['seeds'] - sum(row['failed'].values())} of {row['seeds']} ok ({_counts(row['failed'])})"
 
 
 def _accuracy(key: str):
@@ -248,18 +239,13 @@ def _accuracy(key: str):
         if row["standin"]:
             return "stand-in"
         mean, std = row[key]
-        if mean is None:
-            return None
-        return _fraction(mean) if std is None else f"{_fraction(mean)} ± {_fraction(std)}"
+        return None if mean is None else formats.mean_and_std(mean, std)
 
     return cell
 
 
 def _kept(row: dict) -> str | None:
-    if row["kept"] is None:
-        return None
-    kept, known = row["kept"]
-    return f"{kept}/{known} seeds"
+    return None if row["kept"] is None else f"{row['kept'][0]}/{row['kept'][1]} seeds"
 
 
 LADDER_COLUMNS = (
@@ -272,9 +258,9 @@ LADDER_COLUMNS = (
     Column("val acc mean ± std", _accuracy("val")),
     Column("test acc mean ± std", _accuracy("test")),
     # MiB per image: what a training step adds to the memory in use, measured and predicted by the graph.
-    Column("step mem/img MiB", "step_per_image", _mib),
-    Column("pred/img MiB", "predicted_per_image", _mib),
-    Column("train img/s", "train_images_per_sec", lambda v: f"{v:,.1f}", figures=TRAIN),
+    Column("step mem/img MiB", "step_per_image", formats.mib),
+    Column("pred/img MiB", "predicted_per_image", formats.mib),
+    Column("train img/s", "train_images_per_sec", formats.rate, figures=TRAIN),
     # Seeds whose fine-tuning kept the linear probe's start (kept_epoch 0): their accuracy is the probe's.
     Column("kept probe", _kept),
 )
@@ -282,3 +268,111 @@ LADDER_COLUMNS = (
 
 def table_rows(found: list[Ladder]) -> list[dict]:
     return [row for ladder in found if ladder.comparable for row in ladder.rows()]
+
+
+# ------------------------------------------------------------ the verdict
+
+
+def _ratio(new, old) -> float | None:
+    return new / old if new is not None and old is not None and new > 0 and old > 0 else None
+
+
+def _memory_cost(lower: Rung, upper: Rung) -> str:
+    ratio = _ratio(upper.step_bytes_per_image, lower.step_bytes_per_image)
+    if ratio is not None:
+        return f"{times(ratio)} the step memory per image"
+    ratio = _ratio(upper.predicted_bytes_per_image, lower.predicted_bytes_per_image)
+    if ratio is not None:
+        return f"{times(ratio)} the step memory per image (predicted; not measured)"
+    return "step memory not measured"
+
+
+def _speed_cost(lower: Rung, upper: Rung) -> str:
+    ratio = _ratio(upper.images_per_sec, lower.images_per_sec)
+    return "training speed not measured" if ratio is None else f"{times(ratio)} the training images/s"
+
+
+def _kept_note(rung: Rung) -> str:
+    kept = f"; fine-tuning kept the probe's start in {rung.kept_probe}/{rung.kept_known} seeds"
+    return kept if rung.kept_probe else ""
+
+
+def take(ladder: Ladder) -> tuple[Rung, Rung] | None:
+    """(the rung to take, the most accurate) on validation accuracy; None for
+    stand-in weights or fewer than two rungs with a validation accuracy."""
+    judged = [(r, r.val_mean) for r in ladder.with_results if r.val_mean is not None]
+    if ladder.standin or len(judged) < 2:
+        return None
+    best, _ = max(judged, key=lambda pair: pair[1])  # ties: the shallowest
+    return next(r for r, _ in judged if rungs_within_noise(r, best)), best
+
+
+def verdict(ladder: Ladder) -> str:
+    """One paragraph: what each step up the ladder buys and costs, and the rung to take."""
+    others = ", ".join(map(str, ladder.other_batch_sizes))
+    others = f"; the run also has batch {others}" if others else ""
+    head = f"**{ladder.label}** (batch {ladder.batch_size}{others})"
+    measured = ladder.with_results
+    failures = [
+        f"No result for {r.mode} at batch {ladder.batch_size}: {_counts(r.failed)} of {r.seeds} trials."
+        for r in ladder.rungs
+        if not r.has_result
+    ]
+    if len(measured) < 2:
+        only = measured[0].mode if measured else "none"
+        text = f"{head}: only one rung of the ladder has results ({only}), so there is nothing to compare."
+        return " ".join([text, *failures])
+    steps = []
+    for lower, upper in pairwise(measured):
+        costs = f"{_memory_cost(lower, upper)} and {_speed_cost(lower, upper)}"
+        if ladder.standin or lower.val_mean is None or upper.val_mean is None:
+            steps.append(f"{lower.mode} → {upper.mode}: {costs}")
+        else:
+            steps.append(
+                f"{lower.mode} → {upper.mode}: {points(upper.val_mean - lower.val_mean)} of validation accuracy "
+                f"({lower.val_mean:.3f} → {upper.val_mean:.3f}{_kept_note(upper)}) for {costs}"
+            )
+    sentences = [f"{head}: " + "; ".join(steps) + "."]
+    sentences += failures
+    if ladder.standin:
+        sentences.append(
+            "Its weights are a stand-in (random initialisation), so the accuracy comparison needs pretrained "
+            "weights; only the costs above hold."
+        )
+        return " ".join(sentences)
+    chosen = take(ladder)
+    if chosen is None:
+        sentences.append("Fewer than two rungs recorded a validation accuracy: no rung is recommended.")
+        return " ".join(sentences)
+    rung, best = chosen
+    shallower = [r for r in measured[: measured.index(rung)] if r.val_mean is not None]
+    if rung is not best:
+        why = (
+            f"the shallowest rung within noise of the most accurate ({rung.val_mean:.3f} against {best.mode}'s "
+            f"{best.val_mean:.3f} validation accuracy); training deeper costs memory and speed for no clear gain"
+        )
+    elif shallower:
+        why = f"the most accurate rung ({best.val_mean:.3f} validation accuracy), beyond noise of every shallower one"
+    else:
+        why = (
+            f"it is the most accurate rung ({best.val_mean:.3f} validation accuracy); training deeper does not pay here"
+        )
+    sentences.append(f"Take **{rung.mode}**: {why}.")
+    if any(r.val_std is None for r in measured if r.val_mean is not None):
+        sentences.append(ONE_SEED_RUNGS)
+    return " ".join(sentences)
+
+
+def summary(found: list[Ladder]) -> str | None:
+    """A line for the backbones whose ladder has a single rung with results;
+    None when every ladder has more. When no backbone has two, the line names
+    the rungs, not the backbones (the trials table lists those)."""
+    single = [ladder for ladder in found if not ladder.comparable]
+    if not single:
+        return None
+    more = f"Run more modes (`--mode {' '.join(MODES)}`) to see what training deeper buys."
+    if len(single) == len(found):
+        rungs = sorted({ladder.with_results[0].mode for ladder in single}, key=mode_order)
+        return f"Only one rung of the ladder ran per backbone ({', '.join(rungs)}): there is nothing to compare. {more}"
+    names = ", ".join(f"{ladder.label} ({ladder.with_results[0].mode})" for ladder in single)
+    return f"Only one rung of the ladder ran for {names}: nothing to compare there. {more}"

@@ -16,16 +16,19 @@ enough to show a dash pattern; point labels are placed apart in pixels.
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from tlbench.files import write_bytes_atomic
 from tlbench.registry import MODES
-from tlbench.reports.analysis import configurations
-from tlbench.reports.decide import measured, pareto_front, ranks_on_accuracy
-from tlbench.reports.ladder import ladders, mode_order
+from tlbench.reports.decide import pareto_front, with_all_figures
+from tlbench.reports.ladder import mode_order
+from tlbench.reports.rules import ranks_on_accuracy
 
 MEMORY_PNG = "memory.png"
 THROUGHPUT_PNG = "throughput.png"
@@ -34,72 +37,73 @@ LADDER_PNG = "ladder.png"
 # Per mode, shallowest to deepest: a line style (against batch size) and a marker (accuracy against speed).
 MODE_STYLE = {"transfer": "-", "last_block": "-.", "last_stage": (0, (1, 1)), "finetune": "--"}
 MODE_MARKER = {"transfer": "o", "last_block": "^", "last_stage": "D", "finetune": "s"}
+# Legend samples this many font sizes long show a dash pattern (matplotlib's 2 hide "-." against "--").
+HANDLE_LENGTH = 5
+# Pixels kept clear around a point label; rings of candidate spots tried around its point, and directions per ring.
+LABEL_GAP, LABEL_RINGS, LABEL_DIRECTIONS = 2.0, 24, 24
+LABEL_TEXT = {"xytext": (0, 0), "textcoords": "offset points", "ha": "center", "va": "center", "fontsize": 7.5}
+# The ladder's ring where fine-tuning kept the probe's start.
+_KEPT_PROBE: dict[str, Any] = {"linestyle": "none", "marker": "o", "markersize": 12, "markerfacecolor": "none"}
+# The plots against batch size, each of panels (title, value of a configuration, y label, log scale).
+AGAINST_BATCH_SIZE = {
+    MEMORY_PNG: [
+        ("Peak memory during training steps", lambda c: _mib(c.peak_memory_bytes), "MiB", False),
+        ("What a training step adds (activations)", lambda c: _mib(c.activation_memory_bytes), "MiB", False),
+    ],
+    THROUGHPUT_PNG: [
+        ("Training throughput", lambda c: c.train_images_per_sec, "images/s (log scale)", True),
+        ("Inference throughput", lambda c: c.infer_images_per_sec, "images/s (log scale)", True),
+    ],
+}
 
 
-def write_plots(records, folder: Path) -> dict[str, Path]:
-    """{plot file name: path} for the plots the records can fill; none when
-    no configuration has its figures."""
-    written = {}
-    for name, figure in figures(records).items():
-        path = folder / name
-        _save(figure, path)
-        written[name] = path
-    return written
+def write_plots(analysis, folder: Path) -> dict[str, Path]:
+    """{plot file name: path} for the plots a run (analysis.RunAnalysis) can
+    fill; none when no configuration has its figures. Each is rendered in
+    memory, then written atomically: never half a PNG, and no temporary file
+    left when the write fails (a full disk, a read-only folder)."""
+    import matplotlib.pyplot as plt
+
+    drawn = figures(analysis)
+    for name, figure in drawn.items():
+        png = io.BytesIO()
+        try:
+            figure.savefig(png, dpi=110, format="png")  # each figure laid out by its own engine (constrained)
+        finally:
+            plt.close(figure)
+        write_bytes_atomic(folder / name, png.getvalue())
+    return {name: folder / name for name in drawn}
 
 
-def figures(records) -> dict:
-    """{plot file name: matplotlib figure} for the plots the records can
-    fill. The caller closes them (`_save` does)."""
+def figures(analysis) -> dict:
+    """{plot file name: matplotlib figure} for the plots a run can fill. The
+    caller closes them (`write_plots` does)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
-    configs = measured(configurations(records))
-    drawn = {}
-    if configs:
-        for name, draw in ((MEMORY_PNG, _memory), (THROUGHPUT_PNG, _throughput), (PARETO_PNG, _pareto)):
-            drawn[name] = draw(configs)
-    compared = [ladder for ladder in ladders(records) if ladder.plottable]
-    if compared:
+    drawn: dict = {}
+    if configs := with_all_figures(analysis.configurations):
+        drawn = {name: _against_batch_size(configs, panels) for name, panels in AGAINST_BATCH_SIZE.items()}
+        drawn[PARETO_PNG] = _pareto(configs)
+    if compared := [ladder for ladder in analysis.ladders if ladder.plottable]:
         drawn[LADDER_PNG] = _ladder(compared)
     return drawn
 
 
-def _lines(configs):
-    """(backbone, mode, configs sorted by batch size) per backbone x mode."""
-    groups = {}
-    for c in configs:
-        groups.setdefault((c.backbone, c.mode), []).append(c)
-    ordered = sorted(groups.items(), key=lambda item: (item[0][0], mode_order(item[0][1])))  # shallowest first
-    return [(b, m, sorted(group, key=lambda c: c.batch_size)) for (b, m), group in ordered]
+def _mib(value):
+    return None if value is None else value / 2**20
 
 
-def _batch_sizes(configs) -> list[int]:
-    return sorted({c.batch_size for c in configs})
+def _colours(names) -> dict[str, str]:
+    """Matplotlib's colour cycle, one colour per backbone (or ladder) in order."""
+    return {name: f"C{i % 10}" for i, name in enumerate(names)}
 
 
-def _colours(configs) -> dict[str, str]:
-    backbones = sorted({c.backbone for c in configs})
-    return {b: f"C{i % 10}" for i, b in enumerate(backbones)}
-
-
-def _memory(configs):
-    return _against_batch_size(
-        configs,
-        [
-            ("Peak memory during training steps", lambda c: _mib(c.peak_memory_bytes), "MiB", False),
-            ("What a training step adds (activations)", lambda c: _mib(c.activation_memory_bytes), "MiB", False),
-        ],
-    )
-
-
-def _throughput(configs):
-    return _against_batch_size(
-        configs,
-        [
-            ("Training throughput", lambda c: c.train_images_per_sec, "images/s (log scale)", True),
-            ("Inference throughput", lambda c: c.infer_images_per_sec, "images/s (log scale)", True),
-        ],
-    )
+def _frame(axes, title: str, ylabel: str, xlabel: str = "", log: bool = False, **more) -> None:
+    """A panel's title and axis labels, its y axis on a log scale if asked, a faint grid (minor ticks too), and
+    `more` of `axes.set`."""
+    axes.set(title=title, xlabel=xlabel, ylabel=ylabel, **({"yscale": "log"} if log else {}), **more)
+    axes.grid(alpha=0.3, which="both")
 
 
 def _against_batch_size(configs, panels):
@@ -107,128 +111,77 @@ def _against_batch_size(configs, panels):
     log scale): a line per backbone (colour) and mode (line style and marker)."""
     import matplotlib.pyplot as plt
 
-    colours = _colours(configs)
+    colours = _colours(sorted({c.backbone for c in configs}))
+    # A line per backbone and mode, shallowest mode first, its points by batch size.
+    ordered = sorted(configs, key=lambda c: (c.backbone, mode_order(c.mode), c.batch_size))
+    lines = [(key, list(group)) for key, group in itertools.groupby(ordered, lambda c: (c.backbone, c.mode))]
     figure, all_axes = plt.subplots(1, len(panels), figsize=(12, 4.2), layout="constrained")
     for axes, (title, value, ylabel, log) in zip(all_axes, panels):
-        for backbone, mode, group in _lines(configs):
-            points = [(c.batch_size, value(c)) for c in group if value(c) is not None]
-            if points:
-                sizes, values = zip(*points)
-                axes.plot(sizes, values, color=colours[backbone], label=f"{backbone} {mode}", **_mode_style(mode))
+        for (backbone, mode), group in lines:
+            if points := [(c.batch_size, value(c)) for c in group if value(c) is not None]:
+                axes.plot(*zip(*points), color=colours[backbone], label=f"{backbone} {mode}", **_mode_style(mode))
         if not axes.get_lines():  # e.g. records of a version that did not measure it
             axes.text(0.5, 0.5, "not recorded in these trials", transform=axes.transAxes, ha="center", color="grey")
-        axes.set_title(title)
-        axes.set_xticks(_batch_sizes(configs))
-        axes.set_xlabel("batch size")
-        axes.set_ylabel(ylabel)
-        if log:
-            axes.set_yscale("log")
-        axes.grid(alpha=0.3, which="both")
-    _legend(figure, [("backbone", _backbone_handles(colours)), ("mode (trainable depth)", _mode_handles(configs))])
+        _frame(axes, title, ylabel, "batch size", log, xticks=sorted({c.batch_size for c in configs}))
+    _legend(figure, _key(colours, configs, "mode (trainable depth)"))
     return figure
 
 
-def _mode_style(mode: str) -> dict:
+def _mode_style(mode: str) -> dict[str, Any]:
     return {"linestyle": MODE_STYLE.get(mode, ":"), "marker": MODE_MARKER.get(mode, "x")}
 
 
-def _backbone_handles(colours: dict[str, str]) -> list:
+def _sample(label: str, **style) -> Any:
+    """A legend entry: a line of no data, drawn with `style`."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], label=label, **style)
+
+
+def _key(colours: dict[str, str], configs, modes_heading: str, **style) -> list:
+    """The legend entries of the backbones (their colours) and of the modes (their looks, `style` over them)."""
     from matplotlib.patches import Patch
 
-    return [Patch(color=colour, label=backbone) for backbone, colour in colours.items()]
-
-
-def _mode_handles(configs, **style) -> list:
-    from matplotlib.lines import Line2D
-
     modes = sorted({c.mode for c in configs}, key=mode_order)
-    return [Line2D([], [], color="dimgrey", label=mode, **{**_mode_style(mode), **style}) for mode in modes]
+    looks = [_sample(mode, color="dimgrey", **{**_mode_style(mode), **style}) for mode in modes]
+    return ["backbone", *[Patch(color=colour, label=b) for b, colour in colours.items()], modes_heading, *looks]
 
 
-# Legend samples this many font sizes long show a dash pattern (matplotlib's 2 hide "-." against "--").
-HANDLE_LENGTH = 5
-
-
-def _legend(figure, sections):
-    """One legend right of the axes, never over the data, of (heading or
-    None, handles) sections; headings in bold."""
-    from matplotlib.lines import Line2D
-
-    handles, headings = [], []
-    for heading, section in sections:
-        if heading is not None:
-            headings.append(len(handles))
-            handles.append(Line2D([], [], linestyle="none", label=heading))
-        handles += section
+def _legend(figure, entries: list) -> None:
+    """One legend right of the axes, never over the data, of handles and headings (str, in bold)."""
+    handles = [_sample(entry, linestyle="none") if isinstance(entry, str) else entry for entry in entries]
     legend = figure.legend(handles=handles, loc="outside right upper", fontsize=8, handlelength=HANDLE_LENGTH)
-    for index in headings:
-        legend.get_texts()[index].set_fontweight("bold")
-    return legend
-
-
-def _mib(value):
-    return None if value is None else value / 2**20
+    for text, entry in zip(legend.get_texts(), entries):
+        text.set_fontweight("bold" if isinstance(entry, str) else "normal")
 
 
 def _pareto(configs):
     """Each configuration a point (colour: backbone, marker: mode) labelled
-    with its mode and batch size, the labels kept apart (`_place_labels`)."""
+    with its mode and batch size, the labels kept apart (`_place_labels`);
+    hollow and labelled why when its accuracy ranks nothing (stand-in weights, chance level)."""
     import matplotlib.pyplot as plt
 
-    colours = _colours(configs)
+    colours = _colours(sorted({c.backbone for c in configs}))
     front = pareto_front(configs)
     figure, axes = plt.subplots(figsize=(10, 6), layout="constrained")
-    points = []
+    points, texts = [], []
     for c in configs:
-        markersize = 9 if c in front else 6
-        # Hollow: an accuracy that ranks nothing (stand-in weights, chance level), labelled why.
-        hollow = {} if ranks_on_accuracy(c) else {"markerfacecolor": "white"}
-        axes.errorbar(
-            c.train_images_per_sec,
-            c.test_mean,
-            yerr=c.test_std or 0.0,
-            fmt=MODE_MARKER.get(c.mode, "x"),
-            color=colours[c.backbone],
-            markersize=markersize,
-            capsize=3,
-            label=f"{c.backbone} {c.mode} bs{c.batch_size}",
-            **hollow,
-        )
-        points.append((c.train_images_per_sec, c.test_mean, c.test_std or 0.0, markersize, colours[c.backbone]))
+        point = (c.train_images_per_sec, c.test_mean, c.test_std or 0.0, 9 if c in front else 6, colours[c.backbone])
+        x, y, yerr, size, colour = point
+        hollow = {} if (ranks := ranks_on_accuracy(c)) else {"markerfacecolor": "white"}
+        style: dict[str, Any] = {"fmt": MODE_MARKER.get(c.mode, "x"), "color": colour, "markersize": size, **hollow}
+        axes.errorbar(x, y, yerr, capsize=3, label=f"{c.backbone} {c.mode} bs{c.batch_size}", **style)
+        points.append(point)
+        texts.append(f"{c.mode} bs{c.batch_size}" + ("" if ranks else " (chance)" if c.at_chance else " (stand-in)"))
     front_xy = sorted((c.train_images_per_sec, c.test_mean) for c in front)  # may be none (decide.pareto_front)
-    (front_line,) = axes.plot(
-        [x for x, _ in front_xy],
-        [y for _, y in front_xy],
-        color="black",
-        linewidth=1,
-        linestyle=":",
-        label="Pareto front",
-    )
+    (front_line,) = axes.plot(*np.array(front_xy, float).reshape(-1, 2).T, "k:", linewidth=1, label="Pareto front")
     axes.set_xscale("log")
     axes.margins(x=0.12, y=0.12)  # room for the labels of the outermost points
-    axes.set_xlabel("training images/s (log scale)")
-    axes.set_ylabel("test accuracy (mean over seeds)")
-    axes.set_title("Accuracy against training speed")
-    axes.grid(alpha=0.3, which="both")
-    modes = _mode_handles(configs, linestyle="none")  # markers alone, as drawn
+    _frame(axes, "Accuracy against training speed", "test accuracy (mean over seeds)", "training images/s (log scale)")
     fronts = [front_line] if front_xy else []
-    _legend(figure, [(None, fronts), ("backbone", _backbone_handles(colours)), ("mode", modes)])
-    _place_labels(figure, axes, points, [f"{c.mode} bs{c.batch_size}{_unranked_note(c)}" for c in configs], [front_xy])
+    _legend(figure, fronts + _key(colours, configs, "mode", linestyle="none"))  # the modes' markers alone, as drawn
+    _place_labels(figure, axes, points, texts, [front_xy])
     return figure
-
-
-def _unranked_note(c) -> str:
-    """Why a point's accuracy ranks nothing, for its label."""
-    if ranks_on_accuracy(c):
-        return ""
-    return " (chance)" if c.at_chance else " (stand-in)"
-
-
-# Pixels kept clear around a point label; rings of candidate spots tried around its point, and directions per ring.
-LABEL_GAP = 2.0
-LABEL_RINGS = 24
-LABEL_DIRECTIONS = 24
-LABEL_TEXT = {"xytext": (0, 0), "textcoords": "offset points", "ha": "center", "va": "center", "fontsize": 7.5}
 
 
 def _place_labels(figure, axes, points, texts, lines=()):
@@ -250,37 +203,35 @@ def _place_labels(figure, axes, points, texts, lines=()):
     for x, y, yerr, markersize, _ in points:
         (centre, low), (_, high) = axes.transData.transform([(x, y - yerr), (x, y + yerr)])
         half = max(markersize, 6) / 2 * pixels  # the marker, or the error bar's caps (capsize 3)
-        hard.append([centre - half, low - half, centre + half, high + half])
+        hard.append(np.array([centre - half, low - half, centre + half, high + half]))
     # Right first, then alternately above and below it, working round to the left.
     turns = sorted(range(-LABEL_DIRECTIONS // 2 + 1, LABEL_DIRECTIONS // 2 + 1), key=lambda k: (abs(k), -k))
-    directions = [(math.cos(angle), math.sin(angle)) for angle in 2 * math.pi * np.array(turns) / LABEL_DIRECTIONS]
+    directions = [np.array([math.cos(a), math.sin(a)]) for a in 2 * math.pi * np.array(turns) / LABEL_DIRECTIONS]
     for (x, y, _, markersize, colour), text in zip(points, texts):
         leader = {"arrowstyle": "-", "color": colour, "linewidth": 0.6, "shrinkA": 0, "shrinkB": markersize / 2}
         label = axes.annotate(text, (x, y), color=colour, arrowprops=leader, **LABEL_TEXT)
         box = Text.get_window_extent(label, renderer)  # the text alone: an Annotation's adds its leader
-        width, height = box.width + 2 * LABEL_GAP, box.height + 2 * LABEL_GAP
+        half = (np.array([box.width, box.height]) + 2 * LABEL_GAP) / 2  # of the text's box and its gap
         clearance = markersize / 2 * pixels + LABEL_GAP
         anchor = axes.transData.transform((x, y))
         boxes, lines_near = np.array(hard), np.concatenate([np.empty((0, 4)), *soft])
-        half = np.array([width / 2, height / 2])
-        beside = np.array([clearance + width / 2, 0.0])
-        best = (math.inf, math.inf), 0, beside, np.concatenate([anchor + beside - half, anchor + beside + half])
+        best = (math.inf, math.inf), 0, np.array([clearance + half[0], 0.0])  # right beside, when no spot is inside
         for ring in range(LABEL_RINGS):
-            reach = clearance + ring * height / 2
-            for cos, sin in directions:
-                offset = np.array([cos * (width / 2 + reach), sin * (height / 2 + reach)])
+            reach = clearance + ring * half[1]
+            for direction in directions:
+                offset = direction * (half + reach)
                 spot = np.concatenate([anchor + offset - half, anchor + offset + half])
                 if (spot[:2] < frame[:2]).any() or (spot[2:] > frame[2:]).any():
                     continue  # out of the axes
                 clashes = (_clashes(boxes, spot), _clashes(lines_near, spot))
                 if clashes < best[0]:
-                    best = clashes, ring, offset, spot
+                    best = clashes, ring, offset
             if best[0] == (0, 0):
                 break
-        _, ring, offset, spot = best
+        _, ring, offset = best
         label.xyann = tuple(offset / pixels)
         label.arrow_patch.set_visible(ring > 0)
-        hard.append(spot)
+        hard.append(np.concatenate([anchor + offset - half, anchor + offset + half]))
         if ring > 0:
             soft.append(_along(np.array([anchor, anchor + offset])))
 
@@ -301,9 +252,6 @@ def _clashes(boxes, spot) -> int:
     return int(((boxes[:, 0] <= x1) & (x0 <= boxes[:, 2]) & (boxes[:, 1] <= y1) & (y0 <= boxes[:, 3])).sum())
 
 
-_KEPT_PROBE = {"linestyle": "none", "marker": "o", "markersize": 12, "markerfacecolor": "none"}
-
-
 def _ladder(found):
     """Three panels sharing x, the rungs of trainable depth present (MODES
     order): validation accuracy (bars: one standard deviation over seeds; not
@@ -311,87 +259,52 @@ def _ladder(found):
     by the graph: dotted) and training images/s. A line per backbone; a ring
     where fine-tuning kept the probe's start in most seeds."""
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogFormatter
 
-    modes = [m for m in MODES if any(r.mode == m for ladder in found for r in ladder.measured)]
-    x = {mode: i for i, mode in enumerate(modes)}
-    colours = {ladder.label: f"C{i % 10}" for i, ladder in enumerate(found)}
+    modes = [m for m in MODES if any(r.mode == m for ladder in found for r in ladder.with_results)]
+    colours = _colours(ladder.label for ladder in found)
+    standins = [ladder.label for ladder in found if ladder.standin]
     figure, (accuracy, memory, speed) = plt.subplots(1, 3, figsize=(13, 4.4), sharex=True, layout="constrained")
-    memory.set_yscale("log")
-    speed.set_yscale("log")
+    title = "Validation accuracy" + (" (pretrained weights only)" if standins else "")
+    _frame(accuracy, title, "validation accuracy (mean ± std over seeds)")
+    _frame(memory, "What a training step adds, per image", "MiB per image (log scale)", log=True)
+    _frame(speed, "Training throughput", "training images/s (log scale)", log=True)
+    accuracy.set_xticks(range(len(modes)), modes)  # the other panels' too: they share x
+    accuracy.set_xlim(-0.3, len(modes) - 0.7)
+    for axes in (memory, speed):
+        axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.5, 10, 100: not 10^1
+        # Within a decade, some minor ticks labelled as plain numbers (400, not 4x10^2).
+        axes.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+    def xy(rungs, value):
+        return [modes.index(r.mode) for r in rungs], [value(r) for r in rungs]
 
     def line(axes, ladder, value, rings=True, **style):
         """The rungs' values (positive ones on a log scale), a ring on those that kept the probe."""
-        rungs = [r for r in ladder.measured if value(r) is not None]
-        rungs = [r for r in rungs if axes.get_yscale() != "log" or value(r) > 0]
-        if not rungs:
-            return
-        colour = colours[ladder.label]
-        axes.plot([x[r.mode] for r in rungs], [value(r) for r in rungs], color=colour, **style)
-        kept = [r for r in rungs if r.mostly_kept_probe] if rings else []
-        if kept:
-            axes.plot([x[r.mode] for r in kept], [value(r) for r in kept], markeredgecolor=colour, **_KEPT_PROBE)
+        rungs = [r for r in ladder.with_results if value(r) is not None]
+        if rungs := [r for r in rungs if axes.get_yscale() != "log" or value(r) > 0]:
+            axes.plot(*xy(rungs, value), color=colours[ladder.label], **style)
+            if kept := [r for r in rungs if r.mostly_kept_probe] if rings else []:
+                axes.plot(*xy(kept, value), markeredgecolor=colours[ladder.label], **_KEPT_PROBE)
 
     for ladder in found:
-        judged = [] if ladder.standin else [r for r in ladder.measured if r.val_mean is not None]
-        if judged:
+        if judged := [] if ladder.standin else [r for r in ladder.with_results if r.val_mean is not None]:
+            bars = [r.val_std or 0.0 for r in judged]  # the bars only (fmt "none"): `line` draws the means
             accuracy.errorbar(
-                [x[r.mode] for r in judged],
-                [r.val_mean for r in judged],
-                yerr=[r.val_std or 0.0 for r in judged],
-                color=colours[ladder.label],
-                fmt="none",  # the bars only: `line` draws the means
-                capsize=3,
+                *xy(judged, lambda r: r.val_mean), bars, color=colours[ladder.label], fmt="none", capsize=3
             )
             line(accuracy, ladder, lambda r: r.val_mean, marker="o")
         line(memory, ladder, lambda r: _mib(r.step_bytes_per_image), marker="o")
         line(memory, ladder, lambda r: _mib(r.predicted_bytes_per_image), False, linestyle=":", marker="x")
         line(speed, ladder, lambda r: r.images_per_sec, marker="o")
-    standins = [ladder.label for ladder in found if ladder.standin]
-    accuracy.set_title("Validation accuracy" + (" (pretrained weights only)" if standins else ""))
-    accuracy.set_ylabel("validation accuracy (mean ± std over seeds)")
-    memory.set_title("What a training step adds, per image")
-    memory.set_ylabel("MiB per image (log scale)")
-    speed.set_title("Training throughput")
-    speed.set_ylabel("training images/s (log scale)")
-    for axes in (accuracy, memory, speed):
-        axes.set_xticks(range(len(modes)), modes)
-        axes.set_xlim(-0.3, len(modes) - 0.7)
-        axes.grid(alpha=0.3, which="both")
-    for axes in (memory, speed):
-        axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.5, 10, 100: not 10^1
-        # Within a decade, some minor ticks labelled as plain numbers (400, not 4x10^2).
-        axes.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     figure.supxlabel("trainable depth (shallowest to deepest)")
-    handles = [Line2D([], [], color=colours[ladder.label], marker="o", label=ladder.label) for ladder in found]
+    handles = [_sample(ladder.label, color=colours[ladder.label], marker="o") for ladder in found]
     handles += [
-        Line2D([], [], color="grey", marker="o", label="step memory: measured"),
-        Line2D([], [], color="grey", marker="x", linestyle=":", label="step memory: predicted"),
-        Line2D([], [], color="grey", label="fine-tuning kept the\nprobe's start (most seeds)", **_KEPT_PROBE),
+        _sample("step memory: measured", color="grey", marker="o"),
+        _sample("step memory: predicted", color="grey", marker="x", linestyle=":"),
+        _sample("fine-tuning kept the\nprobe's start (most seeds)", color="grey", **_KEPT_PROBE),
     ]
-    if standins:
-        label = "stand-in weights, no accuracy:\n" + ", ".join(standins)
-        handles.append(Line2D([], [], linestyle="none", label=label))
-    _legend(figure, [(None, handles)])
+    notes = [_sample("stand-in weights, no accuracy:\n" + ", ".join(standins), linestyle="none")] if standins else []
+    _legend(figure, handles + notes)
     figure.suptitle("Does fine-tuning pay? Trainable depth against accuracy and cost")
     return figure
-
-
-def _save(figure, path: Path) -> None:
-    """Rendered in memory, then written atomically: never half a PNG, and no
-    temporary file left when the write fails (a full disk, a read-only folder)."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    from tlbench.files import write_bytes_atomic
-
-    png = io.BytesIO()
-    try:
-        if figure.get_layout_engine() is None:  # a figure made with layout="constrained" lays itself out
-            figure.tight_layout()
-        figure.savefig(png, dpi=110, format="png")
-    finally:
-        plt.close(figure)
-    write_bytes_atomic(path, png.getvalue())

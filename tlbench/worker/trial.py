@@ -53,7 +53,7 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.Tr
             failure = naming_the_file(failure, spec, images)
         error = described(failure)
     return record.make(
-        **spec.describe(),
+        **spec.record_fields(),
         **fields,
         status=status,
         error=error,
@@ -103,7 +103,7 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     peak.probe_again()
     phases.end("peak_probe")
     return {
-        **setup.describe(),
+        **setup.record_fields(),
         "xla": spec.xla,
         **accuracy,
         "phase_seconds": phases.seconds,
@@ -133,7 +133,7 @@ class Setup:
     momentum_note: str
     memory: object  # measure.TensorFlowPeakMemory
 
-    def describe(self) -> dict:
+    def record_fields(self) -> dict:
         images, splits = self.images, self.splits
         return {
             "module": self.module_path,

@@ -1,0 +1,332 @@
+"""The report of a run as one document: sections of paragraphs, bullet lists,
+notes, tables and images, built once from the `RunAnalysis` and rendered
+to Markdown and HTML (report.py) and to the terminal (terminal.py).
+
+The files hold every section; the terminal shows `TERMINAL_ORDER`, its tables
+and verdicts, with the run's warnings first and the advice last, where a
+reader looks after a run. A block says where it is shown (`shown`): the
+files explain what a terminal leaves out, and a few lines are worded for the
+terminal alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tlbench import run_env, stability
+from tlbench.registry import MODES
+from tlbench.reports.analysis import RunAnalysis
+from tlbench.reports.columns import MARKS_LEGEND, MEMORY_COLUMNS, SPREAD_COLUMNS, sort_key, trial_columns
+from tlbench.reports.columns import SMOKE_MARK, UNSTABLE_MARK, TRIAL_ESSENTIALS, TRIAL_KEYS
+from tlbench.reports.configs import MEMORY_FIT_NOTE
+from tlbench.reports.ladder import LADDER_COLUMNS, mode_order, summary, table_rows, verdict
+from tlbench.reports.plots import LADDER_PNG, MEMORY_PNG, PARETO_PNG, THROUGHPUT_PNG
+from tlbench.reports.rules import RUNGS_NOISE_RULE, SEEDS_NOISE_RULE, ended_ok
+from tlbench.run_env import RunEnv
+
+FILE, TERMINAL = "file", "terminal"
+BOTH = frozenset({FILE, TERMINAL})
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str  # Markdown: `code` and **bold** (the terminal shows them plain)
+    shown: frozenset = BOTH
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: list  # the terminal shows one a line
+    shown: frozenset = BOTH
+
+
+@dataclass(frozen=True)
+class Note:
+    """A line that calls for attention: `**Warning**: text` in the files, `warning: text` in colour in a terminal."""
+
+    label: str  # "warning:", "unstable:", "!"
+    text: str
+    shown: frozenset = BOTH
+
+
+@dataclass(frozen=True)
+class Table:
+    rows: list
+    columns: tuple
+    ordered: bool = False  # keep the rows' order (else trial records sort by columns.sort_key)
+    title: str | None = None  # in a terminal, where no section heading stands above it
+    keys: tuple = ()  # in a terminal: the columns that name a row, repeated in the tables of more columns
+    essentials: tuple = ()  # ... and those it shows at any width
+    shown: frozenset = BOTH
+
+
+@dataclass(frozen=True)
+class Image:
+    file: str  # a plot beside the report
+    alt: str
+    shown: frozenset = frozenset({FILE})
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    blocks: list = field(default_factory=list)
+
+    def shown_in(self, where: str) -> list:
+        return [block for block in self.blocks if where in block.shown]
+
+
+@dataclass
+class Document:
+    title: str
+    sections: list[Section]
+
+    def in_terminal(self) -> list[Section]:
+        by_key = {section.key: section for section in self.sections}
+        return [by_key[key] for key in TERMINAL_ORDER if key in by_key]
+
+
+TERMINAL_ORDER = ("warnings", "trials", "stability", "accuracy", "ladder", "recommendation")
+ONLY_FILES = frozenset({FILE})
+ONLY_TERMINAL = frozenset({TERMINAL})
+
+# Each table's columns that name a row, and those a terminal shows at any width.
+SPREAD_KEYS = ("backbone", "mode", "batch")
+SPREAD_ESSENTIALS = (*SPREAD_KEYS, "seeds", "test acc mean ± std", "vs best")
+LADDER_KEYS = ("backbone", "batch", "mode")
+LADDER_ESSENTIALS = (*LADDER_KEYS, "val acc mean ± std", "step mem/img MiB", "train img/s")
+
+PLOTS = (
+    (MEMORY_PNG, "Peak memory and step memory against batch size, per backbone and mode"),
+    (THROUGHPUT_PNG, "Training and inference images/s against batch size"),
+    (PARETO_PNG, "Test accuracy against training images/s, Pareto front"),
+)
+
+
+def build(analysis: RunAnalysis, plots=()) -> Document:
+    """The document of a run; `plots`: the plot files written beside it."""
+    sections = [
+        _environment(analysis.run.env),
+        _recommendation(analysis),
+        _ladder(analysis, plots),
+        _trials(analysis),
+        _stability(analysis),
+        _accuracy(analysis),
+        _protocol(analysis),
+        Section("plots", "Plots", [Image(name, alt) for name, alt in PLOTS if name in plots]),
+        _memory(analysis),
+        _failed(analysis),
+        _warnings(analysis),
+    ]
+    return Document(analysis.run_title, [s for s in sections if s.blocks])
+
+
+_COLUMN_NOTES = (
+    "Accuracies are fractions; `val acc` chose the hyperparameters, `test acc` was measured once "
+    "afterwards. Throughputs are the median images/s over timed windows after warm-up, "
+    "[interquartile range] when there were several windows. `train MFU`: achieved training FLOP/s "
+    "(FLOPs counted from the graph) over the device's peak from a matmul probe. `peak mem` is the "
+    "peak during the timed training steps, `step mem` what they add to the memory in use before "
+    "them, `pred act` the activation bytes the graph says a step keeps (see `memory_method` in "
+    "trials.jsonl). `to acc s`: training seconds to the kept weights' validation accuracy. "
+    "results/README.md explains every field."
+)
+
+
+def _trials(analysis: RunAnalysis) -> Section:
+    records = analysis.records
+    columns = trial_columns(records)
+    table = Table(records, columns, title=analysis.run_title, keys=TRIAL_KEYS, essentials=TRIAL_ESSENTIALS)
+    blocks: list = [table, Paragraph(_COLUMN_NOTES, ONLY_FILES)]
+    standins = sorted({r["backbone"] for r in records if str(r.get("weights", "")).startswith("standin")})
+    if standins:
+        blocks.append(
+            Paragraph(
+                f"**Stand-in weights** for {', '.join(standins)}: their accuracies come from randomly "
+                "initialised networks of the same architecture, not from pretrained weights. They say "
+                "nothing about which backbone transfers better; their speed and memory figures hold.",
+                ONLY_FILES,
+            )
+        )
+    return Section("trials", "Trials", blocks)
+
+
+def _stability(analysis: RunAnalysis) -> Section:
+    """The unstable figures with their reasons and what to do; the smoke ones."""
+    lines, smoke = analysis.unstable_lines, analysis.smoke_trials
+    blocks: list = [Paragraph(MARKS_LEGEND, ONLY_FILES)] if lines or smoke else []
+    if lines:
+        command = analysis.run.env.get("command")
+        again = f" (`{command}`)" if isinstance(command, str) else ""
+        blocks += [
+            Paragraph(f"**Unstable figures**: {stability.ADVICE}{again}.", ONLY_FILES),
+            Bullets(lines, ONLY_FILES),
+            *(Note("unstable:", line, ONLY_TERMINAL) for line in lines),
+            Note(UNSTABLE_MARK.strip(), f"unstable: {stability.ADVICE}", ONLY_TERMINAL),
+        ]
+    if smoke:
+        blocks += [
+            Paragraph(f"**Smoke figures** in {len(smoke)} trial(s): {stability.SMOKE_NOTE}.", ONLY_FILES),
+            Paragraph(f"{SMOKE_MARK.strip()}: {stability.SMOKE_NOTE}", ONLY_TERMINAL),
+        ]
+    return Section("stability", "Stability of the timed figures", blocks)
+
+
+def _environment(env: RunEnv) -> Section:
+    """What the run ran on and how; env.json's fields are of their declared types (run_env.checked)."""
+    cpu, git = env.get("cpu", {}), env.get("git", {})
+    lines = [
+        f"host: {env.get('host', '?')}; CPU: {cpu.get('model', '?')} "
+        f"({cpu.get('logical_cores', '?')} logical cores); GPUs: {', '.join(map(str, env.get('gpus', []))) or 'none'}",
+        "versions: " + (", ".join(f"{n} {v}" for n, v in env.get("versions", {}).items() if v) or "?"),
+        f"git commit: {git.get('commit') or 'unknown'}" + (" with uncommitted changes" if git.get("dirty") else ""),
+        f"command: `{env.get('command', '?')}`",
+        f"budget: {env.get('budget', {}).get('name', '?')}",
+    ]
+    return Section("environment", "Environment", [Bullets(lines, ONLY_FILES)])
+
+
+def _recommendation(analysis: RunAnalysis) -> Section:
+    advice = analysis.recommendation
+    if advice is None:
+        return Section("recommendation", "Recommendation")
+    # No accuracy ranks from stand-ins or chance (decide.py).
+    blocks: list = [Bullets(advice.headlines(), ONLY_FILES), *map(Paragraph, advice.advice)]
+    blocks += [Note("warning:", w) for w in advice.warnings]
+    return Section("recommendation", "Recommendation", blocks)
+
+
+_LADDER_INTRO = (
+    "The ladder of trainable depth, shallowest first: `transfer` trains a new head on the frozen "
+    "backbone; `last_block` and `last_stage` also train the backbone's last block or last stage; "
+    "`finetune` trains every backbone variable. Each rung that trains the backbone starts from the "
+    "linear probe's head. Each backbone is shown at one batch size, the one with the most rungs "
+    "measured (the largest of those). `step mem/img` is what a training step adds to the memory in "
+    "use, per image (the largest over seeds), `pred/img` the graph's prediction of it; `kept probe`: "
+    "seeds whose fine-tuning never lowered the validation loss below the probe's start, so their "
+    "accuracy is the probe's. The rung to take is the shallowest within noise of the most accurate "
+    f"on validation accuracy (test accuracy is read once, after every choice): {RUNGS_NOISE_RULE}."
+)
+
+
+def _ladder(analysis: RunAnalysis, plots) -> Section:
+    """Does fine-tuning pay: each backbone's rungs of trainable depth, what
+    each step up buys and costs, the rung to take (ladder.py)."""
+    found, compared = analysis.ladders, analysis.compared_ladders
+    blocks: list = []
+    if compared:
+        rows = table_rows(found)
+        title = "Does fine-tuning pay?"
+        blocks += [
+            Paragraph(_LADDER_INTRO, ONLY_FILES),
+            Table(rows, LADDER_COLUMNS, ordered=True, title=title, keys=LADDER_KEYS, essentials=LADDER_ESSENTIALS),
+            Bullets([verdict(ladder) for ladder in compared]),
+        ]
+        trained = [r for r in analysis.records if r.get("mode") != "transfer" and r.get("batch_norm")]
+        norms = sorted({str(r["batch_norm"]) for r in trained})
+        if norms:
+            blocks.append(Paragraph(f"The backbone's BatchNorm while it trained: {', '.join(norms)}.", ONLY_FILES))
+    line = summary(found)
+    if line:
+        blocks.append(Paragraph(line))
+    if compared and LADDER_PNG in plots:
+        blocks.append(Image(LADDER_PNG, "Validation accuracy, step memory per image and training images/s per rung"))
+    return Section("ladder", "Does fine-tuning pay?", blocks)
+
+
+def _accuracy(analysis: RunAnalysis) -> Section:
+    configs = analysis.with_results
+    section = Section("accuracy", "Accuracy over seeds")
+    if configs and all(c.n_seeds == 1 for c in configs):
+        text = (
+            "One seed per configuration, so the spread of test accuracy is unknown and no difference "
+            "in accuracy can be told from noise; run with `--seeds 3` or more."
+        )
+        section.blocks.append(Paragraph(text, ONLY_FILES))
+    elif configs:
+        text = (
+            "Test accuracy of each configuration over its seeds (mean ± sample standard deviation), best "
+            "mean first. The split is the same for every seed; a seed changes the head's initialisation "
+            f"and the shuffling. Rule: {SEEDS_NOISE_RULE}."
+        )
+        rows, title = [c.row for c in configs], "Test accuracy over seeds"
+        table = Table(rows, SPREAD_COLUMNS, True, title, keys=SPREAD_KEYS, essentials=SPREAD_ESSENTIALS)
+        section.blocks += [Paragraph(text, ONLY_FILES), table]
+    return section
+
+
+def _protocol(analysis: RunAnalysis) -> Section:
+    protocol, budget = run_env.protocol(analysis.run.env), analysis.run.env.get("budget", {})
+    ok = [r for r in analysis.records if ended_ok(r)]
+    if not ok:
+        return Section("protocol", "How accuracy was measured")
+    first = ok[0]
+    sizes = first.get("split_sizes", {})
+    rates, patience = budget.get("learning_rates", {}), budget.get("patience", {})
+    bullets = [
+        f"Split: stratified, {sizes.get('train', '?')} train / {sizes.get('val', '?')} validation / "
+        f"{sizes.get('test', '?')} test images, split seed "
+        f"{protocol.get('split_seed', first.get('split_seed', '?'))}"
+        + (f", training images capped at {protocol['train_size']}" if protocol.get("train_size") else "")
+        + "; the test split was read once per trial, after every choice.",
+        "Search on validation (Adam): base learning rates "
+        + "; ".join(f"{mode} {', '.join(map(str, values))}" for mode, values in rates.items())
+        + f", scaled to each batch size as {first.get('learning_rate_rule', '?')}; at most "
+        f"{budget.get('transfer_epochs', '?')} (transfer) / {budget.get('finetune_epochs', '?')} (finetune) "
+        "epochs, stopping after "
+        + " / ".join(f"{epochs} ({mode})" for mode, epochs in patience.items())
+        + " epochs without a lower validation loss; the weights of the lowest validation loss are kept.",
+        _fine_tuning(protocol, ok),
+    ]
+    kept: dict[str, tuple[int, int]] = {}  # mode -> (trials that kept the probed start, trials)
+    for r in ok:
+        if r.get("mode") in MODES and r.get("mode") != "transfer":  # the modes that train the backbone
+            k, n = kept.get(r["mode"], (0, 0))
+            kept[r["mode"]] = (k + (r.get("kept_epoch") == 0), n + 1)
+    parts = [f"{k} of {n} {mode}" for mode, (k, n) in sorted(kept.items(), key=lambda i: mode_order(i[0])) if k]
+    if parts:
+        bullets.append(
+            f"In {', '.join(parts)} trials no fine-tuning epoch lowered the validation loss below the linear "
+            "probe's start, so early stopping kept the probed start (`kept_epoch` 0): their accuracy is the "
+            "linear probe's, their speed and memory fine-tuning's."
+        )
+    return Section("protocol", "How accuracy was measured", [Bullets(bullets, ONLY_FILES)])
+
+
+def _fine_tuning(protocol: run_env.Protocol, ok: list) -> str:
+    """How the modes that train the backbone start and treat BatchNorm."""
+    momentum = protocol.get("batch_norm_momentum", ok[0].get("batch_norm_momentum", "?"))
+    trains = [r for r in ok if r.get("mode") != "transfer"]
+    policies = sorted({str(r["batch_norm"]) for r in trains if r.get("batch_norm")})
+    if not policies and protocol.get("batch_norm") is None:  # records of earlier versions: BatchNorm trained
+        return (
+            "Finetune starts from the linear probe's head (LP-FT) with BatchNorm in training mode, "
+            f"momentum {momentum}."
+        )
+    policy = ", ".join(policies) or str(protocol.get("batch_norm"))
+    note = f" (momentum {momentum})" if "train" in policies or policy == "train" else ""
+    return (
+        "Every mode that trains the backbone (last_block, last_stage, finetune) starts from the linear probe's "
+        f"head (LP-FT); the backbone's BatchNorm while it trains: {policy}{note}."
+    )
+
+
+def _memory(analysis: RunAnalysis) -> Section:
+    blocks: list = []
+    if analysis.memory_fits:
+        rows = [fit.__dict__ for fit in analysis.memory_fits]
+        blocks = [Paragraph(MEMORY_FIT_NOTE, ONLY_FILES), Table(rows, MEMORY_COLUMNS, ordered=True, shown=ONLY_FILES)]
+    return Section("memory", "Memory against batch size", blocks)
+
+
+def _failed(analysis: RunAnalysis) -> Section:
+    failed = [r for r in sorted(analysis.records, key=sort_key) if not ended_ok(r)]
+    lines = [f"`{r['trial_id']}`: {r['status']}: {r.get('error') or 'no message'}" for r in failed]
+    return Section("failed", "Trials that did not finish", [Bullets(lines, ONLY_FILES)] if lines else [])
+
+
+def _warnings(analysis: RunAnalysis) -> Section:
+    warnings = list(analysis.run.warnings)
+    blocks: list = [Bullets(warnings, ONLY_FILES), *(Note("warning:", w, ONLY_TERMINAL) for w in warnings)]
+    return Section("warnings", "Warnings while reading this run", blocks if warnings else [])
