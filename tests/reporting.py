@@ -17,7 +17,7 @@ def analysed(run) -> RunAnalysis:
 
 
 def render_markdown(run) -> str:
-    return report.render_markdown(analysed(run))
+    return report.to_markdown(document.build(analysed(run)))
 
 
 def write_report(run) -> dict:

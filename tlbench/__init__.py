@@ -18,6 +18,7 @@ shared by both sides and import no TensorFlow either.
 | `plan.py`               | budgets, protocol, weights sources, trial specs, the grid, its order     |
 | `record.py`             | the trial record: its fields and types, built and checked in one place   |
 | `figures.py`            | a trial's figures, once: table column, trials.csv, HParams, live line    |
+| `formats.py`            | how a figure is written: accuracy, images/s, bytes, percent, mean ± std  |
 | `run_env.py`            | env.json: its fields and types, the plan's key; checked as records are   |
 | `stability.py`          | when a timed figure can't be trusted: tolerances, judgement, smoke       |
 | `data.py`               | datasets as arrays or files, checked; stratified splits                  |
@@ -45,7 +46,6 @@ shared by both sides and import no TensorFlow either.
 | `worker/tfds_export.py` | `tfds:NAME` datasets written once as image folders                       |
 | `worker/decode_check.py` | which image files a trial decodes; the file a failed trial choked on   |
 | `reports/rules.py`      | each rule once: a result, ranking on accuracy, chance, both noise rules  |
-| `reports/formats.py`    | how a figure is written: accuracy, images/s, bytes, percent, mean ± std  |
 | `reports/columns.py`    | the reports' column lists; a table as rich, Markdown or HTML             |
 | `reports/configs.py`    | across trials: configurations over seeds, memory against batch size     |
 | `reports/decide.py`     | recommendation, Pareto front, the best configuration under constraints   |

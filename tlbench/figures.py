@@ -14,7 +14,7 @@ from typing import Any
 from tlbench import stability
 from tlbench.record import FIELDS, Status
 from tlbench.reports import rules
-from tlbench.reports.formats import format_bytes, fraction, percent, rate, seconds
+from tlbench.formats import format_bytes, fraction, percent, rate, seconds
 
 MISSING, UNSTABLE_MARK, SMOKE_MARK = "-", " !", " (smoke)"
 LIVE_UNSTABLE_MARK = " [yellow]![/]"  # the live view prints rich markup

@@ -13,7 +13,7 @@ from pathlib import Path
 from tlbench import figures, record
 from tlbench.driver.runner import progress_line
 from tlbench.reports import columns, export
-from tlbench.reports.formats import format_bytes
+from tlbench.formats import format_bytes
 from tlbench.results import RunContents
 
 README = Path(__file__).resolve().parents[2] / "results" / "README.md"

@@ -88,3 +88,6 @@ def test_modules_are_of_a_readable_size():
     lines = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
     assert lines["tlbench.cli"] < 250, lines["tlbench.cli"]
     assert max(lines.values()) <= 400, {name: n for name, n in lines.items() if n > 400}
+    # The reports analyse once and render one document: what they need, at most.
+    reports = {name: n for name, n in lines.items() if name.startswith("tlbench.reports")}
+    assert sum(reports.values()) <= 2400, reports

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from tlbench.figures import INFER, MISSING, SMOKE_MARK, TRAIN, UNSTABLE_MARK, Column, shown_in  # noqa: F401 - re-export
 from tlbench.reports import rules
-from tlbench.reports.formats import format_bytes, mean_and_std, rate
+from tlbench.formats import format_bytes, mean_and_std, rate
 
 MARKS_LEGEND = (
     "A figure marked `!` is unstable: its timed windows spread too far, other processes took the CPU while it was "

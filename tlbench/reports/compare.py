@@ -1,30 +1,19 @@
-"""`compare RUN_A RUN_B`: each configuration's change in accuracy, speed and memory from run A to run B, with the
-regressions beyond thresholds marked.
-
-Configurations (summed over their seeds, configs.configurations) are matched across the runs by backbone, mode and
-batch size, and by weights and device too where a run has several of one, which would otherwise collapse into one. A
-drop in accuracy is a regression only beyond the threshold and, where both runs have several seeds, beyond their noise
-too. A change of images/s is not judged when the figure is unstable in either run (stability.py: the verdict is
-"unstable", listed with the reasons, and no regression), nor when either is a smoke figure, which is no measurement.
-
-`compare_runs` makes a gate of it: two runs with no configuration measured in both are a UsageError (nothing was
-compared, so nothing can pass); configurations in one run only are set apart, not judged; where the common ones ran on
-other data, budgets, weights or protocol, warnings say so before any figure (a folder dataset is recorded by its
-absolute path, which differs between machines for the same images). A differing device is a note: before / after on
-two machines is what compare is for.
-"""
+"""`compare RUN_A RUN_B`: each configuration's change from run A to run B, regressions beyond thresholds marked, and
+the gate `compare_runs`, which refuses runs with nothing to compare and warns where their setups differ. A differing
+device is only a note: before / after on two machines is what compare is for."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
 from tlbench import stability
 from tlbench.errors import UsageError
+from tlbench.formats import format_bytes, fraction, rate, signed_percent
 from tlbench.reports.analysis import RunAnalysis
 from tlbench.reports.columns import INFER, TRAIN, Column
 from tlbench.reports.configs import Configuration, config_key
-from tlbench.reports.formats import format_bytes, fraction, rate, signed_percent
 from tlbench.reports.rules import no_result_status, seeds_within_noise
 from tlbench.run_env import ENV_KEY
 
@@ -94,10 +83,9 @@ class Comparison:
     notes: list[str]  # devices that differ
 
 
-# Record fields that say what a configuration's figures measure: (field, what the warning calls it, where env.json's
-# plan keeps it for records that lack the field, or None where the plan's value means something else).
+# What a configuration's figures measure: (record field, a warning's word for it, its path in env.json's plan, or None).
 SETUP = (
-    ("dataset", "datasets", ("dataset",)),
+    ("dataset", "datasets", ("dataset",)),  # a folder's absolute path: differs between machines for the same images
     ("budget", "budgets", ("budget",)),
     ("weights", "weights", None),  # the plan's is the policy asked for
     ("train_size", "--train-size caps", ("protocol", "train_size")),
@@ -106,11 +94,9 @@ SETUP = (
     ("xla", "XLA", ("xla",)),
     ("mixed_precision", "mixed precision", None),  # the record's says where it was applied
 )
-SHOWN_NAMES = 6  # configurations named in an error line before "and N more"
 
 
 def compare_runs(a: RunAnalysis, b: RunAnalysis, thresholds: Thresholds = Thresholds()) -> Comparison:
-    """The gate of the module docstring; a UsageError when nothing can be compared."""
     for label, run, configs in (("A", a.run, a.configurations), ("B", b.run, b.configurations)):
         if not run.records:
             raise UsageError(f"run {label} '{run.run_dir}' has no trial record: nothing to compare")
@@ -120,37 +106,33 @@ def compare_runs(a: RunAnalysis, b: RunAnalysis, thresholds: Thresholds = Thresh
             raise UsageError(f"run {label} '{run.run_dir}' has no trial that ended ok ({counts}): nothing to compare")
     changes = compare(a.configurations, b.configurations, thresholds)
     both = [(c, c.a, c.b) for c in changes if c.a is not None and c.b is not None]  # with a and b narrowed
-    common = [c for c, _, _ in both]
     only_a, only_b = [c.name for c in changes if c.b is None], [c.name for c in changes if c.a is None]
-    if not common:
+    if not both:
         raise UsageError(
             f"no configuration in common: run A '{a.run.run_dir}' has {_names(only_a)}; "
             f"run B '{b.run.run_dir}' has {_names(only_b)}"
         )
     if not any(x.has_result or y.has_result for _, x, y in both):
-        names = _names([c.name for c in common])
+        names = _names([c.name for c, _, _ in both])
         raise UsageError(f"no configuration measured in both runs: {names} ended without a result in both")
     setups = [(_setups(a, x), _setups(b, y)) for _, x, y in both]
     warnings = []
     for name, label, _ in SETUP:
-        pairs = [(old.get(name), new.get(name)) for old, new in setups]
-        if differing := [(old, new) for old, new in pairs if old is not None and new is not None and old != new]:
-            warnings.append(f"{_differ(label, differing, len(common))}: the figures do not measure the same thing")
+        if differing := [(o[name], n[name]) for o, n in setups if name in o and name in n and o[name] != n[name]]:
+            warnings.append(f"{_differ(label, differing, len(both))}: the figures do not measure the same thing")
     devices = [(x.device, y.device) for _, x, y in both if x.device != y.device]
-    notes = [f"{_differ('devices', devices, len(common))}: speed and memory changes are the machines' too"]
-    return Comparison(common, only_a, only_b, warnings, notes if devices else [])
+    notes = [f"{_differ('devices', devices, len(both))}: speed and memory changes are the machines' too"]
+    return Comparison([c for c, _, _ in both], only_a, only_b, warnings, notes if devices else [])
 
 
-def _names(names: list[str]) -> str:
-    shown = ", ".join(names[:SHOWN_NAMES]) or "none"
-    return f"{shown} and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else shown
+def _names(names: list[str], most: int = 6) -> str:  # `most`: the names an error line shows before "and N more"
+    shown = ", ".join(names[:most]) or "none"
+    return f"{shown} and {len(names) - most} more" if len(names) > most else shown
 
 
 def _setups(analysis: RunAnalysis, c: Configuration) -> dict[str, str]:
-    """Each SETUP field of a configuration: its records' values as one text; else the run's plan's; absent where
-    neither says."""
-    key = config_key(c.row)
-    records = [r for r in analysis.records if config_key(r) == key]
+    """Each SETUP field of a configuration: its records' values as one text; else the run's plan's, where it says."""
+    records = [r for r in analysis.records if config_key(r) == config_key(c.row)]
     setup = {}
     for name, _, in_plan in SETUP:
         values = {_shown(r[name]) for r in records if name in r}
@@ -160,7 +142,6 @@ def _setups(analysis: RunAnalysis, c: Configuration) -> dict[str, str]:
 
 
 def _planned(env: object, path: tuple[str, ...]) -> set[str]:
-    """The value env.json's plan keeps at `path`, shown; none where it keeps none."""
     for part in (ENV_KEY, *path):
         if not isinstance(env, dict) or part not in env:
             return set()
@@ -169,41 +150,33 @@ def _planned(env: object, path: tuple[str, ...]) -> set[str]:
 
 
 def _shown(value) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return "none" if value is None else str(value)
+    return ("on" if value else "off") if isinstance(value, bool) else "none" if value is None else str(value)
 
 
 def _differ(label: str, pairs: list[tuple[str, str]], compared: int) -> str:
-    """`datasets differ: x in run A, y in run B`, saying in how many of the compared configurations when not in all."""
     where = "" if len(pairs) == compared else f" in {len(pairs)} of {compared} configuration(s)"
     distinct = list(dict.fromkeys(pairs))
     shown = "; ".join(f"{old} in run A, {new} in run B" for old, new in distinct[:3])
-    more = f"; and {len(distinct) - 3} more" if len(distinct) > 3 else ""
-    return f"{label} differ{where}: {shown}{more}"
+    return f"{label} differ{where}: {shown}" + (f"; and {len(distinct) - 3} more" if len(distinct) > 3 else "")
 
 
 def _judge(a: Configuration | None, b: Configuration | None, t: Thresholds) -> tuple[tuple, tuple, tuple, dict]:
-    """(regressions, notes, changes of figures unstable in either run, figure -> why unstable per run). The changes
-    of unstable and of smoke figures are not judged."""
+    """(regressions, notes, changes of figures unstable in either run, figure -> why unstable per run)."""
     if a is None or b is None:
         return (), (f"only in run {'A' if b is None else 'B'}",), (), {}
-    if not (a.has_result and b.has_result):
-        if a.has_result:
-            return (f"was ok, now {b.status}",), (), (), {}
+    if a.has_result and not b.has_result:
+        return (f"was ok, now {b.status}",), (), (), {}
+    if a.test_mean is None or b.test_mean is None:  # not both has_result
         return (), (f"was {a.status}, now ok" if b.has_result else f"{b.status} in both runs",), (), {}
     regressions, notes, unstable, why = [], [], [], {}
-    assert a.test_mean is not None and b.test_mean is not None  # both has_result, checked above
     if (drop := a.test_mean - b.test_mean) > t.accuracy_drop and seeds_within_noise(a, b):
         notes.append(f"accuracy -{drop:.3f}, within the seeds' noise")
     elif drop > t.accuracy_drop:
         regressions.append(f"accuracy -{drop:.3f} (> {t.accuracy_drop:g})")
     for label, figure in (("training", *TRAIN), ("inference", *INFER)):
-        runs = [(run, c.unstable[figure]) for run, c in (("A", a), ("B", b)) if figure in c.unstable]
-        if runs:
+        if runs := [(run, c.unstable[figure]) for run, c in (("A", a), ("B", b)) if figure in c.unstable]:
             why[figure] = "; ".join(f"run {run}: {reason}" for run, reason in runs)
-        old, new = getattr(a, figure), getattr(b, figure)
-        if not old or new is None:
+        if not (old := getattr(a, figure)) or (new := getattr(b, figure)) is None:
             continue
         change = f"{label} {signed_percent(new / old - 1)} images/s"
         if runs:
@@ -212,37 +185,31 @@ def _judge(a: Configuration | None, b: Configuration | None, t: Thresholds) -> t
             notes.append(f"{change}, smoke figures: not judged")
         elif new < old * (1 - t.slowdown):
             regressions.append(f"{change} (> {t.slowdown:.0%} slower)")
-    growth = b.peak_memory_bytes / a.peak_memory_bytes - 1 if a.peak_memory_bytes and b.peak_memory_bytes else None
-    if growth is not None and growth > t.memory_growth:
+    if (old := a.peak_memory_bytes) and (new := b.peak_memory_bytes) and (growth := new / old - 1) > t.memory_growth:
         regressions.append(f"peak memory {signed_percent(growth)} (> {t.memory_growth:.0%} more)")
-    if a.weights != b.weights:
-        notes.append(f"weights differ: {a.weights} vs {b.weights}")
-    if a.device != b.device:
-        notes.append(f"devices differ: {a.device} vs {b.device}")
+    for what, x, y in (("weights", a.weights, b.weights), ("devices", a.device, b.device)):
+        if x != y:
+            notes.append(f"{what} differ: {x} vs {y}")
     return tuple(regressions), tuple(notes), tuple(unstable), why
 
 
-def _pair(format_value, relative: bool):
+def _pair(format_value, pair, relative: bool):
     """A cell `A -> B (change)` from a (before, after) pair."""
-
-    def cell(pair):
-        old, new = pair
-        shown = " -> ".join("-" if value is None else format_value(value) for value in pair)
-        if old is None or new is None:
-            return None if old is None and new is None else shown
-        change = signed_percent(new / old - 1) if relative and old else f"{new - old:+.3f}"
-        return f"{shown} ({change})"
-
-    return cell
+    old, new = pair
+    shown = " -> ".join("-" if value is None else format_value(value) for value in pair)
+    if old is None or new is None:
+        return None if old is None and new is None else shown
+    change = signed_percent(new / old - 1) if relative and old else f"{new - old:+.3f}"
+    return f"{shown} ({change})"
 
 
 COMPARE_COLUMNS = (
     Column("backbone", "backbone", numeric=False),
     Column("mode", "mode", numeric=False),
     Column("batch", "batch_size"),
-    Column("test acc A -> B", "accuracy", _pair(fraction, relative=False)),
-    Column("train img/s A -> B", "train", _pair(rate, relative=True), figures=TRAIN),
-    Column("infer img/s A -> B", "infer", _pair(rate, relative=True), figures=INFER),
-    Column("peak mem A -> B", "memory", _pair(format_bytes, relative=True)),
+    Column("test acc A -> B", "accuracy", partial(_pair, fraction, relative=False)),
+    Column("train img/s A -> B", "train", partial(_pair, rate, relative=True), figures=TRAIN),
+    Column("infer img/s A -> B", "infer", partial(_pair, rate, relative=True), figures=INFER),
+    Column("peak mem A -> B", "memory", partial(_pair, format_bytes, relative=True)),
     Column("verdict", "verdict", numeric=False),
 )

@@ -11,6 +11,7 @@ terminal alone.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from tlbench import run_env, stability
@@ -24,8 +25,8 @@ from tlbench.reports.plots import LADDER_PNG, MEMORY_PNG, PARETO_PNG, THROUGHPUT
 from tlbench.reports.rules import RUNGS_NOISE_RULE, SEEDS_NOISE_RULE, ended_ok
 from tlbench.run_env import RunEnv
 
-FILE, TERMINAL = "file", "terminal"
-BOTH = frozenset({FILE, TERMINAL})
+FILE, TERMINAL = "file", "terminal"  # where a block is shown
+BOTH, ONLY_FILES, ONLY_TERMINAL = frozenset({FILE, TERMINAL}), frozenset({FILE}), frozenset({TERMINAL})
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,19 @@ class Table:
 class Image:
     file: str  # a plot beside the report
     alt: str
-    shown: frozenset = frozenset({FILE})
+    shown: frozenset = ONLY_FILES
+
+
+Block = Paragraph | Bullets | Note | Table | Image
 
 
 @dataclass
 class Section:
     key: str
     title: str
-    blocks: list = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
 
-    def shown_in(self, where: str) -> list:
+    def shown_in(self, where: str) -> list[Block]:
         return [block for block in self.blocks if where in block.shown]
 
 
@@ -88,8 +92,6 @@ class Document:
 
 
 TERMINAL_ORDER = ("warnings", "trials", "stability", "accuracy", "ladder", "recommendation")
-ONLY_FILES = frozenset({FILE})
-ONLY_TERMINAL = frozenset({TERMINAL})
 
 # Each table's columns that name a row, and those a terminal shows at any width.
 SPREAD_KEYS = ("backbone", "mode", "batch")
@@ -138,7 +140,7 @@ def _trials(analysis: RunAnalysis) -> Section:
     records = analysis.records
     columns = trial_columns(records)
     table = Table(records, columns, title=analysis.run_title, keys=TRIAL_KEYS, essentials=TRIAL_ESSENTIALS)
-    blocks: list = [table, Paragraph(_COLUMN_NOTES, ONLY_FILES)]
+    blocks: list[Block] = [table, Paragraph(_COLUMN_NOTES, ONLY_FILES)]
     standins = sorted({r["backbone"] for r in records if str(r.get("weights", "")).startswith("standin")})
     if standins:
         blocks.append(
@@ -155,7 +157,7 @@ def _trials(analysis: RunAnalysis) -> Section:
 def _stability(analysis: RunAnalysis) -> Section:
     """The unstable figures with their reasons and what to do; the smoke ones."""
     lines, smoke = analysis.unstable_lines, analysis.smoke_trials
-    blocks: list = [Paragraph(MARKS_LEGEND, ONLY_FILES)] if lines or smoke else []
+    blocks: list[Block] = [Paragraph(MARKS_LEGEND, ONLY_FILES)] if lines or smoke else []
     if lines:
         command = analysis.run.env.get("command")
         again = f" (`{command}`)" if isinstance(command, str) else ""
@@ -188,12 +190,10 @@ def _environment(env: RunEnv) -> Section:
 
 
 def _recommendation(analysis: RunAnalysis) -> Section:
-    advice = analysis.recommendation
-    if advice is None:
-        return Section("recommendation", "Recommendation")
-    # No accuracy ranks from stand-ins or chance (decide.py).
-    blocks: list = [Bullets(advice.headlines(), ONLY_FILES), *map(Paragraph, advice.advice)]
-    blocks += [Note("warning:", w) for w in advice.warnings]
+    blocks: list[Block] = []
+    if advice := analysis.recommendation:  # no accuracy ranks from stand-ins or chance (decide.py)
+        blocks = [Bullets(advice.headlines(), ONLY_FILES), *map(Paragraph, advice.advice)]
+        blocks += [Note("warning:", w) for w in advice.warnings]
     return Section("recommendation", "Recommendation", blocks)
 
 
@@ -213,47 +213,42 @@ _LADDER_INTRO = (
 def _ladder(analysis: RunAnalysis, plots) -> Section:
     """Does fine-tuning pay: each backbone's rungs of trainable depth, what
     each step up buys and costs, the rung to take (ladder.py)."""
-    found, compared = analysis.ladders, analysis.compared_ladders
-    blocks: list = []
+    found, compared, blocks = analysis.ladders, analysis.compared_ladders, list[Block]()
     if compared:
-        rows = table_rows(found)
-        title = "Does fine-tuning pay?"
-        blocks += [
-            Paragraph(_LADDER_INTRO, ONLY_FILES),
-            Table(rows, LADDER_COLUMNS, ordered=True, title=title, keys=LADDER_KEYS, essentials=LADDER_ESSENTIALS),
-            Bullets([verdict(ladder) for ladder in compared]),
-        ]
-        trained = [r for r in analysis.records if r.get("mode") != "transfer" and r.get("batch_norm")]
-        norms = sorted({str(r["batch_norm"]) for r in trained})
+        title, rows = "Does fine-tuning pay?", table_rows(found)
+        table = Table(rows, LADDER_COLUMNS, True, title, keys=LADDER_KEYS, essentials=LADDER_ESSENTIALS)
+        blocks = [Paragraph(_LADDER_INTRO, ONLY_FILES), table, Bullets([verdict(ladder) for ladder in compared])]
+        trained = [r for r in analysis.records if r.get("mode") != "transfer"]
+        norms = sorted({str(r["batch_norm"]) for r in trained if r.get("batch_norm")})
         if norms:
             blocks.append(Paragraph(f"The backbone's BatchNorm while it trained: {', '.join(norms)}.", ONLY_FILES))
-    line = summary(found)
-    if line:
+    if line := summary(found):
         blocks.append(Paragraph(line))
     if compared and LADDER_PNG in plots:
         blocks.append(Image(LADDER_PNG, "Validation accuracy, step memory per image and training images/s per rung"))
     return Section("ladder", "Does fine-tuning pay?", blocks)
 
 
+_ONE_SEED = (
+    "One seed per configuration, so the spread of test accuracy is unknown and no difference "
+    "in accuracy can be told from noise; run with `--seeds 3` or more."
+)
+_OVER_SEEDS = (
+    "Test accuracy of each configuration over its seeds (mean ± sample standard deviation), best "
+    "mean first. The split is the same for every seed; a seed changes the head's initialisation "
+    f"and the shuffling. Rule: {SEEDS_NOISE_RULE}."
+)
+
+
 def _accuracy(analysis: RunAnalysis) -> Section:
-    configs = analysis.with_results
-    section = Section("accuracy", "Accuracy over seeds")
+    configs, blocks = analysis.with_results, list[Block]()
     if configs and all(c.n_seeds == 1 for c in configs):
-        text = (
-            "One seed per configuration, so the spread of test accuracy is unknown and no difference "
-            "in accuracy can be told from noise; run with `--seeds 3` or more."
-        )
-        section.blocks.append(Paragraph(text, ONLY_FILES))
+        blocks = [Paragraph(_ONE_SEED, ONLY_FILES)]
     elif configs:
-        text = (
-            "Test accuracy of each configuration over its seeds (mean ± sample standard deviation), best "
-            "mean first. The split is the same for every seed; a seed changes the head's initialisation "
-            f"and the shuffling. Rule: {SEEDS_NOISE_RULE}."
-        )
-        rows, title = [c.row for c in configs], "Test accuracy over seeds"
+        title, rows = "Test accuracy over seeds", [c.row for c in configs]
         table = Table(rows, SPREAD_COLUMNS, True, title, keys=SPREAD_KEYS, essentials=SPREAD_ESSENTIALS)
-        section.blocks += [Paragraph(text, ONLY_FILES), table]
-    return section
+        blocks = [Paragraph(_OVER_SEEDS, ONLY_FILES), table]
+    return Section("accuracy", "Accuracy over seeds", blocks)
 
 
 def _protocol(analysis: RunAnalysis) -> Section:
@@ -279,12 +274,9 @@ def _protocol(analysis: RunAnalysis) -> Section:
         + " epochs without a lower validation loss; the weights of the lowest validation loss are kept.",
         _fine_tuning(protocol, ok),
     ]
-    kept: dict[str, tuple[int, int]] = {}  # mode -> (trials that kept the probed start, trials)
-    for r in ok:
-        if r.get("mode") in MODES and r.get("mode") != "transfer":  # the modes that train the backbone
-            k, n = kept.get(r["mode"], (0, 0))
-            kept[r["mode"]] = (k + (r.get("kept_epoch") == 0), n + 1)
-    parts = [f"{k} of {n} {mode}" for mode, (k, n) in sorted(kept.items(), key=lambda i: mode_order(i[0])) if k]
+    trained = [r for r in ok if r.get("mode") in MODES[1:]]  # the modes that train the backbone
+    kept, all_ = Counter(r["mode"] for r in trained if r.get("kept_epoch") == 0), Counter(r["mode"] for r in trained)
+    parts = [f"{kept[mode]} of {all_[mode]} {mode}" for mode in sorted(kept, key=mode_order)]
     if parts:
         bullets.append(
             f"In {', '.join(parts)} trials no fine-tuning epoch lowered the validation loss below the linear "
@@ -313,10 +305,9 @@ def _fine_tuning(protocol: run_env.Protocol, ok: list) -> str:
 
 
 def _memory(analysis: RunAnalysis) -> Section:
-    blocks: list = []
-    if analysis.memory_fits:
-        rows = [fit.__dict__ for fit in analysis.memory_fits]
-        blocks = [Paragraph(MEMORY_FIT_NOTE, ONLY_FILES), Table(rows, MEMORY_COLUMNS, ordered=True, shown=ONLY_FILES)]
+    rows = [fit.__dict__ for fit in analysis.memory_fits]
+    table = Table(rows, MEMORY_COLUMNS, ordered=True, shown=ONLY_FILES)
+    blocks: list[Block] = [Paragraph(MEMORY_FIT_NOTE, ONLY_FILES), table] if rows else []
     return Section("memory", "Memory against batch size", blocks)
 
 
@@ -328,5 +319,5 @@ def _failed(analysis: RunAnalysis) -> Section:
 
 def _warnings(analysis: RunAnalysis) -> Section:
     warnings = list(analysis.run.warnings)
-    blocks: list = [Bullets(warnings, ONLY_FILES), *(Note("warning:", w, ONLY_TERMINAL) for w in warnings)]
+    blocks: list[Block] = [Bullets(warnings, ONLY_FILES), *(Note("warning:", w, ONLY_TERMINAL) for w in warnings)]
     return Section("warnings", "Warnings while reading this run", blocks if warnings else [])

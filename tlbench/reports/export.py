@@ -1,12 +1,8 @@
-"""A run's trials where other tools look for them, rebuilt with its report, each with the registry's figures it shows
-(figures.FIGURES): `trials.csv`, one row per trial (its last record), ids and figures as plain numbers, for `csv`,
-pandas and spreadsheets; `tensorboard/`, event files for `tensorboard --logdir`: one HParams session per trial
-(`tensorboard/<trial_id>/`: its choices as hparams, its figures as metrics), its validation curves per epoch as scalars.
-
-Only TensorBoard's TensorFlow-free pieces are used (protos, the hparams and scalar summary builders, the record
-writer): this runs in the driver. The event files are made from the records alone (times from the records, no
-clock), so a re-render writes the same bytes; they are built in a temporary folder that then takes the place of
-`tensorboard/`, so a re-render never leaves two copies of a session where TensorBoard looks."""
+"""A run's trials where other tools look for them, rebuilt with its report, with the registry's figures each shows
+(figures.FIGURES): `trials.csv`, one row per trial, for csv, pandas and spreadsheets; `tensorboard/`, one HParams
+session per trial (its choices as hparams, its figures as metrics, its validation curves as scalars). TensorFlow-free
+(this runs in the driver), from the records alone (no clock: a re-render writes the same bytes), and `tensorboard/`
+replaced whole, so TensorBoard never finds two copies of a session."""
 
 from __future__ import annotations
 
@@ -32,7 +28,6 @@ from tlbench.record import ended_ok, finite
 from tlbench.reports.columns import sort_key
 from tlbench.results import TENSORBOARD, TRIALS_CSV, RunContents
 
-# HPARAMS: (field, shown as, is a number); METRICS: (field, shown as), each a scalar at step 0.
 CSV_FIELDS = tuple(figure.field for figure in shown_in("csv"))
 HPARAMS = tuple((figure.field, figure.hparam, figure.number) for figure in shown_in("hparam"))
 METRICS = tuple((figure.field, figure.metric) for figure in shown_in("metric"))
@@ -49,8 +44,7 @@ def trials_csv(records) -> str:
     """`records`: judged across trials (analysis.RunAnalysis.records), the unstable column holds those findings. A
     figure as its str() (a float's shortest exact text, a Status as "ok"); missing, an empty cell (pandas: NaN)."""
     figures = shown_in("csv")
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out := io.StringIO(), lineterminator="\n")
     writer.writerow(figure.field for figure in figures)
     for record in sorted(records, key=sort_key):  # as the report's table
         writer.writerow(None if isinstance(v := figure.get(record), (dict, list)) else v for figure in figures)
@@ -60,19 +54,16 @@ def trials_csv(records) -> str:
 def write_tensorboard(run: RunContents, target: Path) -> None:
     """`target` rebuilt from the records: built beside it, then renamed into its place. An OSError names `target`."""
     for leftover in target.parent.glob(f".{target.name}-*"):  # of a render that crashed
-        pid = leftover.name.rsplit("-", 2)[-2]
-        if not (pid.isdecimal() and psutil.pid_exists(int(pid))):
+        if not ((pid := leftover.name.rsplit("-", 2)[-2]).isdecimal() and psutil.pid_exists(int(pid))):
             shutil.rmtree(leftover, ignore_errors=True)
     prefix = f".{target.name}-{os.getpid()}-"
     try:
         with tempfile.TemporaryDirectory(prefix=prefix, dir=target.parent, ignore_cleanup_errors=True) as work:
-            built = Path(work, target.name)
-            built.mkdir()
+            (built := Path(work, target.name)).mkdir()
             write_bytes_atomic(built / EVENTS_FILE, _event_file(_experiment_events(run)))
             for trial in run.records:
                 name = str(trial["trial_id"]).replace(os.sep, "_")  # a folder name: no separator, nothing hidden
-                session = built / ("_" + name if name.startswith(".") or not name else name)
-                session.mkdir(exist_ok=True)
+                (session := built / ("_" + name if name.startswith(".") or not name else name)).mkdir(exist_ok=True)
                 write_bytes_atomic(session / EVENTS_FILE, _event_file(_session_events(run, trial)))
             if target.exists():
                 os.rename(target, Path(work, "old"))  # removed with the temporary folder
@@ -82,20 +73,14 @@ def write_tensorboard(run: RunContents, target: Path) -> None:
 
 
 def _experiment_events(run: RunContents) -> list:
-    """The HParams experiment: which hparams and metrics a session has. No value domains, so `--logdir` over
-    several run folders filters none of their sessions out (the dashboard takes one run folder's experiment)."""
+    """The HParams experiment, without value domains, which would hide other run folders' sessions under --logdir."""
+    differs = {f.field for f in shown_in("hparam") if len({_hparam(f, r) for r in run.records}) > 1}  # listed first
+    kinds = {True: api_pb2.DATA_TYPE_FLOAT64, False: api_pb2.DATA_TYPE_STRING}  # by Figure.number
     hparams = [
-        api_pb2.HParamInfo(
-            name=figure.field,
-            display_name=figure.hparam,
-            type=api_pb2.DATA_TYPE_FLOAT64 if figure.number else api_pb2.DATA_TYPE_STRING,
-            differs=len({_hparam(figure, r) for r in run.records}) > 1,  # the dashboard lists these first
-        )
-        for figure in shown_in("hparam")
+        api_pb2.HParamInfo(name=f.field, display_name=f.hparam, type=kinds[f.number], differs=f.field in differs)
+        for f in shown_in("hparam")
     ]
-    metrics = [
-        api_pb2.MetricInfo(name=api_pb2.MetricName(tag=f.field), display_name=f.metric) for f in shown_in("metric")
-    ]
+    metrics = [api_pb2.MetricInfo(name={"tag": f.field}, display_name=f.metric) for f in shown_in("metric")]
     created = min(filter(None, (_time(r.get("started_at")) for r in run.records)), default=0.0)
     experiment = api_pb2.Experiment(hparam_infos=hparams, metric_infos=metrics, time_created_secs=created)
     return [_summary_event(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment), created)]
@@ -105,8 +90,7 @@ def _session_events(run: RunContents, trial: Mapping) -> list:
     start, end = _time(trial.get("started_at")), _time(trial.get("finished_at"))
     hparams = {figure.field: value for figure in shown_in("hparam") if (value := _hparam(figure, trial)) is not None}
     metrics = [(f.field, value) for f in shown_in("metric") if (value := finite(f.get(trial))) is not None]
-    # The group is the session's name in the dashboard: the run id keeps trials of several run folders apart.
-    group = f"{run.run_dir.name}/{trial['trial_id']}"
+    group = f"{run.run_dir.name}/{trial['trial_id']}"  # its dashboard name; the run id keeps run folders apart
     status = api_pb2.STATUS_SUCCESS if ended_ok(trial) else api_pb2.STATUS_FAILURE
     ended = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=end or start)
     return [
@@ -118,8 +102,7 @@ def _session_events(run: RunContents, trial: Mapping) -> list:
 
 
 def _curves(trial: Mapping, start: float):
-    """The validation curves' scalars, at the trial's start plus the training seconds so far: `val_curve/...` the
-    chosen learning rate's (of the final stage), `lr_search/lr=X/...`, `probe_lr_search/lr=X/...` each one tried."""
+    """The validation curves' scalars: each learning rate tried's, and the chosen one's (final stage) as `val_curve`."""
     for search in ("lr_search", "probe_lr_search"):
         candidates = [c for c in trial.get(search) or [] if isinstance(c.get("val_curve"), list)]
         for candidate in candidates:
@@ -150,8 +133,7 @@ def _summary_event(tag: str, plugin_data, wall_time: float):
 
 
 def _event_file(events: list) -> bytes:
-    out = io.BytesIO()
-    writer = RecordWriter(out)
+    writer = RecordWriter(out := io.BytesIO())
     for event in (event_pb2.Event(wall_time=events[0].wall_time, file_version="brain.Event:2"), *events):
         writer.write(event.SerializeToString(deterministic=True))  # maps (the hparams) in one order: the same bytes
     return out.getvalue()

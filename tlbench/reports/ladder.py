@@ -1,23 +1,16 @@
-"""Does fine-tuning pay? Each backbone's rungs of the ladder of trainable depth
-(registry.MODES, shallowest first: transfer, last_block, last_stage,
-finetune) side by side: what training deeper buys in validation accuracy and
-what it costs in step memory per image and in training speed, and which rung
-to take (`verdict`). Records only, no TensorFlow.
+"""Does fine-tuning pay? Each backbone's rungs of the ladder of trainable
+depth (registry.MODES, shallowest first) side by side: what training deeper
+buys in validation accuracy and costs in step memory per image and training
+speed, and which rung to take (`verdict`). Records only, no TensorFlow.
 
-One ladder per backbone (and per weights source and device, which are never
-mixed in one ladder), shown at ONE batch size: the batch size with the most
-rungs measured, the largest of those on a tie. Comparing rungs at a single
-batch size keeps the comparison about depth alone: every rung saw the same
-batches with the same learning-rate scaling, and throughput and per-image
-memory depend on the batch size too. "Most rungs" first, so that a deep rung
-out of memory at the largest batch size does not hide the ladder a smaller
-batch size completes; "largest" next, as the more efficient batch size a
-practitioner would run at. The other batch sizes stay in the trials table.
-
-The rung to take is chosen on validation accuracy, not test: the rung is a
-choice like the learning rate, and the test split is read once, after every
-choice. Accuracy of stand-in weights (random initialisation) says nothing
-about fine-tuning pretrained weights: for them only the costs are compared.
+One ladder per backbone (and weights source and device, never mixed), at ONE
+batch size, so that the comparison is about depth alone (the same batches and
+learning-rate scaling; speed and per-image memory depend on the batch too):
+the batch size with the most rungs measured, so that a deep rung out of
+memory at the largest does not hide the ladder a smaller one completes; of
+those the largest, as a practitioner would run. The rung is chosen on
+validation accuracy: it is a choice like the learning rate, and the test
+split is read once. Stand-in weights compare costs only.
 """
 
 from __future__ import annotations
@@ -26,11 +19,11 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
 
+from tlbench import formats
+from tlbench.formats import points, times
 from tlbench.registry import MODES
-from tlbench.reports import formats
 from tlbench.reports.columns import TRAIN, Column
-from tlbench.reports.configs import Configuration
-from tlbench.reports.formats import points, times
+from tlbench.reports.configs import Configuration, config_key
 from tlbench.reports.rules import ONE_SEED_RUNGS, finite, has_result, no_result_status, rungs_within_noise, whole
 
 
@@ -102,15 +95,9 @@ class Ladder:
     @property
     def plottable(self) -> bool:
         """Two or more rungs with a figure the ladder plot draws."""
-
-        def drawn(rung: Rung) -> bool:
-            figures = [rung.step_bytes_per_image, rung.predicted_bytes_per_image, rung.images_per_sec]
-            return (not self.standin and rung.val_mean is not None) or any(f is not None and f > 0 for f in figures)
-
-        return sum(drawn(r) for r in self.with_results) >= 2
-
-    def rows(self) -> list[dict]:
-        return [_row(self, rung) for rung in self.rungs]
+        costs = [[r.step_bytes_per_image, r.predicted_bytes_per_image, r.images_per_sec] for r in self.with_results]
+        accurate = [not self.standin and r.val_mean is not None for r in self.with_results]
+        return sum(a or any(f is not None and f > 0 for f in c) for a, c in zip(accurate, costs)) >= 2
 
 
 def ladders(records, configs: list[Configuration]) -> list[Ladder]:
@@ -118,7 +105,7 @@ def ladders(records, configs: list[Configuration]) -> list[Ladder]:
     batch size with the most rungs measured; none for a backbone with no
     result in any mode of the ladder. `configs`: the run's configurations,
     whose figures the rungs show."""
-    by_key = {(c.backbone, c.mode, c.batch_size, c.weights, c.device): c for c in configs}
+    by_key = {config_key(c.row): c for c in configs}
     groups: dict[tuple, dict[int, dict[str, list[dict]]]] = {}
     for record in records:
         mode, batch = record.get("mode"), whole(record.get("batch_size"))
@@ -130,10 +117,7 @@ def ladders(records, configs: list[Configuration]) -> list[Ladder]:
     devices = {device for _, _, device in groups}
     found = []
     for (backbone, weights, device), by_batch in sorted(groups.items()):
-        rungs_by_batch = {
-            batch: _rungs(by_mode, {mode: by_key[(backbone, mode, batch, weights, device)] for mode in by_mode})
-            for batch, by_mode in by_batch.items()
-        }
+        rungs_by_batch = {batch: _rungs(by_mode, by_key) for batch, by_mode in by_batch.items()}
         batch = max(rungs_by_batch, key=lambda b: (sum(r.has_result for r in rungs_by_batch[b]), b))
         rungs = rungs_by_batch[batch]
         if not any(r.has_result for r in rungs):
@@ -148,11 +132,10 @@ def ladders(records, configs: list[Configuration]) -> list[Ladder]:
     return found
 
 
-def _rungs(by_mode: dict[str, list[dict]], configs: dict[str, Configuration]) -> list[Rung]:
-    total = _most_common(
-        r.get("backbone_variables") for group in by_mode.values() for r in group if r.get("mode") != "transfer"
-    )
-    return [_rung(mode, by_mode[mode], configs[mode], total) for mode in MODES if mode in by_mode]
+def _rungs(by_mode: dict[str, list[dict]], configs: dict[tuple, Configuration]) -> list[Rung]:
+    trained = [r for mode, group in by_mode.items() if mode != "transfer" for r in group]
+    total = _most_common(r.get("backbone_variables") for r in trained)
+    return [_rung(m, by_mode[m], configs[config_key(by_mode[m][0])], total) for m in MODES if m in by_mode]
 
 
 def _rung(mode: str, group: list[dict], config: Configuration, backbone_variables: int | None) -> Rung:
@@ -196,10 +179,8 @@ def _most_common(values):
 
 def _row(ladder: Ladder, rung: Rung) -> dict:
     return {
+        **rung.config.row,  # batch size, mode, status, training images/s and its marks (unstable, timing_quality)
         "backbone": ladder.label,
-        "batch_size": ladder.batch_size,
-        "mode": rung.mode,
-        "status": rung.config.status,
         "variables": rung.trained_variables,
         "backbone_variables": rung.backbone_variables,
         "first_layer": rung.first_layer,
@@ -210,9 +191,6 @@ def _row(ladder: Ladder, rung: Rung) -> dict:
         "standin": ladder.standin,
         "step_per_image": rung.step_bytes_per_image,
         "predicted_per_image": rung.predicted_bytes_per_image,
-        "train_images_per_sec": rung.images_per_sec,
-        "unstable": rung.config.unstable,
-        "timing_quality": rung.config.timing_quality,
         "kept": (rung.kept_probe, rung.kept_known) if rung.mode != "transfer" and rung.kept_known else None,
     }
 
@@ -267,7 +245,7 @@ LADDER_COLUMNS = (
 
 
 def table_rows(found: list[Ladder]) -> list[dict]:
-    return [row for ladder in found if ladder.comparable for row in ladder.rows()]
+    return [_row(ladder, rung) for ladder in found if ladder.comparable for rung in ladder.rungs]
 
 
 # ------------------------------------------------------------ the verdict

@@ -1,18 +1,7 @@
-"""The report's plots, as PNG files beside it (matplotlib, no display):
-
-- memory.png: peak memory and what a training step adds, against batch size,
-  per backbone and mode: fine-tuning's activation cost made visible;
-- throughput.png: training and inference images/s against batch size;
-- accuracy_vs_throughput.png: mean test accuracy (bars: one standard
-  deviation over seeds) against training images/s, the Pareto front marked;
-- ladder.png: per backbone, the rungs of trainable depth (transfer ..
-  finetune) against validation accuracy, step memory per image and training
-  images/s: does fine-tuning pay (ladder.py).
-
-Each mode has its own line style and marker, each backbone its colour; the
-legend sits right of the panels, never over the data, with samples long
-enough to show a dash pattern; point labels are placed apart in pixels.
-"""
+"""The report's plots, as PNG files beside it (matplotlib, no display): memory and throughput against batch size,
+test accuracy against training speed (Pareto front marked), the ladder of trainable depth (ladder.py). Each mode has
+its own line style and marker, each backbone its colour; the legend sits right of the panels, never over the data,
+with samples long enough to show a dash pattern; point labels are placed apart in pixels."""
 
 from __future__ import annotations
 
@@ -58,10 +47,9 @@ AGAINST_BATCH_SIZE = {
 
 
 def write_plots(analysis, folder: Path) -> dict[str, Path]:
-    """{plot file name: path} for the plots a run (analysis.RunAnalysis) can
-    fill; none when no configuration has its figures. Each is rendered in
-    memory, then written atomically: never half a PNG, and no temporary file
-    left when the write fails (a full disk, a read-only folder)."""
+    """{plot file name: path} for the plots a run (analysis.RunAnalysis) can fill; none when no configuration has its
+    figures. Each is rendered in memory, then written atomically: never half a PNG, and no temporary file left when
+    the write fails (a full disk, a read-only folder)."""
     import matplotlib.pyplot as plt
 
     drawn = figures(analysis)
@@ -76,8 +64,7 @@ def write_plots(analysis, folder: Path) -> dict[str, Path]:
 
 
 def figures(analysis) -> dict:
-    """{plot file name: matplotlib figure} for the plots a run can fill. The
-    caller closes them (`write_plots` does)."""
+    """{plot file name: matplotlib figure} for the plots a run can fill. The caller closes them (`write_plots` does)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -100,15 +87,13 @@ def _colours(names) -> dict[str, str]:
 
 
 def _frame(axes, title: str, ylabel: str, xlabel: str = "", log: bool = False, **more) -> None:
-    """A panel's title and axis labels, its y axis on a log scale if asked, a faint grid (minor ticks too), and
-    `more` of `axes.set`."""
+    """A panel's title, axis labels, log y axis if asked, a faint grid (minor ticks too), and `more` of `axes.set`."""
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel, **({"yscale": "log"} if log else {}), **more)
     axes.grid(alpha=0.3, which="both")
 
 
 def _against_batch_size(configs, panels):
-    """Side by side, one panel per (title, value of a configuration, y label,
-    log scale): a line per backbone (colour) and mode (line style and marker)."""
+    """Side by side, a panel per AGAINST_BATCH_SIZE entry: a line per backbone (colour) and mode (style, marker)."""
     import matplotlib.pyplot as plt
 
     colours = _colours(sorted({c.backbone for c in configs}))
@@ -156,9 +141,8 @@ def _legend(figure, entries: list) -> None:
 
 
 def _pareto(configs):
-    """Each configuration a point (colour: backbone, marker: mode) labelled
-    with its mode and batch size, the labels kept apart (`_place_labels`);
-    hollow and labelled why when its accuracy ranks nothing (stand-in weights, chance level)."""
+    """Each configuration a point (colour: backbone, marker: mode) labelled with its mode and batch size, the labels
+    kept apart (`_place_labels`); hollow and labelled why when its accuracy ranks nothing (stand-in weights, chance)."""
     import matplotlib.pyplot as plt
 
     colours = _colours(sorted({c.backbone for c in configs}))
@@ -185,12 +169,10 @@ def _pareto(configs):
 
 
 def _place_labels(figure, axes, points, texts, lines=()):
-    """Each point's (x, y, yerr, marker size, colour) label goes to the first
-    spot, on widening rings around the point (to its right first), inside
-    the axes and clear of every marker, error bar and label placed before,
-    and if it can be, of `lines` (polylines in data coordinates) and the
-    leaders drawn so far; else to the spot that overlaps fewest. A thin
-    leader runs back from a label that had to move out."""
+    """Each point's (x, y, yerr, marker size, colour) label goes to the first spot, on widening rings around the point
+    (to its right first), inside the axes and clear of every marker, error bar and label placed before, and if it can
+    be, of `lines` (polylines in data coordinates) and the leaders drawn so far; else to the spot that overlaps fewest.
+    A thin leader runs back from a label that had to move out."""
     from matplotlib.text import Text
 
     figure.canvas.draw()  # the layout done (legend, titles) and the texts' sizes known
@@ -253,11 +235,9 @@ def _clashes(boxes, spot) -> int:
 
 
 def _ladder(found):
-    """Three panels sharing x, the rungs of trainable depth present (MODES
-    order): validation accuracy (bars: one standard deviation over seeds; not
-    for stand-in weights), step memory per image (measured: solid, predicted
-    by the graph: dotted) and training images/s. A line per backbone; a ring
-    where fine-tuning kept the probe's start in most seeds."""
+    """Three panels sharing x, the rungs of trainable depth present (MODES order): validation accuracy (bars: one std
+    over seeds; none for stand-in weights), step memory per image (measured: solid, the graph's prediction: dotted),
+    training images/s. A line per backbone; a ring where fine-tuning kept the probe's start in most seeds."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogFormatter
 

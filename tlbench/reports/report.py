@@ -16,8 +16,9 @@ from tlbench.reports.document import FILE, Bullets, Document, Image, Note, Parag
 from tlbench.results import REPORT_HTML, REPORT_MD
 
 
-def _note(note: Note) -> str:
-    return f"**{note.label.rstrip(':').capitalize()}**: {note.text}"
+def _text(block: Paragraph | Note) -> str:
+    """A paragraph's Markdown; a note's as a paragraph: `**Warning**: text`."""
+    return f"**{block.label.rstrip(':').capitalize()}**: {block.text}" if isinstance(block, Note) else block.text
 
 
 def to_markdown(document: Document) -> str:
@@ -27,10 +28,8 @@ def to_markdown(document: Document) -> str:
         if blocks:
             lines += [f"## {section.title}", ""]
         for block in blocks:
-            if isinstance(block, Paragraph):
-                lines += [block.text, ""]
-            elif isinstance(block, Note):
-                lines += [_note(block), ""]
+            if isinstance(block, (Paragraph, Note)):
+                lines += [_text(block), ""]
             elif isinstance(block, Bullets):
                 lines += [f"- {item}" for item in block.items] + [""]
             elif isinstance(block, Table):
@@ -59,10 +58,8 @@ def to_html(document: Document, folder: Path) -> str:
         if blocks:
             parts.append(f"<h2>{html.escape(section.title)}</h2>")
         for block in blocks:
-            if isinstance(block, Paragraph):
-                parts.append(f"<p>{_inline(block.text)}</p>")
-            elif isinstance(block, Note):
-                parts.append(f"<p>{_inline(_note(block))}</p>")
+            if isinstance(block, (Paragraph, Note)):
+                parts.append(f"<p>{_inline(_text(block))}</p>")
             elif isinstance(block, Bullets):
                 parts.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.items) + "</ul>")
             elif isinstance(block, Table):
@@ -81,10 +78,6 @@ def _inline(text: str) -> str:
     escaped = html.escape(text)
     escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
-
-
-def render_markdown(analysis: RunAnalysis) -> str:
-    return to_markdown(build(analysis))
 
 
 def write_report(analysis: RunAnalysis) -> dict[str, Path]:

@@ -1,23 +1,11 @@
-"""The rules the reports judge by, each defined once, with the words the
-reports say them in. Records only, no TensorFlow.
+"""The rules the reports judge by, each defined once with the words the
+reports say it in (the *_RULE texts). Records only, no TensorFlow.
 
-- An ok trial (`ended_ok`), a result (`has_result`: an ok trial with a
-  finite test accuracy) and a finished trial, which `--resume` doesn't rerun
-  (`done`): defined with the record (record.py), which the driver shares.
-- Ranking on accuracy (`ranks_on_accuracy`): pretrained weights and above
-  chance level.
-- Chance level (`Guessing`): guessing scores p, the larger of 1 / classes and
-  the test split's majority-class share; an accuracy measured on n test
-  images is at chance level when it is at most p + 2 * sqrt(p * (1 - p) / n),
-  within two binomial standard errors of guessing (a guesser stays below that
-  about 97 % of the time). Such an accuracy ranks nothing. A record without
-  `num_classes`, `class_counts["test"]` and `split_sizes["test"]` (an earlier
-  version's) has no chance level.
-- Two noise rules. Between configurations, over seeds, on TEST accuracy
-  (`seeds_within_noise`): two standard errors of the difference. Between
-  rungs of a ladder, on VALIDATION accuracy (`rungs_within_noise`): the
-  larger of `NOISE_POINTS` and either rung's standard deviation, as the rung
-  is a choice like the learning rate and the test split is read once.
+An ok trial, a result and a finished trial (which `--resume` doesn't rerun)
+are the record's (record.py, shared with the driver). Here: ranking on
+accuracy, the chance level, and two noise rules, between configurations over
+seeds on TEST accuracy, and between rungs of a ladder on VALIDATION accuracy
+(the rung is a choice like the learning rate; the test split is read once).
 """
 
 from __future__ import annotations
@@ -72,9 +60,8 @@ class Guessing:
         return value is not None and value >= 0 and value <= self.ceiling
 
     def summary_line(self) -> str:
-        return (
-            f"guessing scores {self.rate:.3f} on these {self.images} test images, up to {self.ceiling:.3f} within noise"
-        )
+        rate, ceiling = f"{self.rate:.3f}", f"{self.ceiling:.3f}"
+        return f"guessing scores {rate} on these {self.images} test images, up to {ceiling} within noise"
 
 
 def _count(value) -> int | None:

@@ -1,8 +1,5 @@
-"""What `report`, `compare` and `list` print to the terminal (rich).
-
-A table is fitted to the console's width (`_fitted`): its essential columns first and whole (cells wrap at spaces,
-never cut), the others beside them where they fit, else in more tables below that repeat the columns that name a row.
-`--wide`, a file or a pipe get every column in one table at its natural width instead, however narrow the console."""
+"""What `report`, `compare` and `list` print to the terminal (rich). Tables fit the console (`_fitted`): essential
+columns first and whole, cells wrapped at spaces, never cut; `--wide`, a file or a pipe: every column in one table."""
 
 from __future__ import annotations
 
@@ -24,19 +21,16 @@ from tlbench.reports.columns import MISSING, SMOKE_MARK, UNSTABLE_MARK, Column, 
 from tlbench.reports.compare import COMPARE_COLUMNS, Thresholds, compare_runs
 from tlbench.reports.decide import Choice
 
-# compare's table fitted like the others: which configuration, and its verdict, first.
 COMPARE_KEYS = ("backbone", "mode", "batch")
 COMPARE_ESSENTIALS = (*COMPARE_KEYS, "verdict")
 
 
 def _plain(text: str) -> str:
-    """A paragraph's Markdown as a terminal shows it: no `code` or **bold** marks."""
     return escape(text.replace("**", "").replace("`", ""))
 
 
 def print_report(analysis: RunAnalysis, console: Console, wide: bool = False) -> None:
-    """The report's terminal sections (document.TERMINAL_ORDER): the run's warnings, its trials (with their unstable
-    and smoke figures), the spread over seeds, the ladder of trainable depth and the advice. `wide`: see the module."""
+    """The report's terminal sections (document.TERMINAL_ORDER); `wide`: see the module."""
     for section in document.build(analysis).in_terminal():
         for block in section.shown_in(document.TERMINAL):
             if isinstance(block, document.Table):
@@ -44,14 +38,12 @@ def print_report(analysis: RunAnalysis, console: Console, wide: bool = False) ->
             elif isinstance(block, document.Note):
                 console.print(f"[yellow]{escape(block.label)}[/] {_plain(block.text)}")
             elif isinstance(block, document.Bullets):
-                for item in block.items:
-                    console.print(_plain(item))
+                console.print(*map(_plain, block.items), sep="\n")
             elif isinstance(block, document.Paragraph):
                 console.print(_plain(block.text))
 
 
 def _print_tables(console: Console, block: document.Table, wide: bool) -> None:
-    """One table (`wide`) or those that fit the console, then what its marks mean."""
     title = None if block.title is None else escape(block.title)
     if wide:  # at its natural width: every column whole, lines maybe longer than the console
         table = rich_table(block.rows, title, block.columns, ordered=block.ordered)
@@ -59,8 +51,7 @@ def _print_tables(console: Console, block: document.Table, wide: bool) -> None:
         options = console.options.update_width(max(console.width, natural))
         console.print(Segments(console.render(table, options)), crop=False)
     else:
-        for table in _fitted(block, title, console.width):
-            console.print(table)
+        console.print(*_fitted(block, title, console.width))
     for note in legends(block.rows, block.columns):
         console.print(escape(note))
 
@@ -70,11 +61,9 @@ _GAP = 2  # between the columns of a fitted table
 _GROUP, _UNDER = "backbone", "mode"
 
 
-class _Grid(NamedTuple):
-    """What a terminal table shows, as text: headers, then rows of cells."""
-
+class _Grid(NamedTuple):  # what a terminal table shows, as text
     headers: list
-    numeric: list
+    justify: list[Literal["left", "right"]]
     whole: list  # columns whose cells never wrap: the names of a row
     rows: list  # (cells, style)
 
@@ -94,31 +83,26 @@ def _grid(records, columns, keys, grouped: bool) -> _Grid:
                 rows.append(([group if i == at else "" for i in range(len(cells))], "bold"))
             cells[at] = f"  {cells[under]}"
         rows.append((cells, None if record.get("status", "ok") == "ok" else "red"))
-    kept = [i for i in range(len(columns)) if not (grouped and i == under)]
-    return _Grid(
-        [headers[i] for i in kept],
-        [columns[i].numeric for i in kept],
-        [columns[i].header in keys for i in kept],  # the backbone column too: grouped only when it is a key
-        [([cells[i] for i in kept], style) for cells, style in rows],
-    )
-
-
-def _spans(texts) -> tuple[int, int]:
-    """The longest word and the longest line of `texts`, in terminal cells: the narrowest a column of them can be
-    without cutting one, and the width that keeps each on one line (as rich measures Text)."""
-    return (
-        max((cell_len(word) for text in texts for word in text.split()), default=0),
-        max((cell_len(line) for text in texts for line in text.splitlines()), default=0),
-    )
+    whole = [c.header in keys for c in columns]  # the backbone column too: grouped only when it is a key
+    grid = _Grid(headers, ["right" if c.numeric else "left" for c in columns], whole, rows)
+    for values in (grid.headers, grid.justify, grid.whole, *(cells for cells, _ in rows)) if grouped else ():
+        del values[under]  # the modes, indented under their backbone
+    return grid
 
 
 def _widths(grid: _Grid, width: int, natural: bool) -> list[int] | None:
-    """Each column's width so that the grid fits in `width`, its cells wrapped at spaces at most (none when
-    `natural`), never cut; None if it can't."""
+    """Widths that fit the grid in `width`, cells wrapped at spaces (not when `natural`), never cut; else None."""
+
+    def spans(texts) -> tuple[int, int]:
+        """The least width cutting no word of `texts`, and the one-line width, in cells (as rich measures Text)."""
+        return (
+            max((cell_len(word) for text in texts for word in text.split()), default=0),
+            max((cell_len(line) for text in texts for line in text.splitlines()), default=0),
+        )
+
     least, one_line, full = [], [], []
     for i, header in enumerate(grid.headers):
-        cell_word, cell_line = _spans([cells[i] for cells, _ in grid.rows])
-        header_word, header_line = _spans([header])
+        (cell_word, cell_line), (header_word, header_line) = spans([row[i] for row, _ in grid.rows]), spans([header])
         one_line.append(max(cell_line, header_word))  # a header may wrap, above cells that don't
         least.append(one_line[-1] if grid.whole[i] else max(cell_word, header_word))
         full.append(max(one_line[-1], header_line))
@@ -142,17 +126,15 @@ def _table(grid: _Grid, widths: list[int] | None, title: str | None) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for i, header in enumerate(grid.headers):
         width = None if widths is None else widths[i]
-        justify: Literal["left", "right"] = "right" if grid.numeric[i] else "left"
-        table.add_column(header, justify=justify, width=width, no_wrap=grid.whole[i], overflow="fold")
+        table.add_column(header, justify=grid.justify[i], width=width, no_wrap=grid.whole[i], overflow="fold")
     for cells, style in grid.rows:
         table.add_row(*map(Text, cells), style=style)  # Text, not markup: "[...]" in a run file stays as it is
     return table
 
 
 def _fitted(block: document.Table, title: str | None, width: int) -> list[Table]:
-    """The block's rows in tables that fit `width` (see the module's doc). Layouts tried, most readable first: cells
-    on one line before wrapped ones; whole columns, then split into `parts` (the essential part in the first table),
-    then backbones named once above their rows."""
+    """The block's rows in tables that fit `width` (module doc). Layouts tried, most readable first: cells on one line,
+    then wrapped; whole columns, then split into `parts` (the essential one first), then backbones named once."""
     records = list(block.rows) if block.ordered else sorted(block.rows, key=sort_key)
     keys, essential = block.keys, block.essentials
     can_group = {_GROUP, _UNDER} <= {c.header for c in block.columns} & set(keys) & set(essential)
@@ -160,29 +142,21 @@ def _fitted(block: document.Table, title: str | None, width: int) -> list[Table]
     def fits(columns, grouped, natural) -> list[int] | None:
         return _widths(_grid(records, columns, keys, grouped), width, natural)
 
-    def empty(column):  # a column of dashes says nothing: left out where room is short
-        return all(column.cell(r) == MISSING for r in records)
-
     layouts = []  # (the first table's columns, every column in order, grouped), narrowest last
     for split in (False, True):
-        first: list[Column] = []
-        order: list[Column] = []
-        for c in block.columns:
-            pieces = c.parts if split and c.parts and c.header in essential else (c,)
-            order += [p for p in pieces if (c.header in essential and p is pieces[0]) or not empty(p)]
-            first += pieces[:1] if c.header in essential else []
+        first = [c.parts[0] if split and c.parts else c for c in block.columns if c.header in essential]
+        pieces = [p for c in block.columns for p in (c.parts if split and c.parts and c.header in essential else (c,))]
+        # a column of dashes says nothing: left out where room is short
+        order = [p for p in pieces if p in first or any(p.cell(r) != MISSING for r in records)]
         layouts += [(first, order, grouped) for grouped in ((False, True) if split and can_group else (False,))]
-    natural, (first, order, grouped) = next(
+    natural, (main, order, grouped) = next(
         ((n, layout) for n in (True, False) for layout in layouts if fits(layout[0], layout[2], n) is not None),
         (None, layouts[-1]),  # nothing fits: the narrowest layout, squeezed
     )
-    main = list(first)
     for c in order if natural else ():  # beside the essentials, what fits at its natural width
-        trial = sorted([*main, c], key=order.index)
-        if c not in main and fits(trial, grouped, True) is not None:
+        if c not in main and fits(trial := sorted([*main, c], key=order.index), grouped, True) is not None:
             main = trial
-    widths = None if natural is None else fits(main, grouped, natural)
-    tables = [_table(_grid(records, main, keys, grouped), widths, title)]
+    tables = [_table(_grid(records, main, keys, grouped), fits(main, grouped, natural), title)]
     key_columns, rest = [c for c in main if c.header in keys], [c for c in order if c not in main]
     more = f"{title}, more columns" if title else None
     while rest:  # the columns left over, in tables below that repeat the key columns
@@ -191,8 +165,7 @@ def _fitted(block: document.Table, title: str | None, width: int) -> list[Table]
             if fits([*key_columns, *chosen, c], grouped, True) is not None:
                 chosen.append(c)
         chosen = chosen or rest[:1]  # too wide for one line: on its own, wrapped
-        columns = [*key_columns, *chosen]
-        widths = fits(columns, grouped, True) or fits(columns, grouped, False)
+        widths = fits(columns := [*key_columns, *chosen], grouped, True) or fits(columns, grouped, False)
         tables.append(_table(_grid(records, columns, keys, grouped), widths, more))
         rest = [c for c in rest if c not in chosen]
     return tables
@@ -213,22 +186,19 @@ def print_choice(choice: Choice, console: Console) -> None:
 
 
 def print_comparison(a: RunAnalysis, b: RunAnalysis, thresholds: Thresholds, console: Console) -> int:
-    """Each configuration's change from run A to run B; the number that regressed. Setups that differ are said
-    before the table, configurations of one run only after it; a UsageError when the runs have nothing in common."""
+    """Each configuration's change from run A to B; the number that regressed; a UsageError if the runs share none."""
     comparison = compare_runs(a, b, thresholds)
     changes = comparison.changes
     lines = [f"[yellow]warning (run {x}):[/] {escape(w)}" for x, run in (("A", a), ("B", b)) for w in run.run.warnings]
     lines += [f"[bold red]warning:[/] {escape(w)}" for w in comparison.warnings]
     for line in lines + [f"note: {escape(note)}" for note in comparison.notes]:
         console.print(line)
-    title = f"A: {a.run.run_dir.name}  ->  B: {b.run.run_dir.name}"
-    rows = [c.row for c in changes]
+    rows, title = [c.row for c in changes], f"A: {a.run.run_dir.name}  ->  B: {b.run.run_dir.name}"
     table = document.Table(rows, COMPARE_COLUMNS, True, title, keys=COMPARE_KEYS, essentials=COMPARE_ESSENTIALS)
     _print_tables(console, table, False)
-    for change in changes:
-        for figure, why in change.why_unstable.items():
-            name = change.name
-            console.print(f"[yellow]unstable:[/] {escape(name)}: {stability.FIGURE_NAMES[figure]}: {escape(why)}")
+    for c in changes:
+        for figure, why in c.why_unstable.items():
+            console.print(f"[yellow]unstable:[/] {escape(c.name)}: {stability.FIGURE_NAMES[figure]}: {escape(why)}")
     if unstable := sum(1 for c in changes if c.unstable):
         console.print(
             f"[yellow]warning:[/] {unstable} configuration(s) with unstable images/s (marked "
@@ -254,8 +224,7 @@ def print_backbones(backbones, flops: dict, problem: str | None, console: Consol
         table.add_column(header, no_wrap=True, justify="right" if header.startswith("GFLOPs") else "left")
     table.add_column("TF Hub handle", overflow="fold")
     for b in backbones:
-        gflops = f"{flops[b.name] / 1e9:.3f}" if flops.get(b.name) else "?"
-        size = f"{b.image_size}x{b.image_size}"
+        gflops, size = (f"{flops[b.name] / 1e9:.3f}" if flops.get(b.name) else "?"), f"{b.image_size}x{b.image_size}"
         table.add_row(b.name, size, str(b.feature_dim), gflops, "yes" if b.in_default_grid else "", b.standin, b.handle)
     console.print(table)
     console.print(

@@ -1,5 +1,6 @@
-"""How the reports write a figure, each kind once: accuracies, images/s,
-bytes, percentages, changes, a mean with its spread."""
+"""How a figure is written, each kind once, wherever it shows (the reports,
+the live line): accuracies, images/s, bytes, percentages, changes, a mean
+with its spread."""
 
 from __future__ import annotations
 
