@@ -14,7 +14,7 @@ from tlbench import cli, stability
 from tlbench.reports import analysis, rules
 
 PACKAGE = Path(tlbench.__file__).parent
-EXAMPLE = next((PACKAGE.parent / "results").glob("*-example"))
+EXAMPLE = next((Path(__file__).resolve().parents[2] / "results").glob("*-example"))  # the checkout's, not site-packages
 
 # A copy of a rule, as it was written before it had one home: (what, pattern).
 STRAY = (
