@@ -60,11 +60,12 @@ def cluster():
     cluster.release(info)
 
 
-def _trial_budget(gpus: int):
-    """The device's budget, timed passes unchanged, accuracy phase minimal."""
+def _trial_budget(gpus: int, timed: bool = True):
+    """The device's budget, timed passes unchanged, accuracy phase minimal;
+    untimed (`timed` False: both arms only shown to run), --quick's timed passes."""
     from tlbench.plan import choose_budget
 
-    budget = choose_budget(False, gpus)
+    budget = choose_budget(not timed, gpus)
     return dataclasses.replace(
         budget,
         max_train_images=16,
@@ -75,12 +76,12 @@ def _trial_budget(gpus: int):
     )
 
 
-def _recorded(cluster, name: str, mode: str, module: str, images) -> dict:
+def _recorded(cluster, name: str, mode: str, module: str, images, budget) -> dict:
     """A real trial's record, from a fresh Ray worker process."""
     from tlbench.driver.cluster import run_trials
     from tlbench.plan import ModuleSource, TrialSpec
 
-    spec = TrialSpec(name, mode, BATCH_SIZE, "digits", 0, _trial_budget(cluster.gpus), ModuleSource("standin", module))
+    spec = TrialSpec(name, mode, BATCH_SIZE, "digits", 0, budget, ModuleSource("standin", module))
     records = []
     run_trials([spec], images, cluster, records.append)
     (record,) = records
@@ -116,14 +117,14 @@ def test_recorded_throughput_matches_a_bare_loop(benchmark, cluster, name, mode)
         pytest.skip("untimed: one configuration shows that both arms run")
     module = str(export_standin(get_backbone(name)))
     images = data.open_dataset(data.EMBEDDED)
-    budget = _trial_budget(cluster.gpus)
+    budget = _trial_budget(cluster.gpus, timed=benchmark.enabled)
 
     def pair(flip: bool):
         if flip:
             bare = _bare(name, mode, module, budget)
-            record = _recorded(cluster, name, mode, module, images)
+            record = _recorded(cluster, name, mode, module, images, budget)
         else:
-            record = _recorded(cluster, name, mode, module, images)
+            record = _recorded(cluster, name, mode, module, images, budget)
             bare = _bare(name, mode, module, budget)
         unstable.append(record.get("unstable") or {})
         return record["train_images_per_sec"], record["infer_images_per_sec"], bare["train"], bare["infer"]
@@ -204,6 +205,8 @@ def test_pipeline_keeps_up(benchmark, mode):
 
     from tlbench.worker.measure import time_steps
 
+    if not benchmark.enabled and mode != "finetune":
+        pytest.skip("untimed: one mode shows that both arms run")
     _, train, (x, y), classifier = _setup("mobilenet_v2_035_128", mode)
     sync = tf.test.experimental.sync_devices
     stream = iter(train.timed_stream(BATCH_SIZE, seed=0))

@@ -54,11 +54,26 @@ def ci_examples(local: int, ci: int) -> int:
     return ci if settings.get_current_profile_name() == "ci" else local
 
 
+# A folder for tlbench's and TF Hub's caches shared by the test sessions that
+# name it (tox: one per tox run, for every tier): what a cache holds (stand-in
+# exports, graph counts, converted modules) is then made once, not once per
+# tier and per pytest-xdist process. Cache entries are written atomically, so
+# processes sharing them race safely.
+SHARED_CACHE = "TLBENCH_TEST_CACHE"
+
+
 def pytest_configure(config):
     # Every test and every subprocess it starts (Ray workers included) sees
-    # these caches, never the user's.
-    cache = Path(tempfile.mkdtemp(prefix="tlbench-tests-"))
-    config._tlbench_cache = cache
+    # these caches, never the user's. pytest-xdist's processes inherit the
+    # controller's; the controller alone removes a folder it made.
+    if hasattr(config, "workerinput"):
+        return
+    if os.environ.get(SHARED_CACHE):
+        cache = Path(os.environ[SHARED_CACHE])
+        cache.mkdir(parents=True, exist_ok=True)
+    else:
+        cache = Path(tempfile.mkdtemp(prefix="tlbench-tests-"))
+        config._tlbench_cache = cache
     os.environ["TLBENCH_CACHE_DIR"] = str(cache / "tlbench")
     os.environ["TFHUB_CACHE_DIR"] = str(cache / "tfhub")
     # A Ray started in this process (the session's) binds to loopback only,
@@ -149,10 +164,13 @@ def run_in_subprocess():
         "sys.exit(rc)\n"
     )
 
-    def run(*args, timeout=600, env=None):
+    def run(*args, timeout=600, env=None, drop=()):
+        """`env` added to this process's environment, less the variables
+        whose names start with one of `drop` (("TF_",): a new user's shell)."""
+        environment = {key: value for key, value in {**os.environ, **(env or {})}.items() if not key.startswith(drop)}
         return subprocess.run(
             [sys.executable, "-c", wrapper, *map(str, args)],
-            env={**os.environ, **(env or {})},
+            env=environment,
             capture_output=True,
             text=True,
             timeout=timeout,

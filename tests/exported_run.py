@@ -58,6 +58,8 @@ FINETUNE = {
     "activation_memory_bytes": 2**30,
     "peak_rss_bytes": 5 * 2**30,
     "runtime_overhead_bytes": 2 * 2**30,
+    "device_memory_bytes": 24 * 2**30,
+    "max_batch_size_predicted": 342,
     "time_to_accuracy_seconds": 12.0,
     "timing_quality": "measured",
     "unstable": {"infer_images_per_sec": "windows spread 14%"},

@@ -26,6 +26,8 @@ shared by both sides and import no TensorFlow either.
 | `results.py`            | run folders: env.json, trials.jsonl appends, reading back, the lock      |
 | `environment.py`        | versions, CPU, GPUs, git commit, command line                            |
 | `isolated.py`           | a worker-side function called in a fresh process, JSON in and out        |
+| `device_memory.py`      | a device's memory: its size, a smaller one emulated, the batch that fits |
+| `listing.py`            | `list`: the backbones with their FLOPs per image, modes, datasets        |
 | `driver/request.py`     | the run request from the command line; the resolved plan in env.json     |
 | `driver/runner.py`      | a run or a resume: lock, env.json, records as trials end, live view      |
 | `driver/cluster.py`     | Ray: start or join a cluster, place trials, collect records              |

@@ -103,14 +103,28 @@ _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb
 _UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
 
 
-def size(text: str) -> float:
+def size(text: str, what: str = "memory budget") -> float:
     """`4GiB`, `512 MiB`, `4GB`, `4e9`: a byte count; bad input is a UsageError."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", text.lower())
     if match is None or match.group(2) not in _UNITS:
-        raise UsageError(f"memory budget must be a size such as 4GiB, 512MiB or 8GB, got '{text}'")
+        raise UsageError(f"{what} must be a size such as 4GiB, 512MiB or 8GB, got '{text}'")
     value = float(match.group(1)) * _UNITS[match.group(2)]
     if not math.isfinite(value):
-        raise UsageError(f"memory budget must be a finite size, got '{text}'")
+        raise UsageError(f"{what} must be a finite size, got '{text}'")
     if value <= 0:
-        raise UsageError(f"memory budget must be more than 0, got '{text}'")
+        raise UsageError(f"{what} must be more than 0, got '{text}'")
     return value
+
+
+MIN_DEVICE_MEMORY = 2**20  # the CPU allocator's limit is set in whole MiB
+
+
+def device_memory(value) -> int:
+    """--device-memory: a size (`2GiB`) or, as env.json records it, a byte
+    count; at least 1 MiB."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise UsageError(f"device memory must be a size such as 2GiB, got {value!r}")
+    result = int(size(value, "device memory") if isinstance(value, str) else value)
+    if result < MIN_DEVICE_MEMORY:
+        raise UsageError(f"device memory must be at least 1MiB, got {value!r}")
+    return result

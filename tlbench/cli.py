@@ -22,7 +22,7 @@ from tlbench.driver.request import WEIGHTS_POLICIES, RunRequest, check_resume_ar
 from tlbench.driver.stopping import Terminated, stop_signals
 from tlbench.errors import ResultsUnwritable, UsageError, one_line
 from tlbench.plan import BATCH_NORM_POLICIES, DEFAULT_BATCH_NORM, DEFAULT_BATCH_NORM_MOMENTUM, DEFAULT_MODES
-from tlbench.registry import BACKBONES, DEFAULT_BACKBONES, MODES, get_backbone
+from tlbench.registry import DEFAULT_BACKBONES, MODES, get_backbone
 from tlbench.reports.compare import Thresholds
 
 COMMANDS = ("list", "run", "report", "compare", "prefetch")
@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("--xla", "compile every step with XLA (jit_compile)", {"action": "store_true"}),
         ("--mixed-precision", ("mixed_float16 on GPUs of compute capability 7.0+: the head only, a TF Hub "
          "module keeps float32"), {"action": "store_true"}),
+        ("--device-memory", ("run every trial as if its device had SIZE of memory (e.g. 2GiB): a GPU as a "
+         "logical device of that size, a CPU by its allocator's limit; a step past it ends the trial 'oom'"),
+         {"type": _arg(checks.device_memory), "metavar": "SIZE"}),
         ("--concurrency", ("trials at once per CPU-only node (default 1: each trial gets every core; GPUs: "
          "one trial per GPU)"), {"type": _arg(checks.concurrency), "metavar": "N"}),
         ("--max-retries", ("reruns of a trial whose worker process or node died (default 1); out-of-memory "
@@ -172,20 +175,9 @@ def _check_command(argv) -> None:
 
 
 def cmd_list(args, argv, console: Console) -> int:
-    from tlbench.reports.terminal import print_backbones
+    from tlbench.listing import print_listing
 
-    with console.status("counting FLOPs per image (once; cached) ..."):
-        try:
-            flops, problem = isolated.call("tlbench.worker.entry:backbone_flops", [b.name for b in BACKBONES]), None
-        except UsageError as error:
-            flops, problem = {}, str(error)
-    print_backbones(BACKBONES, flops, problem, console)
-    console.print(f"modes: {', '.join(MODES)}")
-    console.print(
-        f"datasets: '{data.EMBEDDED}' (embedded: scikit-learn's 1,797 handwritten digits, 10 classes), "
-        "a folder with one sub-folder of images per class, or tfds:NAME (TensorFlow Datasets; "
-        + ("installed)" if data.tfds_installed() else "needs tensorflow-datasets, not installed)")
-    )
+    print_listing(console)
     return 0
 
 

@@ -29,11 +29,22 @@ def one_line(error: BaseException | str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# TensorFlow's errors from a tf.function start with this, then where the failed
+# op was defined (indented stack lines), then what went wrong.
+_GRAPH_ERROR = "Graph execution error:"
+_WHERE = ("Detected at node", "<stack traces unavailable>")  # what may follow it before the error itself
+
+
 def described(error: BaseException, limit: int = 500) -> str:
-    """`Type: first line of the message`: what a record's `error` field holds.
-    TensorFlow's messages go on with graph and stack details after the first
-    line; the first says what went wrong."""
+    """`Type: the line of the message that says what went wrong`: what a
+    record's `error` field holds. TensorFlow's messages go on with graph and
+    stack details after it; an error from a compiled step puts "Graph
+    execution error:" and where the op was defined first, so its first line
+    after those (e.g. `OOM when allocating tensor with shape[...]`) is taken."""
     lines = [line for line in str(error).splitlines() if line.strip()]
+    if lines and lines[0].strip() == _GRAPH_ERROR:
+        told = [line for line in lines[1:] if not line[0].isspace() and not line.startswith(_WHERE)]
+        lines = told or lines
     return f"{type(error).__name__}: {one_line(lines[0] if lines else '', limit)}"
 
 

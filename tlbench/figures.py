@@ -151,6 +151,11 @@ FIGURES = (
     # The process's resident peak and what of it the allocator does not count: no column (the table is wide).
     Figure("peak_rss_bytes", metric="peak RSS bytes"),
     Figure("runtime_overhead_bytes", metric="runtime overhead bytes"),
+    # The trial's device (--device-memory's, the GPU's or the CPU allocator's limit) and the largest batch whose
+    # training step fits it by the graph (device_memory.py); why an oom was one (allocator or prediction).
+    Figure("device_memory_bytes", metric="device memory bytes"),
+    Figure("max_batch_size_predicted", metric="largest batch predicted"),
+    Figure("oom_cause"),
     Figure("time_to_accuracy_seconds", Column("to acc s", format=seconds), metric="seconds to accuracy"),
     Figure("seconds", Column("time s", format=seconds), metric="trial seconds"),
     Figure("timing_quality", value=stability.record_quality),

@@ -192,6 +192,7 @@ class TrialSpec:
     protocol: Protocol = Protocol()
     xla: bool = False  # every step compiled with XLA (jit_compile)
     mixed_precision: bool = False  # asked for; applied on GPUs that run float16 fast
+    device_memory: int | None = None  # --device-memory: bytes of the device emulated; None: the device's own
 
     @property
     def trial_id(self) -> str:
@@ -237,11 +238,12 @@ def build_grid(
     protocol: Protocol = Protocol(),
     xla: bool = False,
     mixed_precision: bool = False,
+    device_memory: int | None = None,
 ) -> list[TrialSpec]:
     """Every backbone x mode x batch size x seed, in that order; a partial
     mode only for backbones whose blocks the registry knows."""
     return [
-        TrialSpec(b, m, n, dataset, s, budget, sources[b], protocol, xla=xla, mixed_precision=mixed_precision)
+        TrialSpec(b, m, n, dataset, s, budget, sources[b], protocol, xla, mixed_precision, device_memory)
         for b in backbones
         for m in modes
         if has_mode(b, m)

@@ -190,11 +190,15 @@ class TrialRecord(TypedDict, total=False):
     predicted_infer_step_peak_bytes_per_batch: int
     predicted_peak_memory_bytes: int  # weights + Adam slots + timed batches + train step peak: beside peak_memory_bytes
     predicted_infer_peak_memory_bytes: int  # the same with the inference step: beside infer_peak_memory_bytes
+    device_memory_bytes: int | None  # the device's: --device-memory, the GPU's, or the CPU allocator's limit
+    device_memory_emulated: bool  # --device-memory made the device that size
+    max_batch_size_predicted: int | None  # the largest batch whose training step fits it, by the graph
+    oom_cause: str  # of an oom: "allocator" (an allocation failed) or "prediction" (refused before training)
     train_flops_per_sec: float
     infer_flops_per_sec: float
     peak_flops_per_sec: float  # the device's, from a matmul probe
     peak_flops_method: str
-    peak_flops_probes: list[float]  # every probe of the peak, in order (trial.PeakFlops)
+    peak_flops_probes: list[float]  # every probe of the peak, in order (measure.PeakFlops)
     train_mfu: float  # model FLOP utilisation, fraction
     infer_mfu: float
     # --- how far the timed figures can be trusted (stability.judge_trial) ---

@@ -101,6 +101,7 @@ class Plan(TypedDict, total=False):
     protocol: Protocol
     xla: bool
     mixed_precision: bool
+    device_memory: int | None  # --device-memory, bytes; None: each trial its device's own
     weights: str  # the policy asked for: auto / hub / standin
     modules: dict[str, str]  # --module overrides as given
     sources: dict[str, Source]  # per backbone, chosen once for the run

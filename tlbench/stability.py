@@ -98,7 +98,7 @@ def unsteadiness(timing: dict) -> float:
 def peak_probe_problem(probes: list[float]) -> str | None:
     """Why the peak FLOP/s is unstable (its two best probes disagree); None
     when not. The best two: a disturbed probe is only ever slower, and the
-    worker probes again while they disagree (trial.PeakFlops)."""
+    worker probes again while they disagree (measure.PeakFlops)."""
     best = sorted(probes, reverse=True)[:2]
     if len(best) < 2 or best[1] <= 0:
         return None

@@ -4,21 +4,13 @@ Each run goes through a wrapper that fails if the driver imported TensorFlow.
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
 from records import read_records
 
+from tlbench.device_memory import host_bytes
 from tlbench.results import ENV, REPORT_MD
-
-
-def _run_mobilenet_quick(run_in_subprocess, out, *more):
-    """Both modes of MobileNet V2 0.35/128 with --quick; `more` picks the rest."""
-    return run_in_subprocess(
-        *["run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "finetune", "--quick", "--out"], out, *more
-    )
 
 
 def _only_run_dir(out: Path) -> Path:
@@ -26,11 +18,21 @@ def _only_run_dir(out: Path) -> Path:
     return run_dir
 
 
-def test_quick_grid_on_mobilenet_writes_records_env_and_report(tmp_path, run_in_subprocess):
-    out = tmp_path / "runs"
-    done = _run_mobilenet_quick(run_in_subprocess, out, "--batch-size", "16", "--weights", "standin")
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, run_in_subprocess):
+    """Both modes of MobileNet V2 0.35/128 with --quick, stand-in weights, run
+    as a new user would: from a shell that sets no TF_* variable. Returns
+    (the command's CompletedProcess, its run folder)."""
+    out = tmp_path_factory.mktemp("quick") / "runs"
+    command = ["run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "finetune", "--quick"]
+    done = run_in_subprocess(*command, "--batch-size", "16", "--weights", "standin", "--out", out, drop=("TF_",))
     assert done.returncode == 0, done.stderr + done.stdout
-    run_dir = _only_run_dir(out)
+    return done, _only_run_dir(out)
+
+
+@pytest.mark.xdist_group("quick_run")  # one run for both: its fixture, on one process
+def test_quick_grid_on_mobilenet_writes_records_env_and_report(quick_run, run_in_subprocess):
+    done, run_dir = quick_run
     records = read_records(run_dir)
     assert sorted((r["mode"], r["status"]) for r in records) == [("finetune", "ok"), ("transfer", "ok")]
     by_mode = {r["mode"]: r for r in records}
@@ -64,19 +66,20 @@ def test_quick_grid_on_mobilenet_writes_records_env_and_report(tmp_path, run_in_
     assert len(table_rows) == 4 and sum("stand-in" in row for row in table_rows) == 2
 
 
-def test_a_tf1_module_runs_in_transfer_and_in_finetune_through_its_conversion(
-    tmp_path, run_in_subprocess, shared_module
-):
-    out = tmp_path / "runs"
-    done = _run_mobilenet_quick(
-        run_in_subprocess, out, "--batch-size", "32", "--module", f"mobilenet_v2_035_128={shared_module}"
-    )
-    assert done.returncode == 0, done.stderr
-    records = {r["mode"]: r for r in read_records(_only_run_dir(out))}
-    assert records["transfer"]["status"] == "ok" and records["transfer"]["module_format"] == "tf1-hub"
-    assert records["transfer"]["weights"] == f"local:{Path(shared_module).resolve()}"
-    assert records["finetune"]["status"] == "ok", records["finetune"]["error"]
-    assert records["finetune"]["converted_from"] == str(Path(shared_module).resolve())
+@pytest.mark.xdist_group("quick_run")  # one run for both: its fixture, on one process
+def test_a_clean_environment_measures_the_allocator_peak_and_finetunings_activation_cost(quick_run):
+    """A new user's shell sets no TF_* variable: the worker itself chooses the
+    allocator that keeps statistics, so peak memory means the same on every
+    machine, and fine-tuning's activation memory shows against transfer's."""
+    _, run_dir = quick_run
+    records = {r["mode"]: r for r in read_records(run_dir)}
+    device = "GPU:0" if records["transfer"]["device"].startswith("GPU") else "CPU:0"
+    for record in records.values():
+        assert record["memory_method"] == f"tf-allocator:{device}"
+        assert record["peak_rss_bytes"] > record["peak_memory_bytes"] > 0
+        assert record["runtime_overhead_bytes"] == record["peak_rss_bytes"] - record["peak_memory_bytes"]
+    # The seed's headline: a fine-tuning step keeps the backbone's activations for the gradient.
+    assert records["finetune"]["activation_memory_bytes"] > 3 * records["transfer"]["activation_memory_bytes"] > 0
 
 
 def test_weights_hub_offline_is_one_line_and_exit_2(tmp_path, run_in_subprocess):
@@ -132,56 +135,73 @@ def test_a_module_that_is_not_a_feature_vector_is_refused_before_any_trial(tmp_p
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
-def test_prefetch_fills_tfhub_cache_dir_so_weights_hub_works_offline(tmp_path, run_in_subprocess, shared_module):
-    cache = {"TFHUB_CACHE_DIR": str(tmp_path / "hub"), "https_proxy": "http://127.0.0.1:9"}  # and no network
+@pytest.fixture(scope="module")
+def hub_run(tmp_path_factory, run_in_subprocess, shared_module):
+    """`prefetch` copies the real TF1 Hub module into an empty TFHUB_CACHE_DIR
+    with no network; then both modes run with --weights hub. Returns (the
+    refused prefetch, the copying prefetch, the run's CompletedProcess, its
+    records by mode, the cache)."""
+    folder = tmp_path_factory.mktemp("hub")
+    cache = {"TFHUB_CACHE_DIR": str(folder / "hub"), "https_proxy": "http://127.0.0.1:9"}  # and no network
     refused = run_in_subprocess(*["prefetch", "--backbone", "mobilenet_v2_035_128"], env=cache)
+    copied = run_in_subprocess("prefetch", "--module", f"mobilenet_v2_035_128={shared_module}", env=cache)
+    out = folder / "runs"
+    command = ["run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "finetune", "--batch-size", "8"]
+    done = run_in_subprocess(*command, "--weights", "hub", "--quick", "--out", out, env=cache)
+    records = {r["mode"]: r for r in read_records(_only_run_dir(out))} if out.is_dir() else {}
+    return refused, copied, done, records, Path(cache["TFHUB_CACHE_DIR"])
+
+
+@pytest.mark.xdist_group("hub_run")  # one run for both: its fixture, on one process
+def test_prefetch_fills_tfhub_cache_dir_so_weights_hub_works_offline(hub_run):
+    refused, copied, done, records, _ = hub_run
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert "can't be reached" in refused.stderr and "--module mobilenet_v2_035_128=PATH" in refused.stderr
-
-    copied = run_in_subprocess("prefetch", "--module", f"mobilenet_v2_035_128={shared_module}", env=cache)
     assert copied.returncode == 0, copied.stderr
     assert "copied from" in copied.stdout
-
-    out = tmp_path / "runs"
-    done = run_in_subprocess(
-        *[
-            "run",
-            "--backbone",
-            "mobilenet_v2_035_128",
-            "--mode",
-            "transfer",
-            "--batch-size",
-            "8",
-            "--weights",
-            "hub",
-            "--quick",
-            "--out",
-        ],
-        out,
-        env=cache,
-    )
     assert done.returncode == 0, done.stderr + done.stdout
-    (record,) = read_records(_only_run_dir(out))
+    record = records["transfer"]
     assert record["status"] == "ok"
     assert record["weights"] == "tfhub:https://tfhub.dev/google/imagenet/mobilenet_v2_035_128/feature_vector/5"
     assert record["module_format"] == "tf1-hub"  # the shared module, found through the handle
 
 
-def test_a_clean_environment_measures_the_allocator_peak_and_finetunings_activation_cost(tmp_path):
-    """A new user's shell sets no TF_* variable: the worker itself chooses the
-    allocator that keeps statistics, so peak memory means the same on every
-    machine, and fine-tuning's activation memory shows against transfer's."""
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
-    out = tmp_path / "runs"
-    command = [sys.executable, "-m", "tlbench", "run", "--backbone", "mobilenet_v2_035_128"]
-    command += ["--mode", "transfer", "finetune", "--quick", "--batch-size", "16", "--weights", "standin"]
-    done = subprocess.run([*command, "--out", str(out)], env=clean, capture_output=True, text=True, check=False)
+@pytest.mark.xdist_group("hub_run")  # one run for both: its fixture, on one process
+def test_a_tf1_module_runs_in_transfer_and_in_finetune_through_its_conversion(hub_run):
+    _, _, done, records, cache = hub_run
     assert done.returncode == 0, done.stderr + done.stdout
-    records = {r["mode"]: r for r in read_records(_only_run_dir(out))}
-    device = "GPU:0" if records["transfer"]["device"].startswith("GPU") else "CPU:0"
+    assert records["transfer"]["status"] == "ok" and records["transfer"]["module_format"] == "tf1-hub"
+    assert records["finetune"]["status"] == "ok", records["finetune"]["error"]
+    # hub.KerasLayer can't fine-tune a TF1 module: the same network, rebuilt with its weights.
+    assert records["finetune"]["converted_from"] == records["transfer"]["module"]
+    assert Path(records["finetune"]["converted_from"]).is_relative_to(cache.resolve())
+    assert records["finetune"]["module_format"] == "tf2-savedmodel"
+    assert records["finetune"]["conversion_max_abs_difference"] < 1e-3
+
+
+def test_a_trial_past_the_device_memory_ends_oom_from_the_allocator_and_resume_keeps_it(tmp_path, run_in_subprocess):
+    """--device-memory 384MiB at batch 64: MobileNet's transfer step fits (the
+    graph predicts 74 MiB on the device, the largest batch 223), fine-tuning's
+    (563 MiB, the largest batch 43) fails in TensorFlow's own allocator; the
+    run goes on, and --resume has nothing to run again."""
+    out = tmp_path / "runs"
+    command = ["run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "finetune", "--batch-size", "64"]
+    done = run_in_subprocess(*command, "--device-memory", "384MiB", "--quick", "--weights", "standin", "--out", out)
+    assert done.returncode == 0, done.stderr + done.stdout  # ok and oom: every trial ended as it should
+    run_dir = _only_run_dir(out)
+    records = {r["mode"]: r for r in read_records(run_dir)}
+    transfer, finetune = records["transfer"], records["finetune"]
+    assert transfer["status"] == "ok" and transfer["train_images_per_sec"] > 0, transfer["error"]
+    assert finetune["status"] == "oom" and finetune["oom_cause"] == "allocator"
+    assert finetune["error"].startswith("ResourceExhaustedError: OOM when allocating tensor")
     for record in records.values():
-        assert record["memory_method"] == f"tf-allocator:{device}"
-        assert record["peak_rss_bytes"] > record["peak_memory_bytes"] > 0
-        assert record["runtime_overhead_bytes"] == record["peak_rss_bytes"] - record["peak_memory_bytes"]
-    # The seed's headline: a fine-tuning step keeps the backbone's activations for the gradient.
-    assert records["finetune"]["activation_memory_bytes"] > 3 * records["transfer"]["activation_memory_bytes"] > 0
+        assert record["device_memory_bytes"] == 384 * 2**20 and record["device_memory_emulated"] is True
+    # The CPU allocator's limit: the device, and the decoded images and timed batches a GPU keeps in host memory.
+    limit = 384 * 2**20 + host_bytes(sum(transfer["split_sizes"].values()), 128, 64)
+    assert transfer["max_batch_size_predicted"] >= 64 and transfer["peak_memory_bytes"] <= limit
+    assert finetune["max_batch_size_predicted"] < 64  # the graph said so too: kept in the oom record
+    assert json.loads((run_dir / ENV).read_text())["plan"]["device_memory"] == 384 * 2**20
+
+    again = run_in_subprocess("run", "--resume", run_dir)
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert [r["trial_id"] for r in read_records(run_dir)] == [r["trial_id"] for r in records.values()]

@@ -524,6 +524,7 @@ PLAN_VALUES = {
     ),
     "xla": ([True, False], [0, "yes", None]),
     "mixed_precision": ([True, False], [1, "no", None]),
+    "device_memory": ([None, 2**20, 80 * 2**30], [2**20 - 1, 0, -(2**30), "2GiB", 1.5e9, True]),
     "weights": (["auto", "hub", "standin"], ["pretrained", None, ""]),
     "modules": ([{}, {"resnet_v2_50": "https://example.org/m/1"}], [{"resnet": "x"}, {"resnet_v2_50": ""}, []]),
     "sources": (
@@ -542,6 +543,8 @@ PLAN_VALUES = {
     ),
 }
 assert set(PLAN_VALUES) == set(GOOD_PLAN), "every recorded setting has valid and invalid values here"
+# Settings a plan recorded before they existed lacks: the run had none (its devices' own memory).
+OPTIONAL_IN_PLAN = {"device_memory"}
 
 
 @st.composite
@@ -556,7 +559,7 @@ def tampered_plans(draw):
             del plan[key]
         else:
             plan[key] = draw(st.sampled_from(good if choice == "good" else bad))
-        valid &= choice == "good"
+        valid &= choice == "good" or (choice == "missing" and key in OPTIONAL_IN_PLAN)
     return plan, valid
 
 

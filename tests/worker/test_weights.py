@@ -69,9 +69,11 @@ def test_weights_auto_falls_back_to_a_stand_in_and_says_why(tmp_path, monkeypatc
     assert "TF Hub handle unreachable" in source.note and "Connection refused" in source.note
 
 
-def test_stand_in_is_exported_once_and_loads_through_hub():
+def test_stand_in_is_exported_once_and_loads_through_hub(tmp_path, monkeypatch):
     import tensorflow as tf
     import tensorflow_hub as hub
+
+    monkeypatch.setenv("TLBENCH_CACHE_DIR", str(tmp_path))  # this test's export, no other process's staging
 
     backbone = get_backbone("mobilenet_v2_035_128")
     source = weights.choose_source(backbone, "standin", None)

@@ -51,6 +51,7 @@ class RunRequest:
     protocol: Protocol = field(default_factory=Protocol)
     xla: bool = False
     mixed_precision: bool = False
+    device_memory: int | None = None  # --device-memory, bytes
 
     def resolve(self, cluster_gpus: int, sources: dict, forward_flops: dict) -> RunPlan:
         """The plan on a cluster with `cluster_gpus` GPUs (the default grid
@@ -67,6 +68,7 @@ class RunRequest:
             protocol=self.protocol,
             xla=self.xla,
             mixed_precision=self.mixed_precision,
+            device_memory=self.device_memory,
             weights=self.weights,
             modules=dict(self.modules),
             sources=dict(sources),
@@ -105,6 +107,7 @@ class RunRequest:
             protocol=Protocol(args.split_seed, args.train_size, args.batch_norm_momentum, args.batch_norm),
             xla=args.xla,
             mixed_precision=args.mixed_precision,
+            device_memory=args.device_memory,
         )
 
 
@@ -127,6 +130,7 @@ RECORDED_SETTINGS = (
     ("weights", "--weights", "auto"),
     ("xla", "--xla", False),
     ("mixed_precision", "--mixed-precision", False),
+    ("device_memory", "--device-memory", None),
 )
 
 
@@ -154,6 +158,7 @@ class RunPlan:
     protocol: Protocol
     xla: bool
     mixed_precision: bool
+    device_memory: int | None  # --device-memory: bytes of every trial's device, emulated
     weights: str  # the policy asked for
     modules: dict  # --module overrides as given
     sources: dict  # {backbone: plan.ModuleSource}, chosen once for the run
@@ -171,6 +176,7 @@ class RunPlan:
             protocol=self.protocol,
             xla=self.xla,
             mixed_precision=self.mixed_precision,
+            device_memory=self.device_memory,
         )
 
     def as_json(self) -> dict:
@@ -212,6 +218,7 @@ class RunPlan:
                 mixed_precision=recorded.checked(
                     "mixed_precision", lambda value: checks.flag("mixed_precision", value)
                 ),
+                device_memory=recorded.optional("device_memory", checks.device_memory),
                 weights=recorded.choice("weights", WEIGHTS_POLICIES),
                 modules={
                     get_backbone(checks.text("backbone", name)).name: checks.text(f"module of {name}", location)

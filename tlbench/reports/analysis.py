@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tlbench import stability
+from tlbench.device_memory import DeviceFit, device_fits
 from tlbench.reports.configs import Configuration, MemorySlope, configurations, memory_slopes
 from tlbench.reports.decide import Recommendation, recommend
 from tlbench.reports.ladder import Ladder, ladders
@@ -21,6 +22,7 @@ class RunAnalysis:
     ladders: list[Ladder]  # each backbone's rungs of trainable depth
     recommendation: Recommendation | None  # None when no configuration has all its figures
     memory_fits: list[MemorySlope]  # memory against batch size per backbone x mode
+    device_fits: list[DeviceFit]  # the largest batch that fits each device size, per backbone x mode
     unstable_lines: list[str]  # one per unstable figure of a trial, with why
     smoke_trials: list[str]  # trial ids whose timed figures are smoke figures
 
@@ -47,6 +49,7 @@ def analyse(run: RunContents) -> RunAnalysis:
         ladders=ladders(records, configs),
         recommendation=recommend(configs),
         memory_fits=memory_slopes(records),
+        device_fits=device_fits(records),
         unstable_lines=stability.unstable_lines(records),
         smoke_trials=stability.smoke_trials(records),
     )

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from tlbench.figures import INFER, MISSING, SMOKE_MARK, TRAIN, UNSTABLE_MARK, Column, shown_in  # noqa: F401 - re-export
 from tlbench.reports import rules
+from tlbench.device_memory import FIT_HEADERS
 from tlbench.formats import format_bytes, mean_and_std, rate
 
 MARKS_LEGEND = (
@@ -115,3 +116,6 @@ def markdown_table(records, columns=COLUMNS, *, ordered: bool = False) -> str:
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     lines += [line for note in legends(records, columns) for line in ("", note)]  # a paragraph under the table
     return "\n".join(lines) + "\n"
+
+
+DEVICE_COLUMNS = (*(_FIGURE_COLUMN[f] for f in ("backbone", "mode")), *(Column(h, h) for h in FIT_HEADERS))

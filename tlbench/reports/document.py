@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from tlbench import run_env, stability
 from tlbench.registry import MODES
 from tlbench.reports.analysis import RunAnalysis
-from tlbench.reports.columns import MARKS_LEGEND, MEMORY_COLUMNS, SPREAD_COLUMNS, sort_key, trial_columns
-from tlbench.reports.columns import SMOKE_MARK, UNSTABLE_MARK, TRIAL_ESSENTIALS, TRIAL_KEYS
+from tlbench.device_memory import FIT_NOTE
+from tlbench.reports.columns import DEVICE_COLUMNS, MARKS_LEGEND, MEMORY_COLUMNS, SPREAD_COLUMNS, sort_key
+from tlbench.reports.columns import SMOKE_MARK, UNSTABLE_MARK, TRIAL_ESSENTIALS, TRIAL_KEYS, trial_columns
 from tlbench.reports.configs import MEMORY_FIT_NOTE
 from tlbench.reports.ladder import LADDER_COLUMNS, mode_order, summary, table_rows, verdict
 from tlbench.reports.plots import LADDER_PNG, MEMORY_PNG, PARETO_PNG, THROUGHPUT_PNG
@@ -118,6 +119,7 @@ def build(analysis: RunAnalysis, plots=()) -> Document:
         _protocol(analysis),
         Section("plots", "Plots", [Image(name, alt) for name, alt in PLOTS if name in plots]),
         _memory(analysis),
+        _device_sizes(analysis),
         _failed(analysis),
         _warnings(analysis),
     ]
@@ -309,6 +311,12 @@ def _memory(analysis: RunAnalysis) -> Section:
     table = Table(rows, MEMORY_COLUMNS, ordered=True, shown=ONLY_FILES)
     blocks: list[Block] = [Paragraph(MEMORY_FIT_NOTE, ONLY_FILES), table] if rows else []
     return Section("memory", "Memory against batch size", blocks)
+
+
+def _device_sizes(analysis: RunAnalysis) -> Section:
+    rows = [fit.row() for fit in analysis.device_fits]
+    blocks: list[Block] = [Paragraph(FIT_NOTE, ONLY_FILES), Table(rows, DEVICE_COLUMNS, True, shown=ONLY_FILES)]
+    return Section("devices", "The largest batch that fits a device", blocks if rows else [])
 
 
 def _failed(analysis: RunAnalysis) -> Section:

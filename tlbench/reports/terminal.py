@@ -215,21 +215,3 @@ def print_comparison(a: RunAnalysis, b: RunAnalysis, thresholds: Thresholds, con
     said = f"[red]{regressed} regression(s)[/] of" if regressed else "no regression in"
     console.print(f"{said} {len(changes)} configuration(s) in both runs{apart}")
     return regressed
-
-
-def print_backbones(backbones, flops: dict, problem: str | None, console: Console) -> None:
-    """`list`'s table of backbones, with FLOPs per image where counted."""
-    table = Table(title="backbones (TF Hub image feature vectors)")
-    for header in ("name", "input", "features", "GFLOPs/image", "default grid", "stand-in"):
-        table.add_column(header, no_wrap=True, justify="right" if header.startswith("GFLOPs") else "left")
-    table.add_column("TF Hub handle", overflow="fold")
-    for b in backbones:
-        gflops, size = (f"{flops[b.name] / 1e9:.3f}" if flops.get(b.name) else "?"), f"{b.image_size}x{b.image_size}"
-        table.add_row(b.name, size, str(b.feature_dim), gflops, "yes" if b.in_default_grid else "", b.standin, b.handle)
-    console.print(table)
-    console.print(
-        "[dim]GFLOPs/image: one forward pass at the input size, counted from the architecture's graph "
-        "(a multiply-add is 2 FLOPs)[/]"
-    )
-    if problem:
-        console.print(f"[yellow]FLOPs not counted: {escape(problem)}[/]")

@@ -1,23 +1,67 @@
-"""The device a trial runs on: GPU memory growth, the device's label, whether
-mixed precision pays there, and whether an error means out of memory."""
+"""The device a trial runs on: GPU memory growth or a device of --device-memory's
+size, the device's label and memory, whether mixed precision pays there, and
+whether an error means out of memory."""
 
 from __future__ import annotations
+
+import os
 
 from tlbench import environment
 
 
-def configure_devices() -> str:
-    """Memory growth on every visible GPU (before any op runs, so trials sharing
-    a machine don't grab each other's memory); returns the device label."""
+def configure_devices(device_memory: int | None = None, host_bytes: int = 0) -> str:
+    """Before any op runs: memory growth on every visible GPU (so trials
+    sharing a machine don't grab each other's memory), or with
+    `device_memory` a device of that many bytes (`--device-memory`): a
+    logical GPU of that size, or on a CPU the allocator's limit at that plus
+    `host_bytes` (device_memory.limit_cpu_allocator). Returns the device label."""
     import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = tf.config.list_physical_devices("GPU")  # makes no allocator yet
+    if device_memory is not None and not gpus:
+        _limit_cpu_allocator(device_memory, host_bytes)
     for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
+        if device_memory is None:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        else:  # TensorFlow's GPU allocator then fails past it, as a GPU of that size would
+            config = tf.config.LogicalDeviceConfiguration(memory_limit=device_memory // 2**20)
+            tf.config.set_logical_device_configuration(gpu, [config])
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         return f"GPU:{details.get('device_name', 'unknown')}"
     return f"CPU:{environment.cpu_model()}"
+
+
+def _limit_cpu_allocator(device_memory: int, host_bytes: int) -> None:
+    from tensorflow.python.eager import context
+
+    from tlbench import device_memory as memory
+
+    in_effect, before = memory.cpu_allocator_limit(), os.environ.get(memory.CPU_LIMIT_VARIABLE)
+    wanted = memory.limit_cpu_allocator(device_memory, host_bytes)
+    if context.context()._initialized and in_effect != wanted:  # private: TensorFlow has no public flag for it
+        os.environ.pop(memory.CPU_LIMIT_VARIABLE)  # as it was, for this process's children too
+        os.environ.update({} if before is None else {memory.CPU_LIMIT_VARIABLE: before})
+        raise RuntimeError(
+            "--device-memory can't take effect: this process ran TensorFlow ops before the trial, and the CPU "
+            "allocator's limit is read at the first one (a trial's own worker process runs none before)"
+        )
+
+
+def device_memory_bytes(device: str, requested: int | None) -> int | None:
+    """The memory of the trial's device: `requested` (--device-memory), else
+    the GPU's as TensorFlow's allocator has it, else the CPU allocator's
+    limit (the machine's memory, tlbench/__init__.py)."""
+    if requested is not None:
+        return requested
+    if device.startswith("GPU"):
+        from tensorflow.python.client import device_lib
+
+        gpus = [d for d in device_lib.list_local_devices() if d.device_type == "GPU"]
+        return int(gpus[0].memory_limit) if gpus else None
+    from tlbench.device_memory import cpu_allocator_limit
+
+    return cpu_allocator_limit()
 
 
 def compute_device() -> str:

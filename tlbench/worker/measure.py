@@ -289,3 +289,33 @@ def matmul_peak_flops(device: str, dtype: str = "float32", seconds: float = 0.5)
             best = max(best, 2 * n**3 / (time.perf_counter() - begin))
             runs += 1
     return best, f"matmul-probe:{device}:{dtype}:{n}x{n}:best-of-{runs}"
+
+
+class PeakFlops:
+    """The device's peak FLOP/s from a matmul probe: the yardstick of MFU.
+
+    The peak is the best rate seen: a disturbance only ever slows a probe
+    down. So when the two best probes disagree beyond the stability
+    tolerance, the probe runs again (at most `EXTRA_PROBES` times), and the
+    judgement compares the two best (stability.peak_probe_problem)."""
+
+    EXTRA_PROBES = 2
+
+    def __init__(self, device: str, dtype: str):
+        self.device, self.dtype = device, dtype
+        self.flops_per_sec, self.method = matmul_peak_flops(device, dtype)
+        self.probes = [self.flops_per_sec]  # every probe, in order: how far apart they are says how stable
+
+    def probe_again(self) -> None:
+        self._probe()
+        for _ in range(self.EXTRA_PROBES):
+            if stability.peak_probe_problem(self.probes) is None:
+                break
+            self._probe()
+        self.method += f":best-of-{len(self.probes)}-probes"
+
+    def _probe(self) -> None:
+        again, method = matmul_peak_flops(self.device, self.dtype)
+        self.probes.append(again)
+        if again > self.flops_per_sec:
+            self.flops_per_sec, self.method = again, method

@@ -7,14 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlbench.data import ImageSet
-
-TIMED_BATCHES = 8  # distinct batches a timed stream cycles through
-
-
-def timed_batches_bytes(batch_size: int, image_size: int, count: int = TIMED_BATCHES) -> int:
-    """Bytes `SplitPipeline.timed_batches` holds in memory: `count` batches of
-    float32 images (`image_size`² × 3) and int32 labels."""
-    return count * batch_size * (image_size * image_size * 3 * 4 + 4)
+from tlbench.device_memory import TIMED_BATCHES  # their bytes: device_memory.timed_batches_bytes
 
 
 class SplitPipeline:

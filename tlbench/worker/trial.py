@@ -33,7 +33,7 @@ from tlbench.errors import described
 from tlbench.plan import LEARNING_RATE_RULE, TrialSpec
 from tlbench.registry import get_backbone, trains_backbone
 from tlbench.worker.devices import compute_device, configure_devices, is_out_of_memory, mixed_precision
-from tlbench.worker.measure import TimingPlan, matmul_peak_flops, time_until_stable
+from tlbench.worker.measure import PeakFlops, TimingPlan, time_until_stable
 
 
 def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.TrialRecord:
@@ -42,11 +42,17 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.Tr
     started, started_at = time.perf_counter(), _utc_now()
     fields, status, error = {}, record.Status.OK, None
     try:
-        fields["device"] = configure_devices()
+        # An emulated device's size is in the record however the trial ends (model_costs adds the device's own).
+        fields.update(device_memory_emulated=spec.device_memory is not None, device_memory_bytes=spec.device_memory)
         images = images if images is not None else data.open_dataset(spec.dataset)
-        fields.update(_measure(spec, images))
+        fields["device"] = configure_devices(spec.device_memory, _host_bytes(spec, images))
+        _measure(spec, images, fields)
     except Exception as failure:  # noqa: BLE001 - every failure becomes a record
         status = record.Status.OOM if is_out_of_memory(failure) else record.Status.ERROR
+        if status == record.Status.OOM:  # refused by the graph's prediction, or a real allocation failed
+            from tlbench.worker.costs import PredictedOutOfMemory
+
+            fields["oom_cause"] = "prediction" if isinstance(failure, PredictedOutOfMemory) else "allocator"
         if status == record.Status.ERROR and images is not None:
             from tlbench.worker.decode_check import naming_the_file  # TensorFlow's decode errors name no file
 
@@ -65,6 +71,16 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.Tr
     )
 
 
+def _host_bytes(spec: TrialSpec, images: data.ImageSet) -> int:
+    """What the trial keeps outside its device on a GPU (device_memory.host_bytes)."""
+    from tlbench.device_memory import host_bytes
+
+    protocol, budget = spec.protocol, spec.budget
+    splits = data.capped_splits(images, protocol.split_seed, protocol.max_train_images(budget), budget.max_eval_images)
+    cached = sum(len(idx) for idx in (splits.train, splits.val, splits.test))
+    return host_bytes(cached, get_backbone(spec.backbone).image_size, spec.batch_size)
+
+
 class Phases:
     """Wall time of each phase of a trial, in seconds: where the time went."""
 
@@ -80,11 +96,17 @@ class Phases:
         self._last = now
 
 
-def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
+def _measure(spec: TrialSpec, images: data.ImageSet, fields: dict) -> None:
+    """The trial's figures into `fields`, phase by phase: a trial that fails
+    (out of memory in a training step, say) keeps what it had measured, the
+    graph's prediction of what fits included."""
     phases = Phases()
+    fields["phase_seconds"] = phases.seconds  # filled as each phase ends
     setup = load(spec, images)
+    fields.update(setup.record_fields())
     phases.end("load")
     cost = model_costs(setup, spec)
+    fields.update(cost)
     phases.end("costs")
     # The first probe runs before training, not just before the timed passes:
     # what they time follows the training that ran before it, as a run's
@@ -102,16 +124,13 @@ def _measure(spec: TrialSpec, images: data.ImageSet) -> dict:
     # machine one probe can land in a slow moment and make MFU look high.
     peak.probe_again()
     phases.end("peak_probe")
-    return {
-        **setup.record_fields(),
-        "xla": spec.xla,
+    fields.update(
+        xla=spec.xla,
         **accuracy,
-        "phase_seconds": phases.seconds,
         **timed,
-        **cost,
         **throughput_figures(timed, cost, peak, spec.batch_size),
         **stability.judge_trial(timed["train_timing"], timed["infer_timing"], peak.probes),
-    }
+    )
 
 
 @dataclass
@@ -219,24 +238,34 @@ def model_costs(setup: Setup, spec: TrialSpec) -> dict:
     """What the model costs by its graph, before any training, with the peaks
     the timed passes will measure, predicted: on a CPU, a trial that can't fit
     in the machine's memory is refused now rather than left to swap it."""
+    from tlbench import device_memory
     from tlbench.worker import costs
-    from tlbench.worker.pipeline import timed_batches_bytes
+    from tlbench.worker.devices import device_memory_bytes
 
     cost = costs.trial_costs(setup.classifier, spec.mode, setup.module_path)
     size = setup.classifier.image_size
     # `timed_passes` holds two streams of timed batches: training and inference.
-    peaks = costs.predicted_peaks(cost, spec.batch_size, 2 * timed_batches_bytes(spec.batch_size, size))
+    timed_bytes = 2 * device_memory.timed_batches_bytes(spec.batch_size, size)
+    peaks = costs.predicted_peaks(cost, spec.batch_size, timed_bytes)
     if setup.device.startswith("CPU"):
         cached_images = sum(len(idx) for idx in (setup.splits.train, setup.splits.val, setup.splits.test))
-        cached_bytes = cached_images * size * size * 3 * 4
         costs.refuse_if_too_big(
-            peaks["predicted_peak_memory_bytes"], spec.batch_size, cached_bytes, setup.memory.runtime_overhead()
+            peaks["predicted_peak_memory_bytes"],
+            spec.batch_size,
+            cached_images * device_memory.image_bytes(size),
+            setup.memory.runtime_overhead(),
         )
     per_image = cost["predicted_activation_bytes_per_image"]
+    device_bytes = device_memory_bytes(setup.device, spec.device_memory)
     return {
         **cost,
         "predicted_activation_bytes": per_image * spec.batch_size + cost["predicted_activation_bytes_per_batch"],
         **peaks,
+        "device_memory_bytes": device_bytes,
+        "device_memory_emulated": spec.device_memory is not None,
+        "max_batch_size_predicted": (
+            device_memory.largest_batch({**cost, "image_size": size}, device_bytes) if device_bytes else None
+        ),
     }
 
 
@@ -275,36 +304,6 @@ def measure_accuracy(setup: Setup, spec: TrialSpec) -> dict:
         "feature_seconds": search.feature_seconds,
         "time_to_accuracy_seconds": search.time_to_accuracy_seconds,
     }
-
-
-class PeakFlops:
-    """The device's peak FLOP/s from a matmul probe: the yardstick of MFU.
-
-    The peak is the best rate seen: a disturbance only ever slows a probe
-    down. So when the two best probes disagree beyond the stability
-    tolerance, the probe runs again (at most `EXTRA_PROBES` times), and the
-    judgement compares the two best (stability.peak_probe_problem)."""
-
-    EXTRA_PROBES = 2
-
-    def __init__(self, device: str, dtype: str):
-        self.device, self.dtype = device, dtype
-        self.flops_per_sec, self.method = matmul_peak_flops(device, dtype)
-        self.probes = [self.flops_per_sec]  # every probe, in order: how far apart they are says how stable
-
-    def probe_again(self) -> None:
-        self._probe()
-        for _ in range(self.EXTRA_PROBES):
-            if stability.peak_probe_problem(self.probes) is None:
-                break
-            self._probe()
-        self.method += f":best-of-{len(self.probes)}-probes"
-
-    def _probe(self) -> None:
-        again, method = matmul_peak_flops(self.device, self.dtype)
-        self.probes.append(again)
-        if again > self.flops_per_sec:
-            self.flops_per_sec, self.method = again, method
 
 
 def throughput_figures(timed: dict, cost: dict, peak: PeakFlops, batch_size: int) -> dict:
