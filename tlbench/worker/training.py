@@ -6,7 +6,8 @@ The protocol, the same for every trial:
    (the backbone runs in inference mode, so its features don't change between
    epochs: this equals training the model on the images with the backbone
    frozen, at a fraction of the cost). Each base learning rate of the transfer
-   range trains from the same start.
+   range trains from the same start; an epoch (its batches in an order drawn
+   from the seed) is one graph call.
 2. Modes that train backbone variables (last_block, last_stage, finetune):
    from the probed head, the head and the backbone variables the mode trains
    (model.Classifier) train on the images, with the backbone's BatchNorm in
@@ -86,18 +87,20 @@ def evaluate(predict, batches) -> Evaluation:
 
 
 class FeatureSplit:
-    """A split's backbone features, computed once; batches like SplitPipeline."""
+    """A split's backbone features, computed once."""
 
     def __init__(self, classifier: Classifier, split: SplitPipeline, batch_size: int):
         features = [classifier.extract_features(x) for x, _ in split.batches(batch_size)]
         self.size = split.size
-        self._data = tf.data.Dataset.from_tensor_slices((tf.concat(features, axis=0), split.labels))
+        self.features = tf.concat(features, axis=0)
+        self.labels = tf.cast(split.labels, tf.int32)
 
-    def batches(self, batch_size: int, *, shuffle_seed: int | None = None):
-        data = self._data
-        if shuffle_seed is not None:
-            data = data.shuffle(self.size, seed=shuffle_seed, reshuffle_each_iteration=True)
-        return data.batch(batch_size)
+    def batches(self, batch_size: int):
+        return tf.data.Dataset.from_tensor_slices((self.features, self.labels)).batch(batch_size)
+
+    def order(self, shuffle_seed: int) -> np.ndarray:
+        """An epoch's order of the examples: a permutation drawn from `shuffle_seed`."""
+        return np.random.default_rng(shuffle_seed).permutation(self.size).astype(np.int32)
 
 
 def fit_and_select(
@@ -128,15 +131,24 @@ def fit_and_select(
     )
     feature_seconds = time.perf_counter() - started
 
+    def probe_epoch(shuffle_seed: int) -> float:
+        order = train_features.order(shuffle_seed)
+        return float(classifier.head_train_epoch(train_features.features, train_features.labels, order, batch_size))
+
+    def images_epoch(shuffle_seed: int) -> float:
+        return float(
+            np.mean(
+                [float(classifier.train_step(x, y)) for x, y in train.batches(batch_size, shuffle_seed=shuffle_seed)]
+            )
+        )
+
     start = classifier.model.get_weights()
     probe = _search(
         classifier,
         start,
-        classifier.head_train_step,
-        classifier.predict_from_features,
+        probe_epoch,
+        lambda: evaluate(classifier.predict_from_features, [(val_features.features, val_features.labels)]),
         classifier.head,
-        train_features,
-        val_features,
         batch_size=batch_size,
         seed=seed,
         seconds_before=feature_seconds,
@@ -149,11 +161,9 @@ def fit_and_select(
         final = _search(
             classifier,
             classifier.model.get_weights(),
-            classifier.train_step,
-            classifier.predict,
+            images_epoch,
+            lambda: evaluate(classifier.predict, val.batches(batch_size)),
             classifier.model,
-            train,
-            val,
             batch_size=batch_size,
             seed=seed,
             seconds_before=probe.best["val_curve"][-1]["train_seconds"],
@@ -178,11 +188,9 @@ def fit_and_select(
 def _search(
     classifier: Classifier,
     start: list,
-    step,
-    predict,
+    train_epoch,
+    evaluate_val,
     trained,
-    train,
-    val,
     *,
     batch_size: int,
     learning_rates,
@@ -192,8 +200,9 @@ def _search(
     seconds_before: float,
     start_evaluation: Evaluation | None = None,
 ) -> Search:
-    """Train `trained` (a layer or model) with `step` from the model weights
-    `start`, once per base learning rate, with early stopping on validation
+    """Train `trained` (a layer or model) from the model weights `start`, once
+    per base learning rate: `train_epoch(shuffle_seed)` runs an epoch and
+    returns its mean training loss, `evaluate_val()` evaluates validation; with early stopping on validation
     loss. `start_evaluation`: the start's validation figures, when the start
     itself may be kept (epoch 0)."""
     candidates, best, best_key = [], None, None
@@ -206,10 +215,10 @@ def _search(
             kept = (0, start_evaluation, trained.get_weights())
         for epoch in range(1, epochs + 1):
             began = time.perf_counter()
-            losses = [float(step(x, y)) for x, y in train.batches(batch_size, shuffle_seed=seed * 1000 + epoch)]
+            train_loss = train_epoch(seed * 1000 + epoch)
             seconds += time.perf_counter() - began
-            result = evaluate(predict, val.batches(batch_size))
-            curve.append(_point(epoch, seconds, float(np.mean(losses)), result))
+            result = evaluate_val()
+            curve.append(_point(epoch, seconds, train_loss, result))
             if kept is None or result.loss < kept[1].loss:
                 kept = (epoch, result, trained.get_weights())
             elif epoch - kept[0] >= patience:
