@@ -10,6 +10,9 @@ TensorFlow. They run in real Ray worker processes through the runner's
   at its first N starts until `<control>/go-ID` exists (or is killed), so a
   test can interrupt, kill or fill the disk while it runs.
 - `prepare_standin` / `refuse_prepare`: the runner's `prepare` step.
+- `predict_batch` / `probe_batch`: --batch-size max's worker side on a
+  device where batches up to FITS_UP_TO fit, the prediction PREDICTED; every
+  probe is appended to `<control>/probes` (batch, pid).
 """
 
 from __future__ import annotations
@@ -99,6 +102,32 @@ def prepare_standin(backbones, policy, modules, batch_norm_momentum) -> dict:
         "sources": {name: dict(source) for name in backbones},
         "forward_flops": {name: FORWARD_FLOPS[name] for name in backbones},
     }
+
+
+FITS_UP_TO = {"transfer": 40, "finetune": 9}
+PREDICTED = {"transfer": 50, "finetune": 8}
+
+
+def predict_batch(spec, images) -> dict:
+    return {"trial_id": spec.trial_id, "max_batch_size_predicted": PREDICTED[spec.mode], "device_memory_bytes": 2**30}
+
+
+def probe_batch(spec, images) -> dict:
+    with open(_control() / "probes", "a") as f:
+        f.write(json.dumps({"trial_id": spec.trial_id, "batch_size": spec.batch_size, "pid": os.getpid()}) + "\n")
+    fits = spec.batch_size <= FITS_UP_TO[spec.mode]
+    return {
+        "trial_id": spec.trial_id,
+        "status": "ok" if fits else "oom",
+        "peak_memory_bytes": 2**20 * spec.batch_size if fits else None,
+        "error": None if fits else "ResourceExhaustedError: OOM when allocating tensor",
+        "seconds": 0.0,
+    }
+
+
+def probes() -> list[dict]:
+    path = _control() / "probes"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def refuse_prepare(*args) -> dict:

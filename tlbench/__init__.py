@@ -27,14 +27,17 @@ shared by both sides and import no TensorFlow either.
 | `environment.py`        | versions, CPU, GPUs, git commit, command line                            |
 | `isolated.py`           | a worker-side function called in a fresh process, JSON in and out        |
 | `device_memory.py`      | a device's memory: its size, a smaller one emulated, the batch that fits |
+| `batch_search.py`       | `--batch-size max`: which batch to try next, when the search ends        |
 | `listing.py`            | `list`: the backbones with their FLOPs per image, modes, datasets        |
 | `driver/request.py`     | the run request from the command line; the resolved plan in env.json     |
 | `driver/runner.py`      | a run or a resume: lock, env.json, records as trials end, live view      |
 | `driver/cluster.py`     | Ray: start or join a cluster, place trials, collect records              |
 | `driver/stopping.py`    | SIGTERM stops a command as Ctrl-C does; blocks that finish first         |
+| `driver/max_batch.py`   | `--batch-size max` on the cluster: prediction, probes, each search kept  |
 | `driver/progress.py`    | the live view: done / running / failed, where, time left                 |
 | `worker/entry.py`       | what the driver calls on the worker side: weights, FLOPs, prefetch       |
 | `worker/trial.py`       | one trial in one worker process: spec in, record out, phase by phase     |
+| `worker/fit_probe.py`   | a batch tried as a short trial in a fresh worker; the graph's prediction |
 | `worker/devices.py`     | GPU memory growth, device labels, mixed precision, out-of-memory errors  |
 | `worker/weights.py`     | where a backbone comes from: `--module`, TF Hub cache/network, stand-in  |
 | `worker/convert.py`     | TF1 Hub modules' TF-Slim checkpoints mapped onto tf_keras architectures  |
@@ -76,10 +79,12 @@ os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
 # BFC's own default limit is 64 GB: the machine's memory instead, so that it
 # refuses only what the machine could not hold (a device size the user asks
 # for sets it lower).
-if "TF_CPU_BFC_MEM_LIMIT_IN_MB" not in os.environ and hasattr(os, "sysconf"):
+from tlbench.device_memory import CPU_LIMIT_VARIABLE  # noqa: E402 - no TensorFlow in it
+
+if CPU_LIMIT_VARIABLE not in os.environ and hasattr(os, "sysconf"):
     try:
         _ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-        os.environ["TF_CPU_BFC_MEM_LIMIT_IN_MB"] = str(_ram_mb)
+        os.environ[CPU_LIMIT_VARIABLE] = str(_ram_mb)
     except (ValueError, OSError):  # a platform without these names: TensorFlow's default
         pass
 

@@ -91,6 +91,18 @@ def text(what: str, value) -> str:
 
 
 batch_size = whole_number("batch size", 1, MAX_BATCH_SIZE)
+MAX_BATCH = "max"  # --batch-size max: the largest that fits, searched (batch_search.py)
+
+
+def batch_size_or_max(text: str) -> int | str:
+    if text == MAX_BATCH:
+        return MAX_BATCH
+    try:
+        return batch_size(text)
+    except UsageError as error:
+        raise UsageError(f"{error} (or {MAX_BATCH}: the largest that fits, searched)") from None
+
+
 MAX_SEED = 2**31 - 1  # TensorFlow's and NumPy's seeds are 32-bit
 seed = whole_number("seed", 0, MAX_SEED)
 seeds = whole_number("seeds", 1, 100)

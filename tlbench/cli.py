@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("--backbone", default_backbones, {"nargs": "+", "metavar": "B"}),
         ("--mode", (f"{', '.join(MODES)}: how deep training reaches (default: by the cluster's devices; "
          f"CPU: {', '.join(DEFAULT_MODES['cpu'])})"), {"nargs": "+", "metavar": "M"}),
-        ("--batch-size", "batch sizes (default: by the cluster's devices)",
-         {"nargs": "+", "type": _arg(checks.batch_size), "metavar": "N"}),
+        ("--batch-size", ("batch sizes (default: by the cluster's devices); max: per backbone x mode the largest "
+         "that trains within the device's memory (or --device-memory), found by trying"),
+         {"nargs": "+", "type": _arg(checks.batch_size_or_max), "metavar": "N"}),
         ("--dataset", f"'{data.EMBEDDED}' (embedded), a folder with one sub-folder per class, or tfds:NAME",
          {"default": data.EMBEDDED, "metavar": "NAME_OR_FOLDER"}),
         ("--out", "parent folder for run folders (default: results)", {"default": DEFAULT_OUT, "metavar": "DIR"}),

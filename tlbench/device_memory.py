@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from tlbench.batch_search import TOLERANCE
+
 GIB = 2**30
 # The device sizes of the report's table, as GPUs are sold (GiB).
 COMMON_SIZES = tuple(size * GIB for size in (8, 16, 24, 40, 80))
@@ -28,6 +30,12 @@ FIT_NOTE = (
     "fits far smaller batches than transfer on the same device. TensorFlow's own runtime, and on a GPU machine the "
     "decoded images in host memory, come on top; the last column is the device this run's trials ran on "
     "(`device_memory_bytes`: the GPU's memory, the CPU allocator's limit, or --device-memory's size)."
+)
+FOUND_NOTE = (
+    "Found by trying (--batch-size max): from the prediction, each batch tried as a short trial (one epoch per "
+    "stage, the shortest timed passes) in a fresh worker on the trial's device, until the largest that fits and "
+    f"the smallest that doesn't are within {TOLERANCE:.0%}; "
+    "the trial then ran at the largest."
 )
 CPU_LIMIT_VARIABLE = "TF_CPU_BFC_MEM_LIMIT_IN_MB"  # read when the CPU allocator is made: at the first op
 TIMED_BATCHES = 8  # distinct batches a timed stream cycles through (pipeline.timed_batches)
@@ -139,3 +147,28 @@ def device_fits(records) -> list[DeviceFit]:
     backbones = list(dict.fromkeys(backbone for backbone, _ in fits))
     order = {mode: i for i, mode in enumerate(MODES)}
     return [fits[key] for key in sorted(fits, key=lambda k: (backbones.index(k[0]), order.get(k[1], len(MODES))))]
+
+
+def found_batches(records) -> list[str]:
+    """--batch-size max: per backbone x mode searched (its first record), the
+    batch found against the prediction, and every probe in the order tried."""
+    from tlbench.formats import format_bytes
+
+    lines: dict[tuple, str] = {}
+    for record in records:
+        search, key = record.get("batch_size_search"), (record.get("backbone"), record.get("mode"))
+        if not search or key in lines:
+            continue
+        found, predicted, device = search.get("found"), search.get("predicted"), search.get("device_memory_bytes")
+        ratio = f", {found / predicted:.2f}x the prediction" if found and predicted else ""
+        probes = ", ".join(
+            f"{p.get('batch_size')} {_PROBE_WORDS.get(p.get('status'), 'failed')}" for p in search.get("probes", [])
+        )
+        lines[key] = (
+            f"`{key[0]}` {key[1]} on {format_bytes(device) if device else 'its device'}: found {found or 'none'}, "
+            f"predicted {predicted or '-'}{ratio}; probes: {probes or 'none'} ({search.get('stopped', '?')})"
+        )
+    return list(lines.values())
+
+
+_PROBE_WORDS = {"ok": "fits", "oom": "out of memory"}

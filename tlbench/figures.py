@@ -155,6 +155,7 @@ FIGURES = (
     # training step fits it by the graph (device_memory.py); why an oom was one (allocator or prediction).
     Figure("device_memory_bytes", metric="device memory bytes"),
     Figure("max_batch_size_predicted", metric="largest batch predicted"),
+    Figure("max_batch_size_found", metric="largest batch found"),  # --batch-size max (batch_search.py)
     Figure("oom_cause"),
     Figure("time_to_accuracy_seconds", Column("to acc s", format=seconds), metric="seconds to accuracy"),
     Figure("seconds", Column("time s", format=seconds), metric="trial seconds"),

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tlbench.batch_search import search_key
 from tlbench.registry import DEFAULT_BACKBONES, has_mode, trains_backbone
 
 
@@ -193,6 +194,7 @@ class TrialSpec:
     xla: bool = False  # every step compiled with XLA (jit_compile)
     mixed_precision: bool = False  # asked for; applied on GPUs that run float16 fast
     device_memory: int | None = None  # --device-memory: bytes of the device emulated; None: the device's own
+    batch_size_search: dict | None = None  # --batch-size max: the search that chose batch_size (batch_search.py)
 
     @property
     def trial_id(self) -> str:
@@ -213,6 +215,11 @@ class TrialSpec:
             "budget": self.budget.name,
             "weights": self.module.weights,
             "weights_note": self.module.note,
+            **(
+                {"batch_size_search": self.batch_size_search, "max_batch_size_found": self.batch_size_search["found"]}
+                if self.batch_size_search is not None
+                else {}
+            ),
         }
 
 
@@ -239,15 +246,27 @@ def build_grid(
     xla: bool = False,
     mixed_precision: bool = False,
     device_memory: int | None = None,
+    batch_size_searches: dict | None = None,
 ) -> list[TrialSpec]:
     """Every backbone x mode x batch size x seed, in that order; a partial
-    mode only for backbones whose blocks the registry knows."""
+    mode only for backbones whose blocks the registry knows. With
+    `batch_size_searches` ({"backbone/mode": BatchSizeSearch}, --batch-size
+    max) a pair's one batch size is its search's, batch 1 when nothing fit
+    (that trial ends oom, with its search), and a pair not searched yet has
+    no trials."""
+
+    def sizes(b, m):
+        if batch_size_searches is None:
+            return [(n, None) for n in batch_sizes]
+        search = batch_size_searches.get(search_key(b, m))
+        return [] if search is None else [(search["found"] or 1, search)]
+
     return [
-        TrialSpec(b, m, n, dataset, s, budget, sources[b], protocol, xla, mixed_precision, device_memory)
+        TrialSpec(b, m, n, dataset, s, budget, sources[b], protocol, xla, mixed_precision, device_memory, search)
         for b in backbones
         for m in modes
         if has_mode(b, m)
-        for n in batch_sizes
+        for n, search in sizes(b, m)
         for s in seeds
     ]
 

@@ -21,6 +21,8 @@ import types
 import typing
 from typing import TypedDict
 
+from tlbench.batch_search import BatchSizeSearch
+
 
 class Status(str, enum.Enum):
     """How a trial ended."""
@@ -193,6 +195,8 @@ class TrialRecord(TypedDict, total=False):
     device_memory_bytes: int | None  # the device's: --device-memory, the GPU's, or the CPU allocator's limit
     device_memory_emulated: bool  # --device-memory made the device that size
     max_batch_size_predicted: int | None  # the largest batch whose training step fits it, by the graph
+    max_batch_size_found: int | None  # --batch-size max: the largest whose probe ran (batch_size_search)
+    batch_size_search: BatchSizeSearch  # --batch-size max: the search that chose this trial's batch size
     oom_cause: str  # of an oom: "allocator" (an allocation failed) or "prediction" (refused before training)
     train_flops_per_sec: float
     infer_flops_per_sec: float
@@ -388,11 +392,7 @@ def _plain(value):
     """NumPy scalars and arrays, and tuples, as the JSON types they stand for."""
     if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "shape", None) == ():
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return value
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
+    if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}

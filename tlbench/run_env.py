@@ -20,6 +20,7 @@ import typing
 from typing import Final, TypedDict
 
 from tlbench import record
+from tlbench.batch_search import BatchSizeSearch
 
 ENV_KEY: Final = "plan"  # the resolved plan, which --resume reads
 LEGACY_KEY: Final = "request"  # tlbench 0.1's record of the command line, in place of the plan
@@ -102,6 +103,7 @@ class Plan(TypedDict, total=False):
     xla: bool
     mixed_precision: bool
     device_memory: int | None  # --device-memory, bytes; None: each trial its device's own
+    batch_size_searches: dict[str, BatchSizeSearch] | None  # --batch-size max: per "backbone/mode", as each ends
     weights: str  # the policy asked for: auto / hub / standin
     modules: dict[str, str]  # --module overrides as given
     sources: dict[str, Source]  # per backbone, chosen once for the run

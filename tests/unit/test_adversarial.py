@@ -84,6 +84,8 @@ COMMANDS = [
     (["run", "--all", "--device-memory", "512KiB"], 2, "device memory must be at least 1MiB, got '512KiB'"),
     (["run", "--all", "--device-memory", "1e400GiB"], 2, "device memory must be a finite size"),
     (["run", "--all", "--max-retries", "nan"], 2, "max retries must be a whole number"),
+    (["run", "--backbone", "mobilenet_v2_035_128", "--batch-size", "max", "8"], 2, "--batch-size max searches each"),
+    (["run", "--backbone", "mobilenet_v2_035_128", "--batch-size", "maximum"], 2, "got 'maximum' (or max: the largest"),
     (["report", "{tmp}", "--memory-budget", "lots"], 2, "memory budget must be a size such as 4GiB"),
     (["report", "{tmp}", "--memory-budget", "1e400"], 2, "memory budget must be a finite size"),
     (["report", "{tmp}", "--memory-budget", "1e400GiB"], 2, "memory budget must be a finite size, got '1e400GiB'"),

@@ -489,6 +489,8 @@ def test_compare_exits_0_1_or_2_with_one_error_line(a, b, options, trials, env):
 # Values a tampered env.json may hold, per key of the recorded plan: (valid, invalid).
 _STANDIN = {"kind": "standin", "location": "/cache/x", "note": None}
 _PROTOCOL = {"split_seed": 0, "train_size": None, "batch_norm_momentum": 0.99}
+_PROBES = [{"batch_size": 40, "status": "oom", "peak_memory_bytes": None, "error": "OOM", "seconds": 1.0}]
+_SEARCH = {"device_memory_bytes": 2**30, "predicted": 40, "found": 36, "probes": _PROBES, "stopped": "done"}
 PLAN_VALUES = {
     "backbones": (
         [["resnet_v2_50"], ["mobilenet_v2_035_128", "resnet_v2_50"]],
@@ -525,6 +527,17 @@ PLAN_VALUES = {
     "xla": ([True, False], [0, "yes", None]),
     "mixed_precision": ([True, False], [1, "no", None]),
     "device_memory": ([None, 2**20, 80 * 2**30], [2**20 - 1, 0, -(2**30), "2GiB", 1.5e9, True]),
+    "batch_size_searches": (
+        [None, {}, {"resnet_v2_50/finetune": _SEARCH}, {"resnet_v2_50/transfer": {**_SEARCH, "found": None}}],
+        [
+            "max",
+            [],
+            {"resnet_v2_50/finetune": {**_SEARCH, "found": 0}},
+            {"resnet_v2_50/finetune": {**_SEARCH, "probes": "many"}},
+            {"resnet_v2_50/finetune": {key: value for key, value in _SEARCH.items() if key != "probes"}},
+            {"resnet_v2_50/finetune": [_SEARCH]},
+        ],
+    ),
     "weights": (["auto", "hub", "standin"], ["pretrained", None, ""]),
     "modules": ([{}, {"resnet_v2_50": "https://example.org/m/1"}], [{"resnet": "x"}, {"resnet_v2_50": ""}, []]),
     "sources": (
@@ -544,7 +557,7 @@ PLAN_VALUES = {
 }
 assert set(PLAN_VALUES) == set(GOOD_PLAN), "every recorded setting has valid and invalid values here"
 # Settings a plan recorded before they existed lacks: the run had none (its devices' own memory).
-OPTIONAL_IN_PLAN = {"device_memory"}
+OPTIONAL_IN_PLAN = {"device_memory", "batch_size_searches"}
 
 
 @st.composite

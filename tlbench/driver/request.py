@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tlbench import checks, data, record
@@ -29,7 +29,7 @@ from tlbench.plan import (
     choose_budget,
     default_selection,
 )
-from tlbench.registry import check_ladder, check_mode, get_backbone
+from tlbench.registry import check_ladder, check_mode, get_backbone, has_mode
 from tlbench.run_env import ENV_KEY, Plan
 
 WEIGHTS_POLICIES = ("auto", "hub", "standin")
@@ -52,6 +52,7 @@ class RunRequest:
     xla: bool = False
     mixed_precision: bool = False
     device_memory: int | None = None  # --device-memory, bytes
+    max_batch_size: bool = False  # --batch-size max
 
     def resolve(self, cluster_gpus: int, sources: dict, forward_flops: dict) -> RunPlan:
         """The plan on a cluster with `cluster_gpus` GPUs (the default grid
@@ -61,7 +62,7 @@ class RunRequest:
         return RunPlan(
             backbones=self.backbones or tuple(default["backbones"]),
             modes=self.modes or tuple(default["modes"]),
-            batch_sizes=self.batch_sizes or tuple(default["batch_sizes"]),
+            batch_sizes=() if self.max_batch_size else self.batch_sizes or tuple(default["batch_sizes"]),
             seeds=self.seeds,
             dataset=self.dataset,
             budget=choose_budget(self.quick, cluster_gpus).name,
@@ -69,6 +70,7 @@ class RunRequest:
             xla=self.xla,
             mixed_precision=self.mixed_precision,
             device_memory=self.device_memory,
+            batch_size_searches={} if self.max_batch_size else None,
             weights=self.weights,
             modules=dict(self.modules),
             sources=dict(sources),
@@ -95,11 +97,14 @@ class RunRequest:
         for backbone in backbones:
             for mode in modes:
                 check_ladder(backbone, mode)
+        batch_sizes = tuple(dict.fromkeys(args.batch_size or ()))
+        if checks.MAX_BATCH in batch_sizes and len(batch_sizes) > 1:
+            raise UsageError("--batch-size max searches each backbone x mode's batch size: give it alone")
         return cls(
             dataset=dataset_argument(args.dataset),
             backbones=backbones,
             modes=modes,
-            batch_sizes=tuple(dict.fromkeys(args.batch_size or ())),
+            batch_sizes=() if checks.MAX_BATCH in batch_sizes else batch_sizes,
             seeds=tuple(range(args.seed, args.seed + args.seeds)),
             quick=args.quick,
             weights=args.weights,
@@ -108,6 +113,7 @@ class RunRequest:
             xla=args.xla,
             mixed_precision=args.mixed_precision,
             device_memory=args.device_memory,
+            max_batch_size=checks.MAX_BATCH in batch_sizes,
         )
 
 
@@ -159,6 +165,8 @@ class RunPlan:
     xla: bool
     mixed_precision: bool
     device_memory: int | None  # --device-memory: bytes of every trial's device, emulated
+    # --batch-size max: {"backbone/mode": BatchSizeSearch} of the searches done (batch_sizes is empty); else None
+    batch_size_searches: dict | None
     weights: str  # the policy asked for
     modules: dict  # --module overrides as given
     sources: dict  # {backbone: plan.ModuleSource}, chosen once for the run
@@ -177,7 +185,18 @@ class RunPlan:
             xla=self.xla,
             mixed_precision=self.mixed_precision,
             device_memory=self.device_memory,
+            batch_size_searches=self.batch_size_searches,
         )
+
+    def spec(self, backbone: str, mode: str, batch_size: int):
+        """The first seed's trial of one pair at `batch_size`: what a --batch-size max probe tries."""
+        pair = replace(self, backbones=(backbone,), modes=(mode,), batch_sizes=(batch_size,), batch_size_searches=None)
+        return pair.grid()[0]
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every backbone x mode the grid has (a partial mode only where the registry knows its blocks)."""
+        return [(b, m) for b in self.backbones for m in self.modes if has_mode(b, m)]
 
     def as_json(self) -> dict:
         payload = asdict(self)
@@ -200,10 +219,11 @@ class RunPlan:
             backbones = recorded.items("backbones", lambda name: get_backbone(checks.text("backbone", name)).name)
             protocol = _Recorded(recorded.mapping("protocol"), "protocol.")
             sources, flops = recorded.mapping("sources"), recorded.mapping("forward_flops")
+            searches = recorded.optional("batch_size_searches", _searches)
             return cls(
                 backbones=backbones,
                 modes=recorded.items("modes", lambda mode: check_mode(checks.text("mode", mode))),
-                batch_sizes=recorded.items("batch_sizes", checks.batch_size),
+                batch_sizes=() if searches is not None else recorded.items("batch_sizes", checks.batch_size),
                 seeds=recorded.items("seeds", checks.seed),
                 dataset=recorded.checked("dataset", lambda value: checks.text("dataset", value)),
                 budget=recorded.choice("budget", tuple(BUDGETS)),
@@ -219,6 +239,7 @@ class RunPlan:
                     "mixed_precision", lambda value: checks.flag("mixed_precision", value)
                 ),
                 device_memory=recorded.optional("device_memory", checks.device_memory),
+                batch_size_searches=searches,
                 weights=recorded.choice("weights", WEIGHTS_POLICIES),
                 modules={
                     get_backbone(checks.text("backbone", name)).name: checks.text(f"module of {name}", location)
@@ -298,6 +319,16 @@ def _source(backbone: str, payload):
     if kind == "local":
         location = check_local_module(location)
     return ModuleSource(kind, location, payload.get("note"))
+
+
+def _searches(payload: dict) -> dict:
+    """Recorded searches (their types checked): each found batch a batch size."""
+    for key, search in payload.items():
+        if search.get("found") is not None:
+            checks.batch_size(search["found"])
+        if search.get("probes") is None:
+            raise UsageError(f"the search of {key} has no probes")
+    return payload
 
 
 def _flops(backbone: str, value: int | None) -> int:

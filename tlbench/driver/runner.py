@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -52,6 +52,9 @@ class Workers:
     # (backbones, weights policy, --module overrides, momentum) ->
     # {"sources": {name: ModuleSource fields}, "forward_flops": {name: int}}
     prepare: Callable = prepare_in_fresh_process
+    # --batch-size max, in a Ray worker: (spec, images) -> the largest batch predicted / a FitProbe (max_batch.py)
+    predict: str | Callable = "tlbench.worker.fit_probe:predict"
+    probe: str | Callable = "tlbench.worker.fit_probe:probe"
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,8 @@ def _sources(prepared: dict) -> dict:
 
 
 def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers, state) -> int:
+    if plan.batch_size_searches is not None:  # --batch-size max: each pair's batch size first
+        plan = _search_batch_sizes(run_dir, plan, images, info, console, workers)
     grid = plan.grid()
     budget = BUDGETS[plan.budget]
     sizes = data.capped_splits(
@@ -235,6 +240,24 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
             specs, images, info, on_record, max_retries=settings.max_retries, on_running=on_running, work=workers.trial
         )
     return _report(run_dir, console, settings.wide or not console.is_terminal)  # a file or a pipe: every column
+
+
+def _search_batch_sizes(run_dir: Path, plan: RunPlan, images, info, console: Console, workers: Workers) -> RunPlan:
+    """The plan with a search for each of its pairs, each kept in env.json the
+    moment it ends (max_batch.py)."""
+    from tlbench.driver import max_batch
+
+    searches = dict(plan.batch_size_searches or {})
+
+    def keep(key: str, search: dict) -> None:
+        searches[key] = search
+        env = dict(results.read_run(run_dir).env)  # as written at the start, and by the searches before
+        env[run_env.ENV_KEY] = replace(plan, batch_size_searches=dict(searches)).as_json()
+        with stopping.interrupts_held():  # a search written is a search kept
+            _write_env(run_dir, env)
+
+    max_batch.search(plan, images, info, keep, console, (workers.predict, workers.probe))
+    return replace(plan, batch_size_searches=searches)
 
 
 def _report(run_dir: Path, console: Console, wide: bool = False) -> int:

@@ -1,13 +1,12 @@
-"""A run analysed once, as read: every renderer (terminal, Markdown, HTML,
-plots, trials.csv, TensorBoard, compare) reads the `RunAnalysis` and none
-recomputes a figure of it."""
+"""A run analysed once, as read: every renderer (terminal, Markdown, HTML, plots, trials.csv,
+TensorBoard, compare) reads the `RunAnalysis` and none recomputes a figure of it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from tlbench import stability
-from tlbench.device_memory import DeviceFit, device_fits
+from tlbench.device_memory import DeviceFit, device_fits, found_batches
 from tlbench.reports.configs import Configuration, MemorySlope, configurations, memory_slopes
 from tlbench.reports.decide import Recommendation, recommend
 from tlbench.reports.ladder import Ladder, ladders
@@ -23,6 +22,7 @@ class RunAnalysis:
     recommendation: Recommendation | None  # None when no configuration has all its figures
     memory_fits: list[MemorySlope]  # memory against batch size per backbone x mode
     device_fits: list[DeviceFit]  # the largest batch that fits each device size, per backbone x mode
+    found_batches: list[str]  # --batch-size max: per backbone x mode, the batch found against the prediction
     unstable_lines: list[str]  # one per unstable figure of a trial, with why
     smoke_trials: list[str]  # trial ids whose timed figures are smoke figures
 
@@ -50,6 +50,7 @@ def analyse(run: RunContents) -> RunAnalysis:
         recommendation=recommend(configs),
         memory_fits=memory_slopes(records),
         device_fits=device_fits(records),
+        found_batches=found_batches(records),
         unstable_lines=stability.unstable_lines(records),
         smoke_trials=stability.smoke_trials(records),
     )

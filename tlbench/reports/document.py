@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from tlbench import run_env, stability
 from tlbench.registry import MODES
 from tlbench.reports.analysis import RunAnalysis
-from tlbench.device_memory import FIT_NOTE
+from tlbench.device_memory import FIT_NOTE, FOUND_NOTE
 from tlbench.reports.columns import DEVICE_COLUMNS, MARKS_LEGEND, MEMORY_COLUMNS, SPREAD_COLUMNS, sort_key
 from tlbench.reports.columns import SMOKE_MARK, UNSTABLE_MARK, TRIAL_ESSENTIALS, TRIAL_KEYS, trial_columns
 from tlbench.reports.configs import MEMORY_FIT_NOTE
@@ -315,8 +315,10 @@ def _memory(analysis: RunAnalysis) -> Section:
 
 def _device_sizes(analysis: RunAnalysis) -> Section:
     rows = [fit.row() for fit in analysis.device_fits]
-    blocks: list[Block] = [Paragraph(FIT_NOTE, ONLY_FILES), Table(rows, DEVICE_COLUMNS, True, shown=ONLY_FILES)]
-    return Section("devices", "The largest batch that fits a device", blocks if rows else [])
+    table: list[Block] = [Paragraph(FIT_NOTE, ONLY_FILES), Table(rows, DEVICE_COLUMNS, True, shown=ONLY_FILES)]
+    found: list[Block] = [Paragraph(FOUND_NOTE, ONLY_FILES), Bullets(analysis.found_batches, ONLY_FILES)]
+    blocks = (table if rows else []) + (found if analysis.found_batches else [])
+    return Section("devices", "The largest batch that fits a device", blocks)
 
 
 def _failed(analysis: RunAnalysis) -> Section:

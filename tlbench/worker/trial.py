@@ -45,8 +45,8 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.Tr
         # An emulated device's size is in the record however the trial ends (model_costs adds the device's own).
         fields.update(device_memory_emulated=spec.device_memory is not None, device_memory_bytes=spec.device_memory)
         images = images if images is not None else data.open_dataset(spec.dataset)
-        fields["device"] = configure_devices(spec.device_memory, _host_bytes(spec, images))
-        _measure(spec, images, fields)
+        fields["device"] = configure_devices(spec.device_memory, host_bytes_of(spec, images))
+        measure(spec, images, fields)
     except Exception as failure:  # noqa: BLE001 - every failure becomes a record
         status = record.Status.OOM if is_out_of_memory(failure) else record.Status.ERROR
         if status == record.Status.OOM:  # refused by the graph's prediction, or a real allocation failed
@@ -71,7 +71,7 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.Tr
     )
 
 
-def _host_bytes(spec: TrialSpec, images: data.ImageSet) -> int:
+def host_bytes_of(spec: TrialSpec, images: data.ImageSet) -> int:
     """What the trial keeps outside its device on a GPU (device_memory.host_bytes)."""
     from tlbench.device_memory import host_bytes
 
@@ -96,7 +96,7 @@ class Phases:
         self._last = now
 
 
-def _measure(spec: TrialSpec, images: data.ImageSet, fields: dict) -> None:
+def measure(spec: TrialSpec, images: data.ImageSet, fields: dict) -> None:
     """The trial's figures into `fields`, phase by phase: a trial that fails
     (out of memory in a training step, say) keeps what it had measured, the
     graph's prediction of what fits included."""
