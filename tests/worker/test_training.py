@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tlbench.plan import REFERENCE_BATCH_SIZE, scaled_learning_rate
-from tlbench.worker.training import Evaluation, _search
+from tlbench.worker.training import Evaluation, _search, evaluate
 
 
 class _Split:
@@ -38,14 +38,13 @@ def classifier(tiny_module):
 
 
 def _run(classifier, losses, *, start_evaluation=None, epochs=10, patience=2):
+    predict = _scripted_predict(losses)
     return _search(
         classifier,
         classifier.model.get_weights(),
-        lambda x, y: tf.constant(0.0),
-        _scripted_predict(losses),
+        lambda shuffle_seed: 0.0,  # an epoch: its mean training loss
+        lambda: evaluate(predict, _Split().batches(4)),
         classifier.head,
-        _Split(),
-        _Split(),
         batch_size=4,
         learning_rates=(1e-3,),
         epochs=epochs,
@@ -81,18 +80,17 @@ def test_the_kept_weights_are_those_of_the_kept_epoch(classifier):
     classifier.head.set_weights([np.zeros((16, 2), np.float32), np.zeros(2, np.float32)])
     moving = iter(range(1, 100))
 
-    def step(x, y):  # each epoch moves the bias, so each epoch's weights differ
+    def epoch(shuffle_seed):  # each epoch moves the bias, so each epoch's weights differ
         classifier.head.layers[0].bias.assign(tf.fill([2], float(next(moving))))
-        return tf.constant(0.0)
+        return 0.0
 
+    predict = _scripted_predict([0.9, 0.4, 0.6, 0.7])
     search = _search(
         classifier,
         classifier.model.get_weights(),
-        step,
-        _scripted_predict([0.9, 0.4, 0.6, 0.7]),
+        epoch,
+        lambda: evaluate(predict, _Split().batches(4)),
         classifier.head,
-        _Split(),
-        _Split(),
         batch_size=4,
         learning_rates=(1e-3,),
         epochs=10,
