@@ -60,6 +60,7 @@ FINETUNE = {
     "runtime_overhead_bytes": 2 * 2**30,
     "device_memory_bytes": 24 * 2**30,
     "max_batch_size_predicted": 342,
+    "max_batch_size_found": 16,  # as if --batch-size max had chosen this batch
     "time_to_accuracy_seconds": 12.0,
     "timing_quality": "measured",
     "unstable": {"infer_images_per_sec": "windows spread 14%"},

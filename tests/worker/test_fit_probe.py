@@ -11,7 +11,7 @@ import sys
 from tlbench.plan import BUDGETS, ModuleSource, TrialSpec
 
 MIB = 2**20
-DEVICE = 384 * MIB  # MobileNet V2 0.35/128 fine-tuning fits batch 34 here, not 36 (measured)
+DEVICE = 384 * MIB  # MobileNet V2 0.35/128 transfer fits batch 110 here, fine-tuning 34 (measured)
 
 PROBE = """
 import json, sys
@@ -19,7 +19,7 @@ from tlbench import data
 from tlbench.plan import BUDGETS, ModuleSource, TrialSpec
 from tlbench.worker.fit_probe import probe
 module, batch, device = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-spec = TrialSpec("mobilenet_v2_035_128", "finetune", batch, "digits", 0, BUDGETS["quick"],
+spec = TrialSpec("mobilenet_v2_035_128", "transfer", batch, "digits", 0, BUDGETS["quick"],
                  ModuleSource("standin", module), device_memory=device)
 print(json.dumps(probe(spec, data.open_dataset("digits"))))
 """
@@ -42,12 +42,12 @@ def _probe_in_fresh_process(module: str, batch: int) -> dict:
 
 def test_a_probe_fits_a_small_batch_and_runs_out_of_memory_at_a_large_one():
     module = _standin()
-    small, large = _probe_in_fresh_process(module, 8), _probe_in_fresh_process(module, 256)
+    small, large = _probe_in_fresh_process(module, 8), _probe_in_fresh_process(module, 512)
     assert small["status"] == "ok" and small["batch_size"] == 8 and small["error"] is None
-    assert 8 * MIB < small["peak_memory_bytes"]  # the model, its Adam slots, the images, the steps
+    assert 8 * MIB < small["peak_memory_bytes"] < DEVICE  # the model, the images, the steps
     assert large["status"] == "oom" and large["peak_memory_bytes"] is None
     assert large["error"].startswith("ResourceExhaustedError: OOM when allocating") and "\n" not in large["error"]
-    assert small["seconds"] > 0 and large["trial_id"].endswith("-bs256-digits-seed0")
+    assert small["seconds"] > 0 and large["trial_id"].endswith("-transfer-bs512-digits-seed0")
 
 
 def test_the_search_starts_from_the_graphs_largest_batch_for_the_device():

@@ -30,6 +30,9 @@ def search(plan, images, info: cluster.ClusterInfo, on_search: Callable, console
     predictions = _round(plan, images, info, {key: (*pair, 1) for key, pair in keys.items()}, predict)
     searches: dict[str, BatchSizeSearch] = {}
     for key, prediction in predictions.items():
+        if prediction.get("max_batch_size_predicted") is None:
+            why = escape(str(prediction.get("error") or "the graph gave no prediction for this device"))
+            console.print(f"  {escape(key)}: no prediction ({why}); the search starts at batch 1")
         searches[key] = {
             "device_memory_bytes": prediction.get("device_memory_bytes", plan.device_memory),
             "predicted": prediction.get("max_batch_size_predicted"),
