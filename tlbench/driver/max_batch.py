@@ -59,13 +59,11 @@ def _round(plan, images, info, tries: dict, work) -> dict:
     """{key: the worker's answer} of `work` run once per (backbone, mode,
     batch) of `tries`, each in a fresh worker, all at once. A worker that
     died answers as run_trials says it: status "error"."""
-    keys = {}
-    for key, (backbone, mode, batch) in tries.items():
-        keys[plan.spec(backbone, mode, batch).trial_id] = key
+    specs = {key: plan.spec(*pair_and_batch) for key, pair_and_batch in tries.items()}
+    keys = {spec.trial_id: key for key, spec in specs.items()}
     answers: dict = {}
-    specs = [plan.spec(*tries[key]) for key in keys.values()]
     cluster.run_trials(
-        specs, images, info, lambda answer: answers.update({keys[answer["trial_id"]]: answer}), work=work
+        list(specs.values()), images, info, lambda answer: answers.update({keys[answer["trial_id"]]: answer}), work=work
     )
     return answers
 
