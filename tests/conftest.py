@@ -110,6 +110,17 @@ def pytest_collection_modifyitems(config, items):
         _loaded_before.update(_heavy_loaded())
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Under --dist loadgroup a pytest-xdist process puts an xdist_group test's
+    group into its id; where it can't (pytest 9.2, pytest-xdist#1386) the
+    tests of one shared run would be spread over both processes and the run
+    made twice, silently. They fail instead, before their fixtures run."""
+    grouped = item.config.getoption("loadgroup", False) and item.get_closest_marker("xdist_group")
+    if grouped and "@" not in item.nodeid:
+        pytest.fail("--dist loadgroup ignored this test's xdist_group (pytest-xdist#1386)", pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def _unit_tier_loads_no_tensorflow_or_ray(request):
     """Fails a unit test during which TensorFlow or Ray was imported (by its

@@ -19,26 +19,34 @@ def _only_run_dir(out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory, run_in_subprocess):
-    """Both modes of MobileNet V2 0.35/128 with --quick, stand-in weights, run
-    as a new user would: from a shell that sets no TF_* variable. Returns
-    (the command's CompletedProcess, its run folder)."""
-    out = tmp_path_factory.mktemp("quick") / "runs"
-    command = ["run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "finetune", "--quick"]
-    done = run_in_subprocess(*command, "--batch-size", "16", "--weights", "standin", "--out", out, drop=("TF_",))
+def hub_run(tmp_path_factory, run_in_subprocess, shared_module):
+    """As a new user would, from a shell that sets no TF_* variable and with
+    no network: `prefetch` is refused, then copies the real TF1 Hub module
+    into an empty TFHUB_CACHE_DIR; both modes of MobileNet V2 0.35/128 run
+    with --quick and --weights hub. Returns (the refused prefetch, the copying
+    prefetch, the run's CompletedProcess, its run folder, its records by mode,
+    the cache)."""
+    folder = tmp_path_factory.mktemp("hub")
+    cache = {"TFHUB_CACHE_DIR": str(folder / "hub"), "https_proxy": "http://127.0.0.1:9"}  # and no network
+    refused = run_in_subprocess(*["prefetch", "--backbone", "mobilenet_v2_035_128"], env=cache)
+    copied = run_in_subprocess("prefetch", "--module", f"mobilenet_v2_035_128={shared_module}", env=cache)
+    out = folder / "runs"
+    command = ["run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "finetune", "--batch-size", "16"]
+    done = run_in_subprocess(*command, "--weights", "hub", "--quick", "--out", out, env=cache, drop=("TF_",))
+    run_dir = _only_run_dir(out) if out.is_dir() else None
+    records = {r["mode"]: r for r in read_records(run_dir)} if run_dir else {}
+    return refused, copied, done, run_dir, records, Path(cache["TFHUB_CACHE_DIR"])
+
+
+@pytest.mark.xdist_group("hub_run")  # one run for four: its fixture, on one process
+def test_quick_grid_on_mobilenet_writes_records_env_and_report(hub_run, run_in_subprocess):
+    _, _, done, run_dir, _, _ = hub_run
     assert done.returncode == 0, done.stderr + done.stdout
-    return done, _only_run_dir(out)
-
-
-@pytest.mark.xdist_group("quick_run")  # one run for both: its fixture, on one process
-def test_quick_grid_on_mobilenet_writes_records_env_and_report(quick_run, run_in_subprocess):
-    done, run_dir = quick_run
     records = read_records(run_dir)
     assert sorted((r["mode"], r["status"]) for r in records) == [("finetune", "ok"), ("transfer", "ok")]
     by_mode = {r["mode"]: r for r in records}
     for record in records:
         assert record["train_images_per_sec"] > 0 and record["infer_images_per_sec"] > 0
-        assert record["weights"] == "standin:random-init" and record["weights_note"] == "--weights standin"
         assert record["budget"] == "quick"
     assert by_mode["finetune"]["peak_memory_bytes"] > by_mode["transfer"]["peak_memory_bytes"]
     assert by_mode["finetune"]["process_id"] != by_mode["transfer"]["process_id"]  # a fresh process each
@@ -51,8 +59,8 @@ def test_quick_grid_on_mobilenet_writes_records_env_and_report(quick_run, run_in
     assert env["cluster"]["trial_resources"] == one_each  # a GPU each, or every core: one trial at a time
     report = (run_dir / REPORT_MD).read_text()
     trials = report.split("## Trials")[1].split("\n## ")[0]
-    assert trials.count("| mobilenet_v2_035_128 |") == 2 and "Stand-in weights" in report
-    assert "## Does fine-tuning pay?" in report  # the ladder's two ends, costs only: stand-in weights
+    assert trials.count("| mobilenet_v2_035_128 |") == 2 and "Stand-in weights" not in report
+    assert "## Does fine-tuning pay?" in report  # the ladder's two ends
     assert "## Recommendation" in report and "<h2>Recommendation</h2>" in (run_dir / "report.html").read_text()
     for plot in ("memory.png", "throughput.png", "accuracy_vs_throughput.png", "ladder.png"):
         assert (run_dir / plot).read_bytes().startswith(b"\x89PNG")
@@ -63,16 +71,16 @@ def test_quick_grid_on_mobilenet_writes_records_env_and_report(quick_run, run_in
     again = run_in_subprocess("report", run_dir)
     assert again.returncode == 0, again.stderr
     assert [line for line in again.stdout.splitlines() if "mobilenet_v2_035_128 │" in line] == table_rows
-    assert len(table_rows) == 4 and sum("stand-in" in row for row in table_rows) == 2
+    assert len(table_rows) == 4 and not any("stand-in" in row for row in table_rows)
 
 
-@pytest.mark.xdist_group("quick_run")  # one run for both: its fixture, on one process
-def test_a_clean_environment_measures_the_allocator_peak_and_finetunings_activation_cost(quick_run):
+@pytest.mark.xdist_group("hub_run")  # one run for four: its fixture, on one process
+def test_a_clean_environment_measures_the_allocator_peak_and_finetunings_activation_cost(hub_run):
     """A new user's shell sets no TF_* variable: the worker itself chooses the
     allocator that keeps statistics, so peak memory means the same on every
     machine, and fine-tuning's activation memory shows against transfer's."""
-    _, run_dir = quick_run
-    records = {r["mode"]: r for r in read_records(run_dir)}
+    _, _, done, _, records, _ = hub_run
+    assert done.returncode == 0, done.stderr + done.stdout
     device = "GPU:0" if records["transfer"]["device"].startswith("GPU") else "CPU:0"
     for record in records.values():
         assert record["memory_method"] == f"tf-allocator:{device}"
@@ -135,26 +143,9 @@ def test_a_module_that_is_not_a_feature_vector_is_refused_before_any_trial(tmp_p
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
-@pytest.fixture(scope="module")
-def hub_run(tmp_path_factory, run_in_subprocess, shared_module):
-    """`prefetch` copies the real TF1 Hub module into an empty TFHUB_CACHE_DIR
-    with no network; then both modes run with --weights hub. Returns (the
-    refused prefetch, the copying prefetch, the run's CompletedProcess, its
-    records by mode, the cache)."""
-    folder = tmp_path_factory.mktemp("hub")
-    cache = {"TFHUB_CACHE_DIR": str(folder / "hub"), "https_proxy": "http://127.0.0.1:9"}  # and no network
-    refused = run_in_subprocess(*["prefetch", "--backbone", "mobilenet_v2_035_128"], env=cache)
-    copied = run_in_subprocess("prefetch", "--module", f"mobilenet_v2_035_128={shared_module}", env=cache)
-    out = folder / "runs"
-    command = ["run", "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "finetune", "--batch-size", "8"]
-    done = run_in_subprocess(*command, "--weights", "hub", "--quick", "--out", out, env=cache)
-    records = {r["mode"]: r for r in read_records(_only_run_dir(out))} if out.is_dir() else {}
-    return refused, copied, done, records, Path(cache["TFHUB_CACHE_DIR"])
-
-
-@pytest.mark.xdist_group("hub_run")  # one run for both: its fixture, on one process
+@pytest.mark.xdist_group("hub_run")  # one run for four: its fixture, on one process
 def test_prefetch_fills_tfhub_cache_dir_so_weights_hub_works_offline(hub_run):
-    refused, copied, done, records, _ = hub_run
+    refused, copied, done, _, records, _ = hub_run
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert "can't be reached" in refused.stderr and "--module mobilenet_v2_035_128=PATH" in refused.stderr
     assert copied.returncode == 0, copied.stderr
@@ -166,9 +157,9 @@ def test_prefetch_fills_tfhub_cache_dir_so_weights_hub_works_offline(hub_run):
     assert record["module_format"] == "tf1-hub"  # the shared module, found through the handle
 
 
-@pytest.mark.xdist_group("hub_run")  # one run for both: its fixture, on one process
+@pytest.mark.xdist_group("hub_run")  # one run for four: its fixture, on one process
 def test_a_tf1_module_runs_in_transfer_and_in_finetune_through_its_conversion(hub_run):
-    _, _, done, records, cache = hub_run
+    _, _, done, _, records, cache = hub_run
     assert done.returncode == 0, done.stderr + done.stdout
     assert records["transfer"]["status"] == "ok" and records["transfer"]["module_format"] == "tf1-hub"
     assert records["finetune"]["status"] == "ok", records["finetune"]["error"]

@@ -84,3 +84,21 @@ def test_the_refusal_goes_by_the_predicted_peak_not_the_kept_activations():
     room = psutil.virtual_memory().available + psutil.Process().memory_info().rss
     with pytest.raises(costs.PredictedOutOfMemory, match=r"GiB of runtime beside the allocator"):
         costs.refuse_if_too_big(fits, 1, cached_bytes=0, runtime_bytes=room)
+
+
+def test_a_module_is_known_by_its_content_not_its_folder(tiny_module, tmp_path):
+    """A copy (prefetch's into TFHUB_CACHE_DIR, say) shares the original's
+    counts and conversion; other weights or another graph get a key of their own."""
+    import shutil
+
+    from tlbench.worker.costs import module_identity_key
+
+    copy = shutil.copytree(tiny_module, tmp_path / "copy")
+    assert module_identity_key(str(copy)) == module_identity_key(tiny_module)
+    index = copy / "variables" / "variables.index"
+    index.write_bytes(index.read_bytes() + b"\0")
+    reweighted = module_identity_key(str(copy))
+    assert reweighted != module_identity_key(tiny_module)
+    graph = copy / "saved_model.pb"
+    graph.write_bytes(graph.read_bytes() + b"\0")
+    assert module_identity_key(str(copy)) not in (reweighted, module_identity_key(tiny_module))

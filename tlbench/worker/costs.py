@@ -132,11 +132,20 @@ def module_identity_key(module_path: str) -> str:
 
 
 def _module_identity(module_path: str) -> dict:
-    """A module folder as it is now: a re-exported or replaced module gets a new key."""
+    """A module folder by its content: its graph, and its variables' index
+    (which holds every variable shard's checksum). A re-exported or replaced
+    module gets a new key; a copy elsewhere (TFHUB_CACHE_DIR, say) is not
+    counted or converted again."""
     folder = Path(module_path)
-    graph = next((folder / f for f in ("saved_model.pb", "saved_model.pbtxt") if (folder / f).exists()), folder)
-    stat = graph.stat()
-    return {"path": str(folder.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    graph = next((folder / f for f in ("saved_model.pb", "saved_model.pbtxt") if (folder / f).exists()), None)
+    if graph is None:  # not a SavedModel folder: the path as it is now
+        stat = folder.stat()
+        return {"path": str(folder.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    index = folder / "variables" / "variables.index"
+    return {
+        "graph": hashlib.sha256(graph.read_bytes()).hexdigest(),
+        "variables": hashlib.sha256(index.read_bytes()).hexdigest() if index.exists() else None,
+    }
 
 
 def _key(**parts) -> str:
