@@ -40,6 +40,9 @@ class Run:
 
 def load_run(path) -> Run:
     """The run in the folder `path` (a `run` command's output)."""
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        # Path("") is the current folder: refused, as the command refuses an empty --resume.
+        raise UsageError(f"load_run() needs a run folder's path, not {path!r}")
     contents = results.read_run(Path(path).expanduser())
     return Run(contents.run_dir, contents.records, contents.env, contents.warnings)
 
@@ -67,14 +70,14 @@ def command_line(options: dict) -> list[str]:
     """Keyword options as `run`'s command-line arguments."""
     from tlbench import cli
 
-    flags = _run_flags(cli.build_parser())
+    names = [flag[2:].replace("-", "_") for flag in _run_flags(cli.build_parser()) if flag != "--help"]
     argv = []
     for name, value in options.items():
+        if name not in names:  # compared as keywords: "--" alone would make every flag look alike
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"run() has no option '{name}'; {hint}options: {', '.join(names)}")
         flag = "--" + name.replace("_", "-")
-        if flag not in flags:
-            close = difflib.get_close_matches(flag, flags, n=1)
-            hint = f" (did you mean {close[0][2:].replace('-', '_')}?)" if close else ""
-            raise TypeError(f"run() got an unknown option '{name}'{hint}")
         if value is None or value is False:  # the option's default
             continue
         if value is True:

@@ -1,5 +1,6 @@
-"""General file helpers: tlbench's cache folder, `~` in paths, atomic writes
-of files and of whole folders, and an exclusive lock on a folder."""
+"""General file helpers: tlbench's cache folder and its entries made once,
+`~` in paths, atomic writes of files and of whole folders, and an exclusive
+lock on a folder."""
 
 from __future__ import annotations
 
@@ -21,6 +22,25 @@ def cache_root() -> Path:
     """tlbench's own cache (stand-in and converted SavedModels, graph counts,
     TFDS exports): `TLBENCH_CACHE_DIR`, else `~/.cache/tlbench`."""
     return Path(os.environ.get("TLBENCH_CACHE_DIR") or Path.home() / ".cache" / "tlbench")
+
+
+@contextlib.contextmanager
+def computed_once(entry: Path):
+    """Held while this process makes the cache entry `entry` (a file or a
+    folder): processes that share the cache (trials side by side on one node)
+    make it once, the others wait here and then find it. A cache where no lock
+    can be made (read-only) has each make its own."""
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(entry.parent / f".{entry.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when closed, or when the process dies
+        yield
+    finally:
+        os.close(fd)
 
 
 def is_url(location: str) -> bool:

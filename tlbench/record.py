@@ -9,19 +9,35 @@ other field of the wrong type is dropped where it is read, with a warning
 naming the field, so it shows as "-" rather than breaking a table. Fields
 this version doesn't know (records of later versions) are kept as they are.
 
-The checker below (`built`, `kept`, `problems`) knows TypedDicts, not
-records: env.json is written and read through it too (run_env.py).
+Numbers carry their ranges (schema.py): accuracies are fractions in [0, 1],
+images/s and FLOP/s finite and > 0, bytes, seconds and counts finite and
+>= 0. A value out of range is left out where it is read as a mistyped one
+is, and the record keeps the names of the figures it lost (`lost_figures`):
+such a trial is not finished (`done`), so report, compare and `--resume`
+agree that it ran without its figures, and `--resume` runs it again.
 """
 
 from __future__ import annotations
 
 import enum
-import math
-import types
 import typing
 from typing import TypedDict
 
 from tlbench.batch_search import BatchSizeSearch
+from tlbench.schema import (
+    Bytes,
+    Count,
+    Fraction,
+    NonNegative,
+    Rate,
+    Seconds,
+    built,
+    finite,
+    hints,
+    kept,
+    kind_of,
+    problems,
+)
 
 
 class Status(str, enum.Enum):
@@ -43,47 +59,47 @@ ESSENTIAL_FIGURES = ("test_accuracy", "train_images_per_sec", "infer_images_per_
 class Timing(TypedDict, total=False):
     """Timed windows of one pass (measure.Timing.summary)."""
 
-    repeats: int  # timed windows
-    timed_steps: int
-    window_steps_min: int  # the fewest steps in a window: fewer than 3 (or 1 window) is a smoke figure
-    timed_seconds: float
-    attempts: int  # times the pass was timed: more than 1 when an attempt was unstable (stability.TIMING_ATTEMPTS)
-    images_per_sec_cv: float  # sample standard deviation / mean over the windows (2 or more)
-    other_cpu_share_max: float  # of the machine's CPU time other processes took, per window
-    other_cpu_share_mean: float
-    images_per_sec_median: float  # over the windows
-    images_per_sec_q1: float
-    images_per_sec_q3: float
-    images_per_sec_min: float
-    images_per_sec_max: float
-    step_seconds_median: float
-    step_seconds_q1: float
-    step_seconds_q3: float
-    step_seconds_min: float
-    step_seconds_max: float
+    repeats: Count  # timed windows
+    timed_steps: Count
+    window_steps_min: Count  # the fewest steps in a window: fewer than 3 (or 1 window) is a smoke figure
+    timed_seconds: Seconds
+    attempts: Count  # times the pass was timed: more than 1 when an attempt was unstable (stability.TIMING_ATTEMPTS)
+    images_per_sec_cv: NonNegative  # sample standard deviation / mean over the windows (2 or more)
+    other_cpu_share_max: Fraction  # of the machine's CPU time other processes took, per window
+    other_cpu_share_mean: Fraction
+    images_per_sec_median: Rate  # over the windows
+    images_per_sec_q1: Rate
+    images_per_sec_q3: Rate
+    images_per_sec_min: Rate
+    images_per_sec_max: Rate
+    step_seconds_median: Seconds
+    step_seconds_q1: Seconds
+    step_seconds_q3: Seconds
+    step_seconds_min: Seconds
+    step_seconds_max: Seconds
 
 
 class CurvePoint(TypedDict, total=False):
     """Validation after one epoch of one learning rate."""
 
-    epoch: int  # 0: the start (fine-tuning's probed head)
-    train_seconds: float  # training time so far, evaluation excluded
+    epoch: Count  # 0: the start (fine-tuning's probed head)
+    train_seconds: Seconds  # training time so far, evaluation excluded
     train_loss: float | None  # mean over the epoch, training mode; None for the start
-    val_accuracy: float
-    val_loss: float
+    val_accuracy: Fraction
+    val_loss: float  # a diverged learning rate's may be NaN: measured, not out of range
 
 
 class Candidate(TypedDict, total=False):
     """One learning rate of a search on validation."""
 
-    base_learning_rate: float  # at plan.REFERENCE_BATCH_SIZE
-    learning_rate: float  # as trained with
-    kept_epoch: int  # lowest validation loss
-    epochs_run: int
+    base_learning_rate: Rate  # at plan.REFERENCE_BATCH_SIZE
+    learning_rate: Rate  # as trained with
+    kept_epoch: Count  # lowest validation loss
+    epochs_run: Count
     stopped_early: bool
-    val_accuracy: float  # of the kept epoch
+    val_accuracy: Fraction  # of the kept epoch
     val_loss: float
-    time_to_accuracy_seconds: float
+    time_to_accuracy_seconds: Seconds
     val_curve: list[CurvePoint]
 
 
@@ -104,7 +120,7 @@ class TrialRecord(TypedDict, total=False):
     # --- how it ended ---
     status: Status
     error: str | None  # "Type: message" when status is not ok
-    seconds: float | None  # wall time of the trial; None when its worker died
+    seconds: Seconds | None  # wall time of the trial; None when its worker died
     started_at: str  # UTC, ISO 8601
     finished_at: str
     # --- where it ran ---
@@ -119,106 +135,112 @@ class TrialRecord(TypedDict, total=False):
     module: str  # the folder hub.KerasLayer loaded
     module_format: str  # tf2-savedmodel / tf1-hub
     converted_from: str  # a TF1 module fine-tuned through its tf_keras conversion
-    conversion_max_abs_difference: float
-    image_size: int  # pixels, height = width
-    feature_dim: int
-    num_classes: int
+    conversion_max_abs_difference: NonNegative
+    image_size: Count  # pixels, height = width
+    feature_dim: Count
+    num_classes: Count
     class_names: list[str]
-    trainable_params: int  # the parameters that train (backbone part and head)
-    total_params: int
-    trained_backbone_variables: int  # backbone variables that train (transfer: 0)
-    backbone_variables: int | None  # the backbone's trainable variables (transfer: None)
+    trainable_params: Count  # the parameters that train (backbone part and head)
+    total_params: Count
+    trained_backbone_variables: Count  # backbone variables that train (transfer: 0)
+    backbone_variables: Count | None  # the backbone's trainable variables (transfer: None)
     trained_first_layer: str | None  # first and last layer they belong to (module's variable order)
     trained_last_layer: str | None
     xla: bool
     mixed_precision: bool  # applied (asked for and supported)
     precision_note: str | None
     # --- the data ---
-    split_sizes: dict[str, int]  # images per split: train / val / test
-    class_counts: dict[str, list[int]]  # per split, per class
-    dataset_images: int
-    skipped_files: int  # files of an image folder that are not usable images
+    split_sizes: dict[str, Count]  # images per split: train / val / test
+    class_counts: dict[str, list[Count]]  # per split, per class
+    dataset_images: Count
+    skipped_files: Count  # files of an image folder that are not usable images
     # --- accuracy (training.fit_and_select) ---
-    learning_rate: float  # chosen, as trained with
-    base_learning_rate: float
+    learning_rate: Rate  # chosen, as trained with
+    base_learning_rate: Rate
     learning_rate_rule: str
     lr_search: list[Candidate]  # the final stage's search
     probe_lr_search: list[Candidate]  # the linear probe's
-    max_epochs: int
-    patience: int
-    kept_epoch: int  # of the chosen learning rate (modes that train the backbone: 0 = the probed start)
-    batch_norm_momentum: float
+    max_epochs: Count
+    patience: Count
+    kept_epoch: Count  # of the chosen learning rate (modes that train the backbone: 0 = the probed start)
+    batch_norm_momentum: Fraction
     batch_norm_momentum_note: str
-    train_accuracy: float  # fractions in [0, 1]
-    val_accuracy: float
+    train_accuracy: Fraction  # fractions in [0, 1]
+    val_accuracy: Fraction
     val_loss: float
-    test_accuracy: float
+    test_accuracy: Fraction
     test_loss: float
-    test_passes: int  # 1: the test split was read once, after every choice
-    feature_seconds: float
-    time_to_accuracy_seconds: float
-    phase_seconds: dict[str, float]  # wall time per phase of the trial
+    test_passes: Count  # 1: the test split was read once, after every choice
+    feature_seconds: Seconds
+    time_to_accuracy_seconds: Seconds
+    phase_seconds: dict[str, Seconds]  # wall time per phase of the trial
     # --- speed and memory (trial.timed_passes) ---
-    train_images_per_sec: float  # median over the timed windows
-    infer_images_per_sec: float
+    train_images_per_sec: Rate  # median over the timed windows
+    infer_images_per_sec: Rate
     train_timing: Timing
     infer_timing: Timing
-    warmup_steps: int
-    baseline_memory_bytes: int  # in use before the timed training steps
-    peak_memory_bytes: int  # during them
-    activation_memory_bytes: int  # peak - baseline: what a step adds
-    infer_peak_memory_bytes: int
-    infer_activation_memory_bytes: int
+    warmup_steps: Count
+    baseline_memory_bytes: Bytes  # in use before the timed training steps
+    peak_memory_bytes: Bytes  # during them
+    activation_memory_bytes: Bytes  # peak - baseline: what a step adds
+    infer_peak_memory_bytes: Bytes
+    infer_activation_memory_bytes: Bytes
     memory_method: str  # tf-allocator:CPU:0 / tf-allocator:GPU:0; rss-hwm only where TensorFlow was imported first
-    peak_rss_bytes: int  # the process's resident peak over the same steps
-    runtime_overhead_bytes: int | None  # peak_rss_bytes - peak_memory_bytes: runtime, libraries, allocator reserve
+    peak_rss_bytes: Bytes  # the process's resident peak over the same steps
+    runtime_overhead_bytes: Bytes | None  # peak_rss_bytes - peak_memory_bytes: runtime, libraries, allocator reserve
     # --- what the graph says (costs.trial_costs) ---
-    forward_flops_per_image: int
-    train_flops_per_image: int
-    predicted_activation_bytes_per_image: int
-    predicted_activation_bytes_per_batch: int
-    predicted_activation_bytes: int  # at the trial's batch size
-    weight_bytes: int
-    gradient_bytes: int
-    optimizer_slot_bytes: int
+    forward_flops_per_image: Count
+    train_flops_per_image: Count
+    predicted_activation_bytes_per_image: Bytes
+    predicted_activation_bytes_per_batch: Bytes
+    predicted_activation_bytes: Bytes  # at the trial's batch size
+    weight_bytes: Bytes
+    gradient_bytes: Bytes
+    optimizer_slot_bytes: Bytes
     prediction_method: str
     # the most bytes a step holds at once over what is resident before it (graphcost's liveness simulation):
     # [per image, per batch] of each moment that is the peak at some batch size; the largest value is the peak
     predicted_train_step_peak_lines: list[list[int]]
     predicted_infer_step_peak_lines: list[list[int]]
-    predicted_train_step_peak_bytes_per_image: int  # the peak moment's at the trial's batch size
-    predicted_train_step_peak_bytes_per_batch: int
-    predicted_infer_step_peak_bytes_per_image: int
-    predicted_infer_step_peak_bytes_per_batch: int
-    predicted_peak_memory_bytes: int  # weights + Adam slots + timed batches + train step peak: beside peak_memory_bytes
-    predicted_infer_peak_memory_bytes: int  # the same with the inference step: beside infer_peak_memory_bytes
-    device_memory_bytes: int | None  # the device's: --device-memory, the GPU's, or the CPU allocator's limit
+    predicted_train_step_peak_bytes_per_image: Bytes  # the peak moment's at the trial's batch size
+    predicted_train_step_peak_bytes_per_batch: Bytes
+    predicted_infer_step_peak_bytes_per_image: Bytes
+    predicted_infer_step_peak_bytes_per_batch: Bytes
+    predicted_peak_memory_bytes: (
+        Bytes  # weights + Adam slots + timed batches + train step peak: beside peak_memory_bytes
+    )
+    predicted_infer_peak_memory_bytes: Bytes  # the same with the inference step: beside infer_peak_memory_bytes
+    device_memory_bytes: Bytes | None  # the device's: --device-memory, the GPU's, or the CPU allocator's limit
     device_memory_emulated: bool  # --device-memory made the device that size
-    max_batch_size_predicted: int | None  # the largest batch whose training step fits it, by the graph
-    max_batch_size_found: int | None  # --batch-size max: the largest whose probe ran (batch_size_search)
+    max_batch_size_predicted: Count | None  # the largest batch whose training step fits it, by the graph
+    max_batch_size_found: Count | None  # --batch-size max: the largest whose probe ran (batch_size_search)
     batch_size_search: BatchSizeSearch  # --batch-size max: the search that chose this trial's batch size
     oom_cause: str  # of an oom: "allocator" (an allocation failed) or "prediction" (refused before training)
-    train_flops_per_sec: float
-    infer_flops_per_sec: float
-    peak_flops_per_sec: float  # the device's, from a matmul probe
+    train_flops_per_sec: Rate
+    infer_flops_per_sec: Rate
+    peak_flops_per_sec: Rate  # the device's, from a matmul probe
     peak_flops_method: str
-    peak_flops_probes: list[float]  # every probe of the peak, in order (measure.PeakFlops)
-    train_mfu: float  # model FLOP utilisation, fraction
-    infer_mfu: float
+    peak_flops_probes: list[Rate]  # every probe of the peak, in order (measure.PeakFlops)
+    train_mfu: NonNegative  # model FLOP utilisation, fraction
+    infer_mfu: NonNegative
     # --- how far the timed figures can be trusted (stability.judge_trial) ---
     timing_quality: str  # measured / smoke (1 window, or windows of fewer than 3 steps: the quick budget)
     unstable: dict[str, str]  # figure (train_images_per_sec, infer_images_per_sec, peak_flops_per_sec) -> why
+    # --- set where it is read, never written ---
+    lost_figures: list[str]  # fields left out by `checked`: of the wrong type or out of range
 
 
 REQUIRED = ("trial_id", "backbone", "mode", "batch_size", "dataset", "status")
-FIELDS: dict[str, object] = typing.get_type_hints(TrialRecord)
+FIELDS: dict[str, object] = typing.get_type_hints(TrialRecord)  # plain types: what figures.py reads
+KINDS: dict[str, object] = hints(TrialRecord)  # with ranges: what the checker reads
 
 
 def make(**fields) -> TrialRecord:
     """A record from its fields, checked against the definition: an unknown
     field or a value of the wrong type is a bug, raised as TypeError here
-    rather than written. NumPy scalars become Python numbers first."""
-    record = built(fields, FIELDS, "record")
+    rather than written. NumPy scalars become Python numbers first. Ranges
+    are the reader's (a trial writes what it measured)."""
+    record = built(fields, KINDS, "record")
     if "status" in record:
         record["status"] = Status(record["status"])
     return typing.cast(TrialRecord, record)
@@ -226,174 +248,43 @@ def make(**fields) -> TrialRecord:
 
 def checked(payload) -> tuple[TrialRecord | None, list[str]]:
     """A line's JSON value as a record: (None, [why]) when it is not one; else
-    (the record with every field of the wrong type dropped, [one line per
-    dropped field])."""
+    (the record with every part of the wrong type or out of range left out
+    and `lost_figures` naming the fields that lost one, [one line per part])."""
     if not isinstance(payload, dict):
-        return None, [f"is {_kind(payload)}, not a record; skipped"]
+        return None, [f"is {kind_of(payload)}, not a record; skipped"]
     missing = [key for key in REQUIRED if key not in payload]
     if missing:
         return None, [f"lacks {', '.join(missing)}; skipped"]
-    wrong = [key for key in REQUIRED if problems(payload[key], FIELDS[key], key)]
+    wrong = [key for key in REQUIRED if problems(payload[key], KINDS[key], key)]
     if wrong:
         return None, [f"has {', '.join(wrong)} of the wrong type; skipped"]
-    record, dropped = kept(payload, FIELDS)
+    record, dropped = kept({key: value for key, value in payload.items() if key != "lost_figures"}, KINDS)
     record["status"] = Status(record["status"])
+    if dropped:
+        record["lost_figures"] = sorted(dropped)
     return typing.cast(TrialRecord, record), [f"{line}; shown as -" for lines in dropped.values() for line in lines]
 
 
-def finite(value) -> float | None:
-    """A finite int or float (not a bool: JSON true is no number), else None;
-    a record's fields may hold anything."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        return value if math.isfinite(value) else None
-    except OverflowError:  # an int too large for a float
-        return None
-
-
 def ended_ok(record) -> bool:
-    """A trial that ended ok (its figures may since have been dropped by `checked`)."""
+    """A trial that ended ok (its figures may since have been left out by `checked`)."""
     return record.get("status") == Status.OK
-
-
-def has_result(record) -> bool:
-    """An ok trial with its test accuracy: a result the reports sum over seeds.
-    An ok record without one (another version's, a damaged one) is no result."""
-    return ended_ok(record) and finite(record.get("test_accuracy")) is not None
 
 
 def done(record) -> bool:
     """Whether a trial whose last record this is needs no rerun (`--resume`
-    runs every trial of the grid that is not done): an ok record with each of
-    its ESSENTIAL_FIGURES a finite number, or an oom one (it would run out of
-    memory again). An error is not done, nor an ok record whose figures are
-    missing or were dropped by `checked` as of the wrong type."""
+    runs every trial of the grid that is not done): an oom record (it would
+    run out of memory again), or an ok one that has each of its
+    ESSENTIAL_FIGURES a finite number and lost no figure where it was read
+    (`checked`: of the wrong type or out of range). An error is not done."""
     if record.get("status") == Status.OOM:
         return True
-    return ended_ok(record) and all(finite(record.get(key)) is not None for key in ESSENTIAL_FIGURES)
+    complete = all(finite(record.get(key)) is not None for key in ESSENTIAL_FIGURES)
+    return ended_ok(record) and complete and not record.get("lost_figures")
 
 
-# ------------------------------------------------------------ type checks
-# Of any JSON object defined by TypedDicts: the record's and env.json's (run_env.py).
-
-_DROP = object()
-
-
-def built(fields: dict, kinds: dict[str, object], what: str) -> dict:
-    """`fields` as the JSON values they stand for (`_plain`), checked against
-    `kinds` (field -> type): an unknown field or a value of the wrong type is
-    a TypeError naming them."""
-    unknown = sorted(set(fields) - set(kinds))
-    if unknown:
-        raise TypeError(f"not {what} fields: {', '.join(unknown)}")
-    plain = {key: _plain(value) for key, value in fields.items()}
-    wrong = [line for key, value in plain.items() for line in problems(value, kinds[key], key)]
-    if wrong:
-        raise TypeError(f"{what} fields of the wrong type: " + "; ".join(wrong))
-    return plain
-
-
-def kept(payload: dict, kinds: dict[str, object]) -> tuple[dict, dict[str, list[str]]]:
-    """`payload` with every part of the wrong type left out, and per field
-    that lost a part (or went whole), one line per part naming it. Fields
-    `kinds` doesn't know (a later version's) are kept as they are."""
-    result, dropped = {}, {}
-    for key, value in payload.items():
-        kind = kinds.get(key)
-        wrong = [] if kind is None else problems(value, kind, key)
-        if wrong:
-            dropped[key] = wrong
-            value = _without_bad_parts(value, kind)
-            if value is _DROP:
-                continue
-        result[key] = value
-    return result, dropped
-
-
-def problems(value, kind, path: str) -> list[str]:
-    """Why `value` is not of `kind` ([] when it is): one line per bad part,
-    naming the part (`train_timing.images_per_sec_median`)."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return []
-        (inner,) = [a for a in args if a is not type(None)]
-        return problems(value, inner, path)
-    if _is_typed_dict(kind):
-        if not isinstance(value, dict):
-            return [f"{path} is {_kind(value)}, not an object"]
-        hints = typing.get_type_hints(kind)
-        return [p for key, item in value.items() if key in hints for p in problems(item, hints[key], f"{path}.{key}")]
-    if origin is list:
-        if not isinstance(value, list):
-            return [f"{path} is {_kind(value)}, not a list"]
-        return [p for i, item in enumerate(value) for p in problems(item, args[0], f"{path}[{i}]")]
-    if origin is dict:
-        if not isinstance(value, dict):
-            return [f"{path} is {_kind(value)}, not an object"]
-        return [p for key, item in value.items() for p in problems(item, args[1], f"{path}.{key}")]
-    if _fits(value, kind):
-        return []
-    return [f"{path} is {_kind(value)}, not {_NAMES.get(kind, getattr(kind, '__name__', str(kind)))}"]
-
-
-def _fits(value, kind) -> bool:
-    if kind is Status:
-        return isinstance(value, str) and value in {s.value for s in Status}
-    if kind is bool:
-        return isinstance(value, bool)
-    if isinstance(value, bool):
-        return False  # JSON true is not a number
-    if kind is float:
-        return isinstance(value, (int, float)) and not (isinstance(value, int) and abs(value) > 2**1023)
-    return isinstance(value, kind)
-
-
-def _without_bad_parts(value, kind):
-    """`value` with what doesn't fit `kind` taken out: bad keys of an object
-    are dropped; a list or map with a bad item, or a bad scalar, goes whole."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin in (typing.Union, types.UnionType):
-        (kind,) = [a for a in args if a is not type(None)]
-    if _is_typed_dict(kind) and isinstance(value, dict):
-        hints = typing.get_type_hints(kind)
-        kept = {}
-        for key, item in value.items():
-            if key in hints and problems(item, hints[key], key):
-                item = _without_bad_parts(item, hints[key])
-                if item is _DROP:
-                    continue
-            kept[key] = item
-        return kept
-    return _DROP
-
-
-def _is_typed_dict(kind) -> bool:
-    return isinstance(kind, type) and issubclass(kind, dict) and hasattr(kind, "__total__")
-
-
-_NAMES = {str: "text", int: "a whole number", float: "a number", bool: "true/false", Status: "ok, oom or error"}
-
-
-def _kind(value) -> str:
-    """What a JSON value is, with a short excerpt."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return "an object" if isinstance(value, dict) else "a list"
-    text = repr(value)
-    return text if len(text) <= 24 else text[:21] + "..."
-
-
-def _plain(value):
-    """NumPy scalars and arrays, and tuples, as the JSON types they stand for."""
-    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "shape", None) == ():
-        value = value.item()
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+def has_result(record) -> bool:
+    """An ok trial with its test accuracy that lost no figure where it was
+    read: a result the reports sum over seeds. An ok record that is not
+    (another version's without its accuracy, a damaged one) is shown as
+    "incomplete", as `compare` calls it; `--resume` runs it again (`done`)."""
+    return ended_ok(record) and finite(record.get("test_accuracy")) is not None and not record.get("lost_figures")

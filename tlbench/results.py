@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,22 +39,27 @@ def lock(run_dir: Path) -> FolderLock:
 
 
 def prepare_parent(out: str) -> Path:
-    """The parent folder for run folders, created if needed and checked
-    writable."""
+    """The parent folder for run folders, checked: a folder, or one that can
+    be made in a writable one. It is made with the first run folder, so a run
+    refused before that (its weights, say) leaves nothing behind."""
     parent = expand_user(out, "--out")
     if _kind(parent, "--out") == "file":
         raise UsageError(f"--out '{out}' is a file; give a folder for run folders")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"--out '{out}' can't be created: {error.strerror}") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"--out '{out}' is not writable")
+    existing = next(folder for folder in (parent, *parent.parents) if _kind(folder, "--out"))
+    if _kind(existing, "--out") == "file":
+        raise UsageError(f"--out '{out}' can't be created: '{existing}' is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--out '{out}' is not writable" + ("" if existing == parent else f" ('{existing}' is not)"))
     return parent
 
 
 def new_run_dir(parent: Path, device_tag: str) -> Path:
-    """`<UTC time>-<host>-<device>`, never reused: a clash gets a suffix."""
+    """`<UTC time>-<host>-<device>`, never reused: a clash gets a suffix;
+    `parent` is made first if need be."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out '{parent}' can't be created: {os_reason(error)}") from None
     host = re.sub(r"[^A-Za-z0-9-]+", "-", os.uname().nodename.split(".")[0])[:24] or "host"
     base = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{host}-{device_tag}"
     for attempt in range(1, 1000):
@@ -123,6 +129,7 @@ def read_run(run_dir: Path) -> RunContents:
         raise UsageError(f"'{run_dir}' is a file, not a run folder")
     if kind is None:
         raise UsageError(f"run folder '{run_dir}' does not exist")
+    _check_files(run_dir)
     if not is_run_dir(run_dir):
         raise UsageError(f"'{run_dir}' is not a tlbench run folder (no {TRIALS} or {ENV})")
     contents = RunContents(run_dir)
@@ -167,6 +174,23 @@ def read_run(run_dir: Path) -> RunContents:
     # before: the last record of a trial is the one that counts.
     contents.records = list(latest.values())
     return contents
+
+
+def _check_files(run_dir: Path) -> None:
+    """The files a run folder holds are regular files where they exist: a
+    folder (or a pipe) named trials.jsonl would be read as nothing, or block,
+    and refuse the next record only after a trial has run."""
+    for name in (TRIALS, ENV, LOCK):
+        path = run_dir / name
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            raise UsageError(f"'{path}': {os_reason(error)}") from None
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "not a regular file"
+            raise UsageError(f"'{path}' is {kind}, not a file: is '{run_dir}' a tlbench run folder?")
 
 
 def _check_version(env: run_env.RunEnv, warnings: list[str]) -> None:

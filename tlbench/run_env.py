@@ -1,6 +1,6 @@
 """env.json: one definition of what a run ran on and what it ran (`RunEnv`),
 one constructor the driver writes it with (`make`) and one checker every
-reader passes it through (`checked`), both the trial record's (record.py).
+reader passes it through (`checked`), both schema.py's, as the trial record's (record.py).
 
 A field of the wrong type is left out where it is read, with a warning
 naming it (`plan.batch_sizes[0] is 1.5, not a whole number`), so a reader can
@@ -19,7 +19,7 @@ from __future__ import annotations
 import typing
 from typing import Final, TypedDict
 
-from tlbench import record
+from tlbench import schema
 from tlbench.batch_search import BatchSizeSearch
 
 ENV_KEY: Final = "plan"  # the resolved plan, which --resume reads
@@ -154,14 +154,14 @@ def make(**fields) -> RunEnv:
     """env.json's contents from its fields, checked against the definition:
     an unknown field or a value of the wrong type is a bug, raised as
     TypeError rather than written. Tuples become lists."""
-    return typing.cast(RunEnv, record.built(fields, FIELDS, "env.json"))
+    return typing.cast(RunEnv, schema.built(fields, FIELDS, "env.json"))
 
 
 def checked(payload: dict) -> tuple[RunEnv, dict[str, list[str]]]:
     """env.json's object with every part of the wrong type left out, and per
     top-level field that lost a part (or went whole), one line per part
     naming it (`plan.seeds[0] is '0', not a whole number`)."""
-    env, dropped = record.kept(payload, FIELDS)
+    env, dropped = schema.kept(payload, FIELDS)
     return typing.cast(RunEnv, env), dropped
 
 

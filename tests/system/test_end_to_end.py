@@ -107,14 +107,14 @@ def test_weights_hub_offline_is_one_line_and_exit_2(tmp_path, run_in_subprocess)
             "--quick",
             "--out",
         ],
-        tmp_path,
+        tmp_path / "runs",
         env=offline,
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "can't be reached" in lines[0] and "TFHUB_CACHE_DIR" in lines[0]
     assert "python -m tlbench prefetch" in lines[0] and "--module mobilenet_v2_035_128=PATH" in lines[0]
-    assert not list(tmp_path.iterdir())  # no run folder for a run that never started
+    assert not list(tmp_path.iterdir())  # no run folder, nor --out, for a run that never started
 
 
 def test_a_module_that_is_not_a_feature_vector_is_refused_before_any_trial(tmp_path, run_in_subprocess):

@@ -21,6 +21,7 @@ or duplicated:
 - a worker killed (SIGKILL), once or more often than retries allow: `system/test_faults.py`
 - the disk filling up during a run: `system/test_faults.py::test_a_disk_that_fills_up_during_a_run_stops_it_with_one_line_and_keeps_what_was_written`
 - a cut or garbage trials.jsonl line, a field of the wrong type, an `ok` record without its figures: `unit/test_results.py`, `system/test_runner.py::test_a_field_of_the_wrong_type_is_shown_as_a_dash_and_its_trial_rerun`, `system/test_runner.py::test_resume_runs_again_exactly_the_trials_that_are_not_done`
+- any figure of a record set to NaN, an infinity or out of its range, judged alike by report, compare and resume: `unit/test_record_ranges.py`
 - a second writer of a run folder: `system/test_runner.py::test_a_second_writer_of_a_run_folder_is_refused_with_one_line`
 - a tampered env.json: `unit/test_properties.py::test_a_recorded_plan_is_accepted_exactly_when_every_value_is_valid`
 - a file that goes bad after the folder check: `worker/test_image_folders.py::test_a_trial_that_meets_an_undecodable_file_names_it`
@@ -28,6 +29,7 @@ or duplicated:
 
 import contextlib
 import json
+import os
 
 import pytest
 from disks import fill, read_only, small_disk
@@ -117,6 +119,7 @@ COMMANDS = [
     (["run", "--all", "--address", "127.0.0.1:9", "--out", "{tmp}/runs"], 2, "nothing answers there"),
     (["run", "--all", "--out", "{file}"], 2, "is a file"),
     (["run", "--all", "--out", "{tmp}/{long}"], 2, "File name too long"),
+    (["run", "--all", "--out", "{file}/runs"], 2, "can't be created: '{file}' is a file"),
     (["prefetch", "--module", "mobilenet_v2_035_128={garbage_module}"], 2, "nothing was installed"),
     # --- run folders: report, compare, --resume
     (["report", "{tmp}"], 2, "not a tlbench run folder"),
@@ -133,6 +136,19 @@ COMMANDS = [
     (["compare", "{ok_run}", "{oom_run}"], 2, "has no trial that ended ok (1 oom): nothing to compare"),
     (["compare", "{ok_run}", "{other_run}"], 2, "no configuration in common"),
     (["compare", "{ok_run}", "{other_dataset_run}"], 0, "warning: datasets differ"),
+    # out of range: left out with a warning, shown as -, and the trial counts as not finished
+    (["report", "{out_of_range_run}", "--min-accuracy", "0.1"], 1, "test_accuracy is inf, not a fraction in [0, 1]"),
+    (["report", "{out_of_range_run}"], 0, "val_accuracy is 7.0, not a fraction in [0, 1]; shown as -"),
+    (["report", "{nan_speed_run}"], 0, "train_images_per_sec is nan, not a finite number > 0; shown as -"),
+    (["report", "{negative_memory_run}"], 0, "peak_memory_bytes is -inf, not a whole number"),
+    (["compare", "{ok_run}", "{out_of_range_run}"], 2, "has no trial that ended ok (1 ok without its figures)"),
+    # a run folder's files that are not files
+    (["report", "{folder_trials_run}"], 2, "trials.jsonl' is a folder, not a file"),
+    (["report", "{folder_env_run}"], 2, "env.json' is a folder, not a file"),
+    (["report", "{pipe_trials_run}"], 2, "trials.jsonl' is a pipe, not a file"),
+    (["run", "--resume", "{folder_trials_run}"], 2, "trials.jsonl' is a folder, not a file"),
+    (["run", "--resume", "{folder_lock_run}"], 2, ".lock' is a folder, not a file"),
+    (["compare", "{ok_run}", "{folder_env_run}"], 2, "env.json' is a folder, not a file"),
     (["run", "--resume", ""], 2, "--resume is empty"),
     (["run", "--resume", "{tmp}"], 2, "not a tlbench run folder"),
     (["run", "--resume", "{tmp}/absent"], 2, "does not exist"),
@@ -188,6 +204,36 @@ class _Places(dict):
     def _other_dataset_run(self):
         return self._run_folder("other-dataset-run", [{**OK, "dataset": "/data/cats"}])
 
+    def _out_of_range_run(self):
+        return self._run_folder("out-of-range-run", [{**OK, "test_accuracy": float("inf"), "val_accuracy": 7.0}])
+
+    def _nan_speed_run(self):
+        return self._run_folder("nan-speed-run", [{**OK, "train_images_per_sec": float("nan")}])
+
+    def _negative_memory_run(self):
+        return self._run_folder("negative-memory-run", [{**OK, "peak_memory_bytes": float("-inf")}])
+
+    def _not_a_file(self, name, inside):
+        folder = self._run_folder(f"{inside}-{name}-run", [OK])
+        (folder / inside).unlink(missing_ok=True)
+        if name == "pipe":
+            os.mkfifo(folder / inside)  # read as a file, it would block forever
+        else:
+            (folder / inside).mkdir()
+        return folder
+
+    def _folder_trials_run(self):
+        return self._not_a_file("folder", results.TRIALS)
+
+    def _folder_env_run(self):
+        return self._not_a_file("folder", results.ENV)
+
+    def _folder_lock_run(self):
+        return self._not_a_file("folder", results.LOCK)
+
+    def _pipe_trials_run(self):
+        return self._not_a_file("pipe", results.TRIALS)
+
     def _garbage_module(self):
         module = self.tmp / "garbage"
         module.mkdir()
@@ -219,11 +265,11 @@ def test_the_command_answers_a_bad_input_or_fault_as_the_table_says(argv, status
     with contextlib.ExitStack() as stack:
         places = _Places(tmp_path, stack, monkeypatch)
         argv = [arg.format_map(places) for arg in argv]
-        assert main(argv) == status
+        assert main(argv) == status, capsys.readouterr()
         out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     if status in (2, 3):
         assert err.count("\n") == 1 and err.startswith("tlbench: error: "), err
-        assert says in err
+        assert says.format_map(places) in err
     else:
         assert says in out and err == ""

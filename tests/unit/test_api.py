@@ -32,9 +32,18 @@ def test_keywords_become_the_command_lines_options():
     ]  # fmt: skip
 
 
-def test_an_unknown_keyword_is_a_type_error_with_the_closest_option():
-    with pytest.raises(TypeError, match="unknown option 'batchsize' \\(did you mean batch_size\\?\\)"):
+def test_an_unknown_keyword_is_a_usage_error_with_the_closest_option_if_any():
+    with pytest.raises(UsageError, match="no option 'batchsize'; did you mean batch_size\\? options: all, "):
         command_line({"batchsize": 8})
+    with pytest.raises(UsageError, match="no option 'bogus'; options: all, backbone, ") as refused:
+        tlbench.run(bogus=1)
+    assert "did you mean" not in str(refused.value) and "help" not in str(refused.value)
+
+
+@pytest.mark.parametrize("path", ["", "  ", None, 3])
+def test_load_run_refuses_what_is_no_path(path):
+    with pytest.raises(UsageError, match="needs a run folder's path"):
+        tlbench.load_run(path)
 
 
 @pytest.mark.parametrize(

@@ -771,6 +771,7 @@ def _with_bad_field(record: dict, bad) -> _Line:
     read = {key: v for key, v in written.items() if key != field}
     if kept is not None:
         read[field] = kept
+    read["lost_figures"] = [field]  # the reader names what it left out
     line = _Line("bad field", json.dumps(written).encode(), read)
     line.field = field
     return line

@@ -58,7 +58,11 @@ def test_out_must_be_a_writable_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(UsageError, match="is a file"):
         results.prepare_parent(str(tmp_path / "file"))
-    assert results.prepare_parent(str(tmp_path / "new" / "runs")).is_dir()
+    new = results.prepare_parent(str(tmp_path / "new" / "runs"))
+    assert not (tmp_path / "new").exists()  # made with the first run folder: a refused run leaves nothing
+    assert results.new_run_dir(new, "cpu").parent == new and new.is_dir()
+    with pytest.raises(UsageError, match="can't be created: .* is a file"):
+        results.prepare_parent(str(tmp_path / "file" / "runs"))
 
 
 def test_reading_a_folder_that_is_not_a_run(tmp_path):
@@ -154,3 +158,28 @@ def test_an_append_after_a_cut_line_starts_on_a_new_line(tmp_path):
     assert [r["trial_id"] for r in run.records] == ["b"] and run.warnings == [
         f"{results.TRIALS} line 1 is cut or garbled; skipped"
     ]
+
+
+def test_a_cache_entry_is_made_once_by_whoever_holds_it_first(tmp_path):
+    """Trials side by side on one node share tlbench's cache: the second to
+    ask for a stand-in, a conversion or a graph count waits for the first's,
+    then finds it (files.computed_once)."""
+    import threading
+
+    entry, made = tmp_path / "cache" / "entry", []
+
+    def make_if_missing():
+        with files.computed_once(entry):
+            if not entry.exists():
+                made.append(threading.current_thread().name)
+                entry.write_text("made")
+
+    with files.computed_once(entry):  # this test makes it, holding the entry's lock
+        second = threading.Thread(target=make_if_missing, name="second")
+        second.start()
+        second.join(timeout=0.5)
+        assert second.is_alive()  # it waits for the lock (under load it may not have reached it yet: no harm)
+        made.append("first")
+        entry.write_text("made")
+    second.join()
+    assert made == ["first"]

@@ -1,5 +1,6 @@
 """Each rule the reports judge by is defined once (reports/rules.py, or with
-the record in record.py), and a `report` command analyses its run once."""
+the record in record.py and its checker, schema.py), and a `report` command
+analyses its run once."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ STRAY = (
     ("the chance level", re.compile(r"1 / classes|majority")),
     ("ranking on accuracy", re.compile(r"not \w+\.standin and not \w+\.at_chance")),
 )
-HOMES = {"tlbench/reports/rules.py", "tlbench/record.py"}
+HOMES = {"tlbench/reports/rules.py", "tlbench/record.py", "tlbench/schema.py"}
 
 
 # Modules that judge no record: the worker measures, checks.py checks the command line.

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from tlbench import checks, data, record
+from tlbench import checks, data, record, schema
 from tlbench.errors import UsageError, os_reason
 from tlbench.files import expand_user, is_url
 from tlbench.plan import (
@@ -211,7 +211,7 @@ class RunPlan:
         `where`."""
         if not isinstance(payload, dict):
             raise UsageError(f"{where} has no run plan (an interrupted start, or another tlbench version)")
-        wrong = record.problems(payload, Plan, ENV_KEY)
+        wrong = schema.problems(payload, Plan, ENV_KEY)
         if wrong:
             raise UsageError(f"{where}: {wrong[0]}")
         recorded = _Recorded(payload)

@@ -31,8 +31,7 @@ class MemorySlope:
     peak_over_predicted: float | None  # median over the trials of peak_memory_bytes / predicted_peak_memory_bytes
 
 
-# What the report says of the fit (columns.MEMORY_COLUMNS).
-MEMORY_FIT_NOTE = (
+MEMORY_FIT_NOTE = (  # what the report says of the fit (columns.MEMORY_COLUMNS)
     "Lines fitted through each backbone and mode's memory over its batch sizes. The slope of `step mem` (what a "
     "training step adds to the memory in use before it) is what one more image costs a step: the activation memory per "
     "image, fine-tuning's cost. Fine-tuning keeps every layer's activations for the gradient; transfer keeps only the "

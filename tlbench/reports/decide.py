@@ -12,6 +12,7 @@ from tlbench.reports.configs import Configuration
 from tlbench.reports.rules import ranks_on_accuracy, seeds_within_noise
 
 NOT_RANKED = "not ranked: every accuracy here comes from stand-in weights or is at chance level (see below)"
+INCOMPLETE_REASON = "incomplete: its test accuracy missing, or a figure left out where it was read (the warnings)"
 PARETO = "**Pareto front** (accuracy against training speed, no configuration better on both): "
 
 
@@ -197,7 +198,7 @@ def choose(configs: list[Configuration], constraints: Constraints) -> Choice:
 
 def _reasons(c: Configuration, constraints: Constraints) -> list[str]:
     if c.test_mean is None:  # no result (Configuration.has_result)
-        return [f"no result: every seed ended {c.status}" if c.status != "incomplete" else "no test accuracy recorded"]
+        return [f"no result: every seed ended {c.status}" if c.status != "incomplete" else INCOMPLETE_REASON]
     reasons = []
     if (budget := constraints.memory_budget) is not None:
         if c.peak_memory_bytes is None:

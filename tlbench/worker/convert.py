@@ -155,20 +155,27 @@ def export_converted(module_path: str, backbone: Backbone, batch_norm_momentum: 
     renamed into place only when it matches."""
     import json
 
-    import numpy as np
-    import tensorflow_hub as hub
-
-    from tlbench import data
-    from tlbench.files import cache_root
+    from tlbench.files import cache_root, computed_once
     from tlbench.worker.costs import module_identity_key
-    from tlbench.worker.pipeline import SplitPipeline
-    from tlbench.worker.weights import CONVERTED_STAMP, save_module_atomically, set_batch_norm_momentum
+    from tlbench.worker.weights import CONVERTED_STAMP
 
     key = f"{backbone.name}-{module_identity_key(module_path)}-bnm{batch_norm_momentum:g}"
     target = cache_root() / "converted" / key
     stamp = target / CONVERTED_STAMP
-    if stamp.exists():
-        return target, json.loads(stamp.read_text())["max_abs_difference"]
+    with computed_once(target):  # converted once for the trials that share the cache
+        if not stamp.exists():
+            _convert(module_path, backbone, batch_norm_momentum, target)
+    return target, json.loads(stamp.read_text())["max_abs_difference"]
+
+
+def _convert(module_path: str, backbone: Backbone, batch_norm_momentum: float, target: Path) -> None:
+    import numpy as np
+    import tensorflow_hub as hub
+
+    from tlbench import data
+    from tlbench.worker.pipeline import SplitPipeline
+    from tlbench.worker.weights import CONVERTED_STAMP, save_module_atomically, set_batch_norm_momentum
+
     model = tf1_module_as_keras(module_path, backbone)
     set_batch_norm_momentum(model, batch_norm_momentum)
     images = data.open_dataset(data.EMBEDDED)
@@ -190,5 +197,4 @@ def export_converted(module_path: str, backbone: Backbone, batch_norm_momentum: 
             "batch_norm_momentum": batch_norm_momentum,
         }
 
-    save_module_atomically(model, target, stamp.name, checked)
-    return target, json.loads(stamp.read_text())["max_abs_difference"]
+    save_module_atomically(model, target, CONVERTED_STAMP, checked)

@@ -17,7 +17,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from tlbench.files import cache_root, write_json_atomic
+from tlbench.files import cache_root, computed_once, write_json_atomic
 from tlbench.registry import get_backbone
 
 COST_VERSION = 3  # bump when what is counted, or how, changes
@@ -62,10 +62,14 @@ def trial_costs(classifier, mode: str, module_path: str) -> dict:
         head=[v.shape.as_list() for v in classifier.head.variables],
         mixed=classifier.optimizer.__class__.__name__,
     )
-    cached = _read(key)
-    if cached is not None and TRIAL_COST_FIELDS <= cached.keys():  # else written by an unfinished version
-        return cached
+    with computed_once(cache_dir() / f"{key}.json"):  # one count for the trials that share the cache
+        cached = _read(key)
+        if cached is not None and TRIAL_COST_FIELDS <= cached.keys():  # else written by an unfinished version
+            return cached
+        return _counted(key, classifier, mode)
 
+
+def _counted(key: str, classifier, mode: str) -> dict:
     from tlbench.worker import graphcost
 
     forward = graphcost.forward_flops_per_image(classifier.model, classifier.image_size)
@@ -110,14 +114,14 @@ def backbone_flops(name: str) -> int:
 
     backbone = get_backbone(name)
     key = _backbone_key(name)
-    cached = _read(key)
-    if cached is None:
-        from tlbench.worker import graphcost
+    with computed_once(cache_dir() / f"{key}.json"):
+        cached = _read(key)
+        if cached is None:
+            from tlbench.worker import graphcost
 
-        cached = {
-            "forward_flops_per_image": graphcost.forward_flops_per_image(standin_model(backbone), backbone.image_size)
-        }
-        _write(key, cached)
+            forward = graphcost.forward_flops_per_image(standin_model(backbone), backbone.image_size)
+            cached = {"forward_flops_per_image": forward}
+            _write(key, cached)
     return cached["forward_flops_per_image"]
 
 

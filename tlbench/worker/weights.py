@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 from tlbench.errors import UsageError, one_line, os_reason
-from tlbench.files import build_folder_atomically, cache_root, is_url
+from tlbench.files import build_folder_atomically, cache_root, computed_once, is_url
 from tlbench.plan import DEFAULT_BATCH_NORM_MOMENTUM, ModuleSource
 from tlbench.registry import Backbone
 
@@ -148,19 +148,19 @@ def export_standin(backbone: Backbone, batch_norm_momentum: float = DEFAULT_BATC
     traced, so there is one export per momentum.
     """
     target = standin_dir(backbone, batch_norm_momentum)
-    if (target / "saved_model.pb").exists():
-        return target
-    metadata = {
-        "backbone": backbone.name,
-        "architecture": backbone.standin,
-        "kwargs": backbone.standin_kwargs,
-        "seed": STANDIN_SEED,
-        "weights": "random-init",
-        "batch_norm_momentum": batch_norm_momentum,
-    }
-    model = standin_model(backbone)
-    set_batch_norm_momentum(model, batch_norm_momentum)
-    save_module_atomically(model, target, STANDIN_STAMP, lambda staging: metadata)
+    with computed_once(target):  # exported once for the trials that share the cache
+        if not (target / "saved_model.pb").exists():
+            metadata = {
+                "backbone": backbone.name,
+                "architecture": backbone.standin,
+                "kwargs": backbone.standin_kwargs,
+                "seed": STANDIN_SEED,
+                "weights": "random-init",
+                "batch_norm_momentum": batch_norm_momentum,
+            }
+            model = standin_model(backbone)
+            set_batch_norm_momentum(model, batch_norm_momentum)
+            save_module_atomically(model, target, STANDIN_STAMP, lambda staging: metadata)
     return target
 
 
