@@ -106,15 +106,17 @@ def _bare(name: str, mode: str, module: str, budget) -> dict:
 
 
 RECORD_CASES = [(b, m) for b in DEFAULT_BACKBONES for m in DEFAULT_MODES["cpu"]]
+UNTIMED_CASE = ("mobilenet_v2_035_128", "transfer")  # the cheapest: CI's untimed pass shows both arms run
 
 
 @pytest.mark.parametrize("name,mode", RECORD_CASES)
-def test_recorded_throughput_matches_a_bare_loop(benchmark, cluster, name, mode):
+def test_recorded_throughput_matches_a_bare_loop(benchmark, request, name, mode):
     from tlbench import data
     from tlbench.worker.weights import export_standin
 
-    if not benchmark.enabled and (name, mode) != RECORD_CASES[-1]:
+    if not benchmark.enabled and (name, mode) != UNTIMED_CASE:
         pytest.skip("untimed: one configuration shows that both arms run")
+    cluster = request.getfixturevalue("cluster")  # after the skip: a skipped case starts no Ray
     module = str(export_standin(get_backbone(name)))
     images = data.open_dataset(data.EMBEDDED)
     budget = _trial_budget(cluster.gpus, timed=benchmark.enabled)
@@ -205,8 +207,8 @@ def test_pipeline_keeps_up(benchmark, mode):
 
     from tlbench.worker.measure import time_steps
 
-    if not benchmark.enabled and mode != "finetune":
-        pytest.skip("untimed: one mode shows that both arms run")
+    if not benchmark.enabled and mode != "transfer":
+        pytest.skip("untimed: one mode (the cheaper) shows that both arms run")
     _, train, (x, y), classifier = _setup("mobilenet_v2_035_128", mode)
     sync = tf.test.experimental.sync_devices
     stream = iter(train.timed_stream(BATCH_SIZE, seed=0))

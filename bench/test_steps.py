@@ -21,6 +21,7 @@ BATCH_SIZE = 8
 
 
 CASES = [(b, m) for b in DEFAULT_BACKBONES for m in DEFAULT_MODES["cpu"]]
+UNTIMED_CASE = ("mobilenet_v2_035_128", "transfer")  # the cheapest: CI's untimed pass shows the steps run
 
 
 @pytest.fixture(scope="module", params=CASES, ids="-".join)
@@ -32,7 +33,7 @@ def classifier_and_batch(request):
     from tlbench.worker.model import Classifier
     from tlbench.worker.weights import export_standin
 
-    if request.config.getoption("benchmark_disable") and request.param != CASES[-1]:
+    if request.config.getoption("benchmark_disable") and request.param != UNTIMED_CASE:
         pytest.skip("untimed: one configuration shows that the steps run")
     name, mode = request.param
     backbone = get_backbone(name)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tlbench import stability
-from tlbench.record import FIELDS, Status
-from tlbench.reports import rules
 from tlbench.formats import format_bytes, fraction, percent, rate, seconds
+from tlbench.record import FIELDS, Status, shown_status
+from tlbench.reports import rules
 
 MISSING, UNSTABLE_MARK, SMOKE_MARK = "-", " !", " (smoke)"
 LIVE_UNSTABLE_MARK = " [yellow]![/]"  # the live view prints rich markup
@@ -123,7 +123,8 @@ FIGURES = (
     ),
     # Throughputs from different devices are not one ranking: the device labels every row and groups the rows.
     Figure("device", Column("device"), hparam="device", after={"column": "weights", "hparam": "learning_rate"}),
-    Figure("status", Column("status"), hparam="status", after={"hparam": "device"}),
+    # An ok trial whose record lost a figure where it was read is shown as the reports count it: incomplete.
+    Figure("status", Column("status", key=shown_status, numeric=False), hparam="status", after={"hparam": "device"}),
     Figure("error"),
     Figure("budget", hparam="budget"),
     Figure("batch_norm", hparam="backbone BatchNorm"),
