@@ -192,7 +192,7 @@ class TrialRecord(TypedDict, total=False):
     forward_flops_per_image: Count
     train_flops_per_image: Count
     predicted_activation_bytes_per_image: Bytes
-    predicted_activation_bytes_per_batch: Bytes
+    predicted_activation_bytes_per_batch: int  # a line's intercept (through batches 1 and 2): not ranged
     predicted_activation_bytes: Bytes  # at the trial's batch size
     weight_bytes: Bytes
     gradient_bytes: Bytes
@@ -203,9 +203,9 @@ class TrialRecord(TypedDict, total=False):
     predicted_train_step_peak_lines: list[list[int]]
     predicted_infer_step_peak_lines: list[list[int]]
     predicted_train_step_peak_bytes_per_image: Bytes  # the peak moment's at the trial's batch size
-    predicted_train_step_peak_bytes_per_batch: Bytes
+    predicted_train_step_peak_bytes_per_batch: int
     predicted_infer_step_peak_bytes_per_image: Bytes
-    predicted_infer_step_peak_bytes_per_batch: Bytes
+    predicted_infer_step_peak_bytes_per_batch: int
     predicted_peak_memory_bytes: (
         Bytes  # weights + Adam slots + timed batches + train step peak: beside peak_memory_bytes
     )

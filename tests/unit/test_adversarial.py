@@ -30,6 +30,7 @@ or duplicated:
 import contextlib
 import json
 import os
+from pathlib import Path
 
 import pytest
 from disks import fill, read_only, small_disk
@@ -273,3 +274,8 @@ def test_the_command_answers_a_bad_input_or_fault_as_the_table_says(argv, status
         assert says.format_map(places) in err
     else:
         assert says in out and err == ""
+
+
+def test_the_readme_counts_the_tables_rows():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"`tests/unit/test_adversarial.py` ({len(COMMANDS)} commands," in " ".join(readme.split())

@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE = next(r for r in map(json.loads, (EXAMPLE / results.TRIALS).read_text().splitlines()) if r["status"] == "ok")
 ENV = json.loads((EXAMPLE / results.ENV).read_text())
 # The figures that carry a range: every number of the record but the trial's
-# name (batch size, seeds), its process and niceness, and the losses (a
-# diverged learning rate's NaN loss is what it measured).
+# name (batch size, seeds), its process and niceness, the losses (a diverged
+# learning rate's NaN loss is what it measured) and the graph's per-batch
+# intercepts (of lines through batches 1 and 2: any sign).
 RANGED = sorted(
     key
     for key, kind in record.KINDS.items()
@@ -55,10 +56,9 @@ def in_range(field: str, value) -> bool:
 
 def test_every_number_of_an_ok_record_but_its_name_process_and_losses_has_a_range():
     numbers = {k for k, v in BASE.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    assert numbers - set(NUMBERS) == {"batch_size", "seed", "split_seed", "process_id", "worker_niceness"} | {
-        "val_loss",
-        "test_loss",
-    }
+    intercepts = {f"predicted_{kind}_bytes_per_batch" for kind in ("activation", "train_step_peak", "infer_step_peak")}
+    names = {"batch_size", "seed", "split_seed", "process_id", "worker_niceness"}
+    assert numbers - set(NUMBERS) == names | {"val_loss", "test_loss"} | intercepts
     assert {"test_accuracy", "train_images_per_sec", "peak_memory_bytes", "seconds"} <= set(NUMBERS)
 
 
