@@ -13,10 +13,11 @@ shared by both sides and import no TensorFlow either.
 | `api.py`                | `tlbench.run(...)` and `tlbench.load_run(path)` for notebooks            |
 | `checks.py`             | each user-given value checked once, for the command line and `--resume`  |
 | `errors.py`             | the errors that end a command with one line; an exception as that line   |
-| `files.py`              | cache folder, `~` paths, atomic files and folders, folder locks           |
+| `files.py`              | cache folder and entries made once, `~` paths, atomic files, folder locks |
 | `registry.py`           | the backbones tlbench knows (handle, size, stand-in, block layout), modes |
 | `plan.py`               | budgets, protocol, weights sources, trial specs, the grid, its order     |
-| `record.py`             | the trial record: its fields and types, built and checked in one place   |
+| `record.py`             | the trial record: its fields, types and ranges; finished or not          |
+| `schema.py`             | JSON checked against TypedDicts, types and ranges: records and env.json  |
 | `figures.py`            | a trial's figures, once: table column, trials.csv, HParams, live line    |
 | `formats.py`            | how a figure is written: accuracy, images/s, bytes, percent, mean ± std  |
 | `run_env.py`            | env.json: its fields and types, the plan's key; checked as records are   |

@@ -45,7 +45,7 @@ Rate = Annotated[float, POSITIVE]  # images/s, FLOP/s
 Seconds = Annotated[float, NON_NEGATIVE]
 Bytes = Annotated[int, COUNT]
 Count = Annotated[int, COUNT]
-NonNegative = Annotated[float, NON_NEGATIVE]  # losses, ratios
+NonNegative = Annotated[float, NON_NEGATIVE]  # ratios (MFU, spreads), differences
 
 _DROP = object()
 
