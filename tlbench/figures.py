@@ -13,7 +13,7 @@ from typing import Any
 
 from tlbench import stability
 from tlbench.formats import format_bytes, fraction, percent, rate, seconds
-from tlbench.record import FIELDS, Status, shown_status
+from tlbench.record import FIELDS, Status
 from tlbench.reports import rules
 
 MISSING, UNSTABLE_MARK, SMOKE_MARK = "-", " !", " (smoke)"
@@ -123,8 +123,7 @@ FIGURES = (
     ),
     # Throughputs from different devices are not one ranking: the device labels every row and groups the rows.
     Figure("device", Column("device"), hparam="device", after={"column": "weights", "hparam": "learning_rate"}),
-    # An ok trial whose record lost a figure where it was read is shown as the reports count it: incomplete.
-    Figure("status", Column("status", key=shown_status, numeric=False), hparam="status", after={"hparam": "device"}),
+    Figure("status", Column("status"), hparam="status", after={"hparam": "device"}),
     Figure("error"),
     Figure("budget", hparam="budget"),
     Figure("batch_norm", hparam="backbone BatchNorm"),

@@ -270,11 +270,6 @@ def ended_ok(record) -> bool:
     return record.get("status") == Status.OK
 
 
-def shown_status(record) -> str:
-    """How a trial ended, as the tables show it: "incomplete" for an ok one that lost a figure where it was read."""
-    return "incomplete" if ended_ok(record) and record.get("lost_figures") else str(record.get("status"))
-
-
 def done(record) -> bool:
     """Whether a trial whose last record this is needs no rerun (`--resume`
     runs every trial of the grid that is not done): an oom record (it would
