@@ -45,8 +45,8 @@ def prepare_parent(out: str) -> Path:
     parent = expand_user(out, "--out")
     if _kind(parent, "--out") == "file":
         raise UsageError(f"--out '{out}' is a file; give a folder for run folders")
-    existing = next(folder for folder in (parent, *parent.parents) if _kind(folder, "--out"))
-    if _kind(existing, "--out") == "file":
+    existing, kind = next((f, k) for f in (parent, *parent.parents) if (k := _kind(f, "--out")))
+    if kind == "file":
         raise UsageError(f"--out '{out}' can't be created: '{existing}' is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--out '{out}' is not writable" + ("" if existing == parent else f" ('{existing}' is not)"))

@@ -10,6 +10,7 @@ trial measured, kept in the file, and judged where it is read.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import types
 import typing
@@ -50,8 +51,10 @@ NonNegative = Annotated[float, NON_NEGATIVE]  # ratios (MFU, spreads), differenc
 _DROP = object()
 
 
+@functools.cache
 def hints(kind) -> dict[str, object]:
-    """A TypedDict's fields and their types, ranges included."""
+    """A TypedDict's fields and their types, ranges included: worked out once
+    per TypedDict, not again for every timing and curve point of every record."""
     return typing.get_type_hints(kind, include_extras=True)
 
 
