@@ -42,6 +42,7 @@ shared by both sides and import no TensorFlow either.
 | `worker/devices.py`     | GPU memory growth, device labels, mixed precision, out-of-memory errors  |
 | `worker/weights.py`     | where a backbone comes from: `--module`, TF Hub cache/network, stand-in  |
 | `worker/convert.py`     | TF1 Hub modules' TF-Slim checkpoints mapped onto tf_keras architectures  |
+| `worker/savedmodel.py`  | the SavedModels tlbench exports: TF Hub's reusable format, one function  |
 | `worker/model.py`       | Input -> hub.KerasLayer -> Dense, the variables a mode trains, the steps |
 | `worker/pipeline.py`    | `tf.data` input pipelines: resize, cache, batch; timed streams           |
 | `worker/training.py`    | the protocol: linear probe, fine-tuning, early stopping, evaluation      |

@@ -195,7 +195,8 @@ def test_train_size_and_batch_norm_momentum_reach_the_trial(tiny_module):
 
 
 def test_xla_and_mixed_precision_are_recorded(tiny_module):
-    record = run_trial(_spec("finetune", tiny_module, batch_size=8, xla=True, mixed_precision=True))
+    # Transfer: XLA compiles its step once (a mode that trains the backbone, at every step: README, --xla).
+    record = run_trial(_spec("transfer", tiny_module, batch_size=8, xla=True, mixed_precision=True))
     assert record["status"] == "ok", record["error"]
     assert record["xla"] is True
     if not _gpus():  # asked for, not applied, and the record says why

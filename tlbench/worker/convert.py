@@ -157,9 +157,10 @@ def export_converted(module_path: str, backbone: Backbone, batch_norm_momentum: 
 
     from tlbench.files import cache_root, computed_once
     from tlbench.worker.costs import module_identity_key
+    from tlbench.worker.savedmodel import EXPORT_FORMAT
     from tlbench.worker.weights import CONVERTED_STAMP
 
-    key = f"{backbone.name}-{module_identity_key(module_path)}-bnm{batch_norm_momentum:g}"
+    key = f"{backbone.name}-{module_identity_key(module_path)}-bnm{batch_norm_momentum:g}-{EXPORT_FORMAT}"
     target = cache_root() / "converted" / key
     stamp = target / CONVERTED_STAMP
     with computed_once(target):  # converted once for the trials that share the cache
@@ -174,7 +175,8 @@ def _convert(module_path: str, backbone: Backbone, batch_norm_momentum: float, t
 
     from tlbench import data
     from tlbench.worker.pipeline import SplitPipeline
-    from tlbench.worker.weights import CONVERTED_STAMP, save_module_atomically, set_batch_norm_momentum
+    from tlbench.worker.savedmodel import save_module_atomically
+    from tlbench.worker.weights import CONVERTED_STAMP, set_batch_norm_momentum
 
     model = tf1_module_as_keras(module_path, backbone)
     set_batch_norm_momentum(model, batch_norm_momentum)

@@ -26,6 +26,7 @@ from tlbench.errors import UsageError, one_line, os_reason
 from tlbench.files import build_folder_atomically, cache_root, computed_once, is_url
 from tlbench.plan import DEFAULT_BATCH_NORM_MOMENTUM, ModuleSource
 from tlbench.registry import Backbone
+from tlbench.worker.savedmodel import EXPORT_FORMAT, save_module_atomically
 
 STANDIN_SEED = 0  # stand-ins are random but reproducible
 HUB_TIMEOUT_SECONDS = 60
@@ -89,7 +90,9 @@ def materialize(
 def standin_dir(backbone: Backbone, batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM) -> Path:
     import tf_keras
 
-    name = f"{backbone.name}-seed{STANDIN_SEED}-bnm{batch_norm_momentum:g}-tfkeras{tf_keras.__version__}"
+    name = (
+        f"{backbone.name}-seed{STANDIN_SEED}-bnm{batch_norm_momentum:g}-tfkeras{tf_keras.__version__}-{EXPORT_FORMAT}"
+    )
     return cache_root() / "standin" / name
 
 
@@ -162,18 +165,6 @@ def export_standin(backbone: Backbone, batch_norm_momentum: float = DEFAULT_BATC
             set_batch_norm_momentum(model, batch_norm_momentum)
             save_module_atomically(model, target, STANDIN_STAMP, lambda staging: metadata)
     return target
-
-
-def save_module_atomically(model, target: Path, stamp: str, describe) -> None:
-    """Export `model` as a SavedModel at `target`, with `describe(staging)`
-    (which may check the export and raise) written beside it as `stamp`."""
-    import tensorflow as tf
-
-    def fill(staging: Path) -> dict:
-        tf.saved_model.save(model, str(staging))
-        return describe(staging)
-
-    build_folder_atomically(target, stamp, fill)
 
 
 class _Unusable(Exception):
