@@ -6,8 +6,8 @@ loop with no tlbench code in it: the second opinion on `--batch-size max`.
 Each probe is a fresh process (`--probe ... BATCH`) with TensorFlow's CPU
 allocator limited to LIMIT_MB (TF_CPU_ALLOCATOR_USE_BFC,
 TF_CPU_BFC_MEM_LIMIT_IN_MB): hub.KerasLayer(MODULE) + Dense(10), Adam, two
-training steps and a forward pass on a batch of random images; exit status 0
-when they ran, 3 on ResourceExhaustedError. TRAINED says which backbone
+training steps and a forward pass on a batch of random images, one op at a
+time; exit status 0 when they ran, 3 on ResourceExhaustedError. TRAINED says which backbone
 variables train: "none" (transfer), "all" (finetune) or a regular expression
 over variable names (a partial mode); the tape watches those alone and the
 backbone runs in inference mode, as BatchNorm frozen does.
@@ -33,6 +33,10 @@ def probe(module: str, size: int, trained: str, batch: int) -> int:
     import tensorflow as tf
     import tensorflow_hub as hub
     import tf_keras as keras
+
+    # One op at a time, as a GPU's stream runs them: with ops side by side the
+    # allocator's peak depends on which ran together, from run to run.
+    tf.config.threading.set_inter_op_parallelism_threads(1)
 
     backbone = hub.KerasLayer(module, trainable=trained != "none")
     head = keras.layers.Dense(10)

@@ -6,7 +6,8 @@ which tlbench sets to BFC with the machine's memory as its limit
 (tlbench/__init__.py). `--device-memory SIZE` makes the device SIZE: a GPU
 gets a logical device of that size, and on a CPU the allocator's limit is
 set to SIZE plus what a GPU trial keeps in host memory (the decoded images
-and the timed batches), so that a step past SIZE fails with TensorFlow's own
+and the timed batches, but for the batch a step reads, which a GPU holds on
+its device), so that a step past SIZE fails with TensorFlow's own
 out-of-memory error, as on a GPU of that size.
 
 No TensorFlow here: the worker calls `limit_cpu_allocator` before
@@ -53,9 +54,14 @@ def timed_batches_bytes(batch_size: int, image_size: int, count: int = TIMED_BAT
 
 def host_bytes(cached_images: int, image_size: int, batch_size: int) -> int:
     """What a GPU trial keeps in host memory and a CPU trial in its
-    allocator: the decoded images of its splits, cached, and the two streams
-    of timed batches (training and inference)."""
-    return cached_images * image_bytes(image_size) + 2 * timed_batches_bytes(batch_size, image_size)
+    allocator, beside what its device holds: the decoded images of its
+    splits, cached, and the two streams of timed batches (training and
+    inference), less the one batch a step reads. A GPU copies that batch to
+    its device, where the prediction counts it (`predicted_device_peak`); a
+    CPU step reads it where it lies, so on an emulated device it must count
+    against SIZE, as the bare loop's batch does (bench/bare_fit.py)."""
+    held = cached_images * image_bytes(image_size) + 2 * timed_batches_bytes(batch_size, image_size)
+    return held - batch_size * image_bytes(image_size)
 
 
 def cpu_allocator_limit() -> int | None:

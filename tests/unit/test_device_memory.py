@@ -107,7 +107,7 @@ def test_the_cpu_allocator_gets_the_device_plus_what_a_gpu_keeps_in_host_memory(
     monkeypatch.delenv(device_memory.CPU_LIMIT_VARIABLE, raising=False)
     assert device_memory.cpu_allocator_limit() is None
     host = device_memory.host_bytes(cached_images=100, image_size=128, batch_size=8)
-    assert host == (100 + 2 * 8 * 8) * (128 * 128 * 3 * 4 + 4)
+    assert host == (100 + 2 * 8 * 8 - 8) * (128 * 128 * 3 * 4 + 4)  # the batch a step reads is the device's
     limit = device_memory.limit_cpu_allocator(GIB, host)
     assert limit == device_memory.cpu_allocator_limit() >= GIB + host > limit - MIB  # whole MiB, rounded up
 
