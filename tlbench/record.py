@@ -186,6 +186,7 @@ class TrialRecord(TypedDict, total=False):
     infer_peak_memory_bytes: Bytes
     infer_activation_memory_bytes: Bytes
     memory_method: str  # tf-allocator:CPU:0 / tf-allocator:GPU:0; rss-hwm only where TensorFlow was imported first
+    onednn: bool  # TensorFlow's oneDNN CPU kernels on (TF_ENABLE_ONEDNN_OPTS, else its default for the CPU)
     peak_rss_bytes: Bytes  # the process's resident peak over the same steps
     runtime_overhead_bytes: Bytes | None  # peak_rss_bytes - peak_memory_bytes: runtime, libraries, allocator reserve
     # --- what the graph says (costs.trial_costs) ---

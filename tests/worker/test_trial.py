@@ -23,6 +23,7 @@ REQUIRED = (
     "train_images_per_sec",
     "infer_images_per_sec",
     "peak_memory_bytes",
+    "onednn",
     "seconds",
 )
 
@@ -60,6 +61,7 @@ def test_a_trial_of_each_mode_gives_a_complete_record(tiny_records, tiny_module,
         assert 0.0 <= record[key] <= 1.0
     assert record["train_images_per_sec"] > 0 and record["infer_images_per_sec"] > 0
     assert record["peak_memory_bytes"] > 0 and record["seconds"] > 0
+    assert isinstance(record["onednn"], bool)  # which CPU kernels ran: they change speed and memory
     assert record["split_sizes"] == {"train": 16, "val": 10, "test": 10}
     assert {split: sum(counts) for split, counts in record["class_counts"].items()} == record["split_sizes"]
     assert len(record["class_counts"]["val"]) == record["num_classes"] == 10 and record["split_seed"] == 0

@@ -79,6 +79,16 @@ def compute_device() -> str:
     return "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
 
 
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN CPU kernels: TF_ENABLE_ONEDNN_OPTS,
+    else TensorFlow's default for the CPU (off on this 2-core AMD machine).
+    They change a CPU step's speed and what its allocator holds: Eigen's
+    convolution gradients take working buffers there, oneDNN's outside it."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def mixed_precision(requested: bool, device: str) -> tuple[bool, str | None]:
     """(applied, why not): mixed_float16 where it pays, on GPUs of compute
     capability 7.0 or newer."""

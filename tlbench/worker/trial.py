@@ -32,7 +32,7 @@ from tlbench import data, environment, record, stability
 from tlbench.errors import described
 from tlbench.plan import LEARNING_RATE_RULE, TrialSpec
 from tlbench.registry import get_backbone, trains_backbone
-from tlbench.worker.devices import compute_device, configure_devices, is_out_of_memory, mixed_precision
+from tlbench.worker.devices import compute_device, configure_devices, is_out_of_memory, mixed_precision, onednn_enabled
 from tlbench.worker.measure import PeakFlops, TimingPlan, time_until_stable
 
 
@@ -170,6 +170,7 @@ class Setup:
             **self.classifier.trained_layers(),
             "mixed_precision": self.mixed_precision,
             "precision_note": self.precision_note,
+            "onednn": onednn_enabled(),
             "batch_norm_momentum_note": self.momentum_note,
         }
 
