@@ -49,6 +49,7 @@ shared by both sides and import no TensorFlow either.
 | `worker/measure.py`     | timed windows (median, IQR), memory vs a baseline, matmul peak probe     |
 | `worker/graphcost.py`   | from a model's graph: FLOPs per image, activation bytes a step keeps     |
 | `worker/liveness.py`    | which buffers a step holds at once: the step-peak simulation             |
+| `worker/kernel_scratch.py` | working buffers kernels take beside the graph's tensors (Eigen's)     |
 | `worker/costs.py`       | those counts for a trial's model or a backbone, cached; memory refusal   |
 | `worker/tfds_export.py` | `tfds:NAME` datasets written once as image folders                       |
 | `worker/decode_check.py` | which image files a trial decodes; the file a failed trial choked on   |

@@ -207,6 +207,9 @@ class TrialRecord(TypedDict, total=False):
     predicted_train_step_peak_bytes_per_batch: int
     predicted_infer_step_peak_bytes_per_image: Bytes
     predicted_infer_step_peak_bytes_per_batch: int
+    # the largest working buffer a kernel of the training step takes beside the graph's tensors (kernel_scratch.py:
+    # Eigen's CPU convolution gradients; 0 with oneDNN's kernels or on a GPU): counted in the step's peak
+    predicted_kernel_scratch_bytes: Bytes
     predicted_peak_memory_bytes: (
         Bytes  # weights + Adam slots + timed batches + train step peak: beside peak_memory_bytes
     )

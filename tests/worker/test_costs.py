@@ -14,9 +14,9 @@ def test_costs_are_counted_once_and_cached_per_module_and_mode(classifier, tiny_
     from tlbench.worker import costs
 
     monkeypatch.setenv("TLBENCH_CACHE_DIR", str(tmp_path))
-    first = costs.trial_costs(classifier, "finetune", tiny_module)
+    first = costs.trial_costs(classifier, "finetune", tiny_module, "eigen")
     assert len(list(costs.cache_dir().glob("*.json"))) == 1
-    assert costs.trial_costs(classifier, "finetune", tiny_module) == first
+    assert costs.trial_costs(classifier, "finetune", tiny_module, "eigen") == first
     assert first["train_flops_per_image"] == 3 * first["forward_flops_per_image"]
     # A training step holds at least what it keeps for the backward pass, the
     # images aside (they are the caller's); an inference step holds less.
@@ -25,10 +25,10 @@ def test_costs_are_counted_once_and_cached_per_module_and_mode(classifier, tiny_
     kept = first["predicted_activation_bytes_per_image"] - 32 * 32 * 3 * 4
     assert peaks["predicted_peak_memory_bytes"] > resident + 8 * kept
     assert resident < peaks["predicted_infer_peak_memory_bytes"] < peaks["predicted_peak_memory_bytes"]
-    costs.trial_costs(classifier, "transfer", tiny_module)
+    costs.trial_costs(classifier, "transfer", tiny_module, "eigen")
     assert len(list(costs.cache_dir().glob("*.json"))) == 2  # another mode, another entry
     (next(costs.cache_dir().glob("*.json"))).write_text("{cut")  # a damaged entry is counted again
-    assert costs.trial_costs(classifier, "finetune", tiny_module) == first
+    assert costs.trial_costs(classifier, "finetune", tiny_module, "eigen") == first
 
 
 def test_backbone_flops_of_an_architecture_match_its_hub_module(shared_module):
@@ -102,3 +102,25 @@ def test_a_module_is_known_by_its_content_not_its_folder(tiny_module, tmp_path):
     graph = copy / "saved_model.pb"
     graph.write_bytes(graph.read_bytes() + b"\0")
     assert module_identity_key(str(copy)) not in (reweighted, module_identity_key(tiny_module))
+
+
+def test_eigens_convolution_gradients_add_their_working_buffer_to_the_step_peak(
+    classifier, tiny_module, tmp_path, monkeypatch
+):
+    """Counted for Eigen's CPU kernels only, as a per-batch term: oneDNN's
+    buffers are outside TensorFlow's allocator."""
+    from tlbench.worker import costs
+    from tlbench.worker.liveness import StepPeak
+
+    monkeypatch.setenv("TLBENCH_CACHE_DIR", str(tmp_path))
+    eigen = costs.trial_costs(classifier, "finetune", tiny_module, "eigen")
+    onednn = costs.trial_costs(classifier, "finetune", tiny_module, "onednn")
+    assert len(list(costs.cache_dir().glob("*.json"))) == 2  # one count per kind of kernels
+    scratch = eigen["predicted_kernel_scratch_bytes"]
+    assert onednn["predicted_kernel_scratch_bytes"] == 0 < scratch <= 32 * 2**20
+    for batch in (1, 8, 64):
+        added = StepPeak(tuple(map(tuple, eigen["predicted_train_step_peak_lines"]))).at(batch) - StepPeak(
+            tuple(map(tuple, onednn["predicted_train_step_peak_lines"]))
+        ).at(batch)
+        assert 0 < added <= scratch
+    assert eigen["predicted_infer_step_peak_lines"] == onednn["predicted_infer_step_peak_lines"]

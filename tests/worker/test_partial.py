@@ -154,7 +154,7 @@ def test_what_a_step_keeps_and_computes_falls_with_the_depth_trained(mobilenet_s
         classifier = _classifier(mobilenet_standin, mode)
         # As a trial counts it (graphcost.training_memory_per_image), through
         # the cache the trials of these modes share.
-        kept[mode] = costs.trial_costs(classifier, mode, mobilenet_standin)["predicted_activation_bytes_per_image"]
+        kept[mode] = costs.trial_costs(classifier, mode, mobilenet_standin, "eigen")["predicted_activation_bytes_per_image"]
         trained_flops[mode] = graphcost.trained_forward_flops_per_image(
             classifier.backbone, classifier.trained_backbone_variables, MOBILENET.image_size
         )

@@ -20,7 +20,7 @@ from pathlib import Path
 from tlbench.files import cache_root, computed_once, write_json_atomic
 from tlbench.registry import get_backbone
 
-COST_VERSION = 3  # bump when what is counted, or how, changes
+COST_VERSION = 4  # bump when what is counted, or how, changes
 
 
 def cache_dir() -> Path:
@@ -38,12 +38,13 @@ TRIAL_COST_FIELDS = frozenset(
         "optimizer_slot_bytes",
         "predicted_train_step_peak_lines",
         "predicted_infer_step_peak_lines",
+        "predicted_kernel_scratch_bytes",
         "prediction_method",
     }
 )
 
 
-def trial_costs(classifier, mode: str, module_path: str) -> dict:
+def trial_costs(classifier, mode: str, module_path: str, kernels: str) -> dict:
     """FLOPs per image (forward, and a training step's), and the bytes a
     training step needs by the graph: kept activations per image and per batch,
     weights, gradients, Adam slots; and the peak of live bytes of a training
@@ -52,7 +53,13 @@ def trial_costs(classifier, mode: str, module_path: str) -> dict:
 
     Training FLOPs follow the usual model-FLOPs convention: the backward pass
     costs twice the forward of the layers that train (gradients with respect to
-    their inputs and to their weights)."""
+    their inputs and to their weights).
+
+    `kernels`: the convolution kernels the step runs (kernel_scratch.conv_kernels);
+    the peak counts the working buffers known of them."""
+    from tlbench.worker import kernel_scratch
+
+    threads = kernel_scratch.intra_op_threads() if kernels == kernel_scratch.EIGEN else None
     key = _key(
         version=COST_VERSION,
         module=_module_identity(module_path),
@@ -61,15 +68,17 @@ def trial_costs(classifier, mode: str, module_path: str) -> dict:
         image_size=classifier.image_size,
         head=[v.shape.as_list() for v in classifier.head.variables],
         mixed=classifier.optimizer.__class__.__name__,
+        kernels=kernels,
+        threads=threads,
     )
     with computed_once(cache_dir() / f"{key}.json"):  # one count for the trials that share the cache
         cached = _read(key)
         if cached is not None and TRIAL_COST_FIELDS <= cached.keys():  # else written by an unfinished version
             return cached
-        return _counted(key, classifier, mode)
+        return _counted(key, classifier, mode, kernel_scratch.ScratchModel(kernels, threads or 1))
 
 
-def _counted(key: str, classifier, mode: str) -> dict:
+def _counted(key: str, classifier, mode: str, scratch) -> dict:
     from tlbench.worker import graphcost
 
     forward = graphcost.forward_flops_per_image(classifier.model, classifier.image_size)
@@ -87,7 +96,7 @@ def _counted(key: str, classifier, mode: str) -> dict:
             )
         )
     memory = graphcost.training_memory_per_image(
-        classifier.model, classifier.trained_variables, forward=classifier.training_forward
+        classifier.model, classifier.trained_variables, forward=classifier.training_forward, scratch=scratch
     )
     infer_peak = graphcost.inference_step_peak(classifier.model)
     costs = {
@@ -101,6 +110,7 @@ def _counted(key: str, classifier, mode: str) -> dict:
         "prediction_method": memory.method,
         "predicted_train_step_peak_lines": [list(line) for line in memory.step_peak.lines],
         "predicted_infer_step_peak_lines": [list(line) for line in infer_peak.lines],
+        "predicted_kernel_scratch_bytes": scratch.largest,
     }
     _write(key, costs)
     return costs

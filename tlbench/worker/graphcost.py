@@ -179,13 +179,14 @@ def forward_flops_by_op_type(fn, image_size: int) -> dict[str, int]:
 
 
 def training_memory_per_image(
-    model, trainable_variables=None, *, image_size: int | None = None, forward=None
+    model, trainable_variables=None, *, image_size: int | None = None, forward=None, scratch=None
 ) -> TrainingMemory:
     """Activation bytes kept per image by a training step of `model` (called
     with training=True, or `forward(images)` when given, as a partial
     fine-tuning step runs; gradients w.r.t. `trainable_variables`, by default
     the model's own), the step's peak of live bytes, and the parameter bytes.
-    `image_size` defaults to the model's input shape."""
+    `image_size` defaults to the model's input shape; `scratch(op)`, the
+    working buffer of an op's kernel (liveness.live_bytes)."""
     if trainable_variables is None:
         trainable_variables = model.trainable_variables
     trainable_variables = list(trainable_variables)
@@ -196,7 +197,9 @@ def training_memory_per_image(
         kept.append(sum(t.bytes for t in _kept_in(step)) if step else 0)
         # Nothing trained: no backward pass, the step is the forward alone.
         moments.append(
-            liveness.live_bytes(*step[:2]) if step else _traced_live_bytes(forward or model, image_size, batch)
+            liveness.live_bytes(*step[:2], scratch=scratch)
+            if step
+            else _traced_live_bytes(forward or model, image_size, batch)
         )
     weights = _variable_bytes(model.variables)
     gradients = _variable_bytes(trainable_variables)

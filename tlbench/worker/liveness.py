@@ -34,10 +34,10 @@ batch 1 and 2 alone would miss the latter. `StepPeak.lines` keeps the moments
 that are the peak at some batch size (the upper envelope). Left out: the
 allocator's rounding and fragmentation (TensorFlow's BFC allocator may hand a
 buffer a whole free chunk of up to twice its size), kernels' scratch buffers
-(oneDNN's workspace, im2col), other fusions that drop intermediate tensors,
-ops the executor runs in parallel (which can hold more at once), and
-the real step's cross-entropy loss and Adam update (this step's loss is a
-plain sum).
+other than those `kernel_scratch` knows (passed in as `scratch`), other
+fusions that drop intermediate tensors, ops the executor runs in parallel
+(which can hold more at once), and the real step's cross-entropy loss and
+Adam update (this step's loss is a plain sum).
 """
 
 from __future__ import annotations
@@ -139,10 +139,11 @@ def step_peak(one: list[tuple[str, int]], two: list[tuple[str, int]]) -> StepPea
     return StepPeak(tuple(envelope))
 
 
-def live_bytes(graph: tf.Graph, outputs: list) -> list[tuple[str, int]]:
+def live_bytes(graph: tf.Graph, outputs: list, scratch=None) -> list[tuple[str, int]]:
     """(op type, bytes live while it runs) for each op `graph` runs to
     compute `outputs`, in order: the liveness simulation of the module
-    docstring."""
+    docstring. `scratch(op)`: the working buffer its kernel takes beside
+    its inputs and outputs while it runs (kernel_scratch.py), if any."""
     ops = execution_order(graph, ancestors([t.op for t in outputs], control=True))
     reads = {}  # tensor -> data reads by the ops that run; an output is read once more, at the end
     for op in ops:
@@ -168,7 +169,7 @@ def live_bytes(graph: tf.Graph, outputs: list) -> list[tuple[str, int]]:
             owner[tensor] = buffer
             if buffer is not None:
                 pending[buffer] += reads.get(tensor, 0)
-        moments.append((op.type, live))
+        moments.append((op.type, live + (scratch(op) if scratch else 0)))
         touched = [owner[t] for t in inputs + list(op.outputs) if owner[t] is not None]
         for tensor in inputs:
             if owner[tensor] is not None:

@@ -242,8 +242,10 @@ def model_costs(setup: Setup, spec: TrialSpec) -> dict:
     from tlbench import device_memory
     from tlbench.worker import costs
     from tlbench.worker.devices import device_memory_bytes
+    from tlbench.worker.kernel_scratch import conv_kernels
 
-    cost = costs.trial_costs(setup.classifier, spec.mode, setup.module_path)
+    kernels = conv_kernels(setup.device, onednn_enabled())
+    cost = costs.trial_costs(setup.classifier, spec.mode, setup.module_path, kernels)
     size = setup.classifier.image_size
     # `timed_passes` holds two streams of timed batches: training and inference.
     timed_bytes = 2 * device_memory.timed_batches_bytes(spec.batch_size, size)
