@@ -41,6 +41,7 @@ shared by both sides and import no TensorFlow either.
 | `worker/fit_probe.py`   | a batch tried as a short trial in a fresh worker; the graph's prediction |
 | `worker/devices.py`     | GPU memory growth, device labels, mixed precision, out-of-memory errors  |
 | `worker/weights.py`     | where a backbone comes from: `--module`, TF Hub cache/network, stand-in  |
+| `worker/hub_cache.py`   | a TF Hub handle resolved through TFHUB_CACHE_DIR or the network          |
 | `worker/convert.py`     | TF1 Hub modules' TF-Slim checkpoints mapped onto tf_keras architectures  |
 | `worker/savedmodel.py`  | the SavedModels tlbench exports: TF Hub's reusable format, one function  |
 | `worker/model.py`       | Input -> hub.KerasLayer -> Dense, the variables a mode trains, the steps |

@@ -18,18 +18,18 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import uuid
+from importlib.metadata import version
 from pathlib import Path
 
 from tlbench.errors import UsageError, one_line, os_reason
-from tlbench.files import build_folder_atomically, cache_root, computed_once, is_url
+from tlbench.files import build_folder_atomically, cache_root, computed_once, is_url, write_json_atomic
 from tlbench.plan import DEFAULT_BATCH_NORM_MOMENTUM, ModuleSource
 from tlbench.registry import Backbone
+from tlbench.worker.hub_cache import check_hub_cache_dir, handle_folder, hub_cache_dir_label, network_timeout, resolve
 from tlbench.worker.savedmodel import EXPORT_FORMAT, save_module_atomically
 
 STANDIN_SEED = 0  # stand-ins are random but reproducible
-HUB_TIMEOUT_SECONDS = 60
 # The files beside the SavedModels tlbench exports, saying what they hold.
 STANDIN_STAMP = "tlbench_standin.json"
 CONVERTED_STAMP = "tlbench_converted.json"
@@ -51,14 +51,14 @@ def choose_source(
     if override is not None:
         if is_url(override):
             try:
-                _resolve(override)
+                resolve(override)
             except Exception as error:  # noqa: BLE001 - any failure to fetch means "not reachable"
                 raise UsageError(f"--module {backbone.name}={override} can't be reached ({one_line(error)})") from None
             return ModuleSource("tfhub", override)
         return ModuleSource("local", override)
     if policy in ("auto", "hub"):
         try:
-            _resolve(backbone.handle)
+            resolve(backbone.handle)
             return ModuleSource("tfhub", backbone.handle)
         except UsageError:
             raise  # reached, but broken: say so rather than fall back
@@ -67,7 +67,7 @@ def choose_source(
             if policy == "hub":
                 raise UsageError(
                     f"TF Hub handle {backbone.handle} for {backbone.name} can't be reached ({reason}); "
-                    f"fill TFHUB_CACHE_DIR (now {_hub_cache_dir()}) with 'python -m tlbench prefetch' where "
+                    f"fill TFHUB_CACHE_DIR (now {hub_cache_dir_label()}) with 'python -m tlbench prefetch' where "
                     f"there is network, pass --module {backbone.name}=PATH, or use --weights auto"
                 ) from None
             note = f"TF Hub handle unreachable ({reason}); stand-in with random initial weights"
@@ -83,16 +83,15 @@ def materialize(
     if source.kind == "local":
         return source.location
     if source.kind == "tfhub":
-        return _resolve(source.location)
+        return resolve(source.location)
     return str(export_standin(backbone, batch_norm_momentum))
 
 
 def standin_dir(backbone: Backbone, batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM) -> Path:
-    import tf_keras
-
-    name = (
-        f"{backbone.name}-seed{STANDIN_SEED}-bnm{batch_norm_momentum:g}-tfkeras{tf_keras.__version__}-{EXPORT_FORMAT}"
-    )
+    # tf_keras' version from its package metadata: importing it would import
+    # TensorFlow, which a run's preparation needs only to export or check.
+    tf_keras = version("tf-keras")
+    name = f"{backbone.name}-seed{STANDIN_SEED}-bnm{batch_norm_momentum:g}-tfkeras{tf_keras}-{EXPORT_FORMAT}"
     return cache_root() / "standin" / name
 
 
@@ -174,6 +173,28 @@ class _Unusable(Exception):
 
 def _feature_count(module_path: str, backbone: Backbone) -> int:
     """The length of the feature vector the module gives for one image of the
+    backbone's size (`_loaded_feature_count`), kept in tlbench's cache for the
+    module folder as it is now (every file's path, size and time: a copy cut
+    off or replaced is checked again). A run's preparation then loads no
+    module it has checked before, and imports no TensorFlow."""
+    folder = Path(module_path).resolve()
+    try:
+        files = sorted((str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns) for f in folder.rglob("*"))
+    except OSError:  # a file that can't be read: the load says why
+        return _loaded_feature_count(module_path, backbone)
+    state = hashlib.sha256(json.dumps([str(folder), backbone.image_size, files]).encode()).hexdigest()[:24]
+    entry = cache_root() / "checks" / f"features-{state}.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return int(json.loads(entry.read_text())["features"])
+    features = _loaded_feature_count(module_path, backbone)
+    with contextlib.suppress(OSError):  # a read-only cache only costs a reload
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(entry, {"features": features, "module": module_path})
+    return features
+
+
+def _loaded_feature_count(module_path: str, backbone: Backbone) -> int:
+    """The length of the feature vector the module gives for one image of the
     backbone's size, loaded through hub.KerasLayer as a trial loads it (TF2
     SavedModels and TF1 Hub modules alike)."""
     import tensorflow as tf
@@ -228,7 +249,7 @@ def prefetch(backbone: Backbone, location: str | None = None) -> tuple[str, str]
     a valid one is kept (a `location` is not copied over it); a broken one is
     replaced by `location`, or without one a UsageError says how to fix it.
     Returns (path, what happened and what was checked)."""
-    target = Path(check_hub_cache_dir()) / hashlib.sha1(backbone.handle.encode("utf8")).hexdigest()
+    target = handle_folder(check_hub_cache_dir(), backbone.handle)
     if _is_cached(target):
         try:
             checked = _verify(str(target), backbone)
@@ -315,7 +336,7 @@ def _download_into(staging: Path, url: str, backbone: Backbone) -> None:
     previous = os.environ["TFHUB_CACHE_DIR"]
     os.environ["TFHUB_CACHE_DIR"] = str(downloads)
     try:
-        with _network_timeout():
+        with network_timeout():
             module = Path(hub.resolve(url))
     except Exception as error:  # noqa: BLE001 - any failure to fetch means "not reachable"
         what = f"TF Hub handle {url}" if url == backbone.handle else f"--module {backbone.name}={url}"
@@ -328,63 +349,3 @@ def _download_into(staging: Path, url: str, backbone: Backbone) -> None:
     for entry in module.iterdir():
         entry.rename(staging / entry.name)
     shutil.rmtree(downloads)
-
-
-def check_hub_cache_dir() -> str:
-    """TFHUB_CACHE_DIR, which `prefetch` fills; it must be set."""
-    cache = os.environ.get("TFHUB_CACHE_DIR")
-    if not cache:
-        raise UsageError("set TFHUB_CACHE_DIR to the folder the nodes read modules from (e.g. shared storage)")
-    return cache
-
-
-def _resolve(handle: str) -> str:
-    """A TF Hub handle (or URL) as a complete local module folder, through
-    TFHUB_CACHE_DIR or the network."""
-    import tensorflow_hub as hub
-
-    _clear_stale_lock(handle)
-    with _network_timeout():
-        path = hub.resolve(handle)
-    if not any(Path(path, name).exists() for name in ("saved_model.pb", "saved_model.pbtxt")):
-        raise UsageError(
-            f"the TF Hub cache folder {path} for {handle} is incomplete (no saved_model.pb): a download or copy "
-            "was cut off; delete it and run 'python -m tlbench prefetch' again"
-        )
-    return path
-
-
-@contextlib.contextmanager
-def _network_timeout():
-    """A network that hangs must not hang the command."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(HUB_TIMEOUT_SECONDS)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def _clear_stale_lock(handle: str) -> None:
-    """tensorflow_hub locks a handle's cache folder while it downloads
-    (`<sha1>.lock`, holding `host.pid.uid`) and waits up to ten minutes for a
-    lock that makes no progress. A lock left by a process of this host that
-    is gone is removed at once, with its half-downloaded temporary folder."""
-    import psutil
-
-    cache = os.environ.get("TFHUB_CACHE_DIR")
-    if not cache:
-        return
-    module = Path(cache) / hashlib.sha1(handle.encode("utf8")).hexdigest()
-    lock = module.with_name(module.name + ".lock")
-    try:
-        host, pid, uid = lock.read_text().rsplit(".", 2)
-    except (OSError, ValueError):
-        return  # no lock, or not one tensorflow_hub wrote
-    if host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid)):
-        shutil.rmtree(module.with_name(f"{module.name}.{uid}.tmp"), ignore_errors=True)
-        lock.unlink(missing_ok=True)
-
-
-def _hub_cache_dir() -> str:
-    return os.environ.get("TFHUB_CACHE_DIR") or "unset: a temporary folder"
