@@ -43,9 +43,33 @@ print(json.dumps(found))
 """
 
 
-def test_eigens_convolution_gradients_take_the_working_buffer_predicted():
+def _gradient_ops(x_shape, k_shape, stride) -> list:
+    """The filter's and the input's gradient ops of a traced graph, with the shapes given."""
     import tensorflow as tf
 
+    strides = [1, stride, stride, 1]
+
+    @tf.function
+    def gradients(x, k, dy):
+        return (
+            tf.raw_ops.Conv2DBackpropFilter(
+                input=x, filter_sizes=k_shape, out_backprop=dy, strides=strides, padding="SAME"
+            ),
+            tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=x_shape, filter=k, out_backprop=dy, strides=strides, padding="SAME"
+            ),
+        )
+
+    out_shape = [x_shape[0], -(-x_shape[1] // stride), -(-x_shape[2] // stride), k_shape[3]]
+    specs = (tf.TensorSpec(shape, tf.float32) for shape in (x_shape, k_shape, out_shape))
+    graph = gradients.get_concrete_function(*specs).graph
+    return [
+        next(op for op in graph.get_operations() if op.type == t)
+        for t in ("Conv2DBackpropFilter", "Conv2DBackpropInput")
+    ]
+
+
+def test_eigens_convolution_gradients_take_the_working_buffer_predicted():
     from tlbench.worker.kernel_scratch import EIGEN, intra_op_threads, scratch_bytes
 
     env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_ENABLE_ONEDNN_OPTS": "0", "CUDA_VISIBLE_DEVICES": ""}
@@ -55,29 +79,11 @@ def test_eigens_convolution_gradients_take_the_working_buffer_predicted():
     assert done.returncode == 0, done.stderr[-2000:]
     measured = json.loads(done.stdout.splitlines()[-1])
 
-    predicted = []
-    for x_shape, k_shape, stride in CASES:
-        strides = [1, stride, stride, 1]
-
-        @tf.function
-        def gradients(x, k, dy):
-            return (
-                tf.raw_ops.Conv2DBackpropFilter(
-                    input=x, filter_sizes=k_shape, out_backprop=dy, strides=strides, padding="SAME"
-                ),
-                tf.raw_ops.Conv2DBackpropInput(
-                    input_sizes=x_shape, filter=k, out_backprop=dy, strides=strides, padding="SAME"
-                ),
-            )
-
-        out_shape = [x_shape[0], -(-x_shape[1] // stride), -(-x_shape[2] // stride), k_shape[3]]
-        graph = gradients.get_concrete_function(
-            *(tf.TensorSpec(shape, tf.float32) for shape in (x_shape, k_shape, out_shape))
-        ).graph
-        for op_type in ("Conv2DBackpropFilter", "Conv2DBackpropInput"):
-            (op,) = [op for op in graph.get_operations() if op.type == op_type]
-            predicted.append([op_type, scratch_bytes(op, EIGEN, intra_op_threads())])
-
+    predicted = [
+        [op.type, scratch_bytes(op, EIGEN, intra_op_threads())]
+        for x_shape, k_shape, stride in CASES
+        for op in _gradient_ops(x_shape, k_shape, stride)
+    ]
     assert [name for name, _ in measured] == [name for name, _ in predicted]
     for (name, found), (_, expected) in zip(measured, predicted):
         # The allocator may hand a buffer a free chunk of up to twice its size.

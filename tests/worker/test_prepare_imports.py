@@ -37,9 +37,9 @@ def test_a_prepared_stand_in_is_prepared_again_without_tensorflow():
 def test_a_module_in_the_hub_cache_is_checked_once_then_found_without_tensorflow(tmp_path, mobilenet_sized):
     """`prefetch` installs the module under its handle; the first run checks
     it (loading it), the next finds the handle and the check in the caches."""
-    from tlbench.registry import get_backbone
     import tensorflow_hub as hub
 
+    from tlbench.registry import get_backbone
     from tlbench.worker import hub_cache, weights
 
     cache = {"TFHUB_CACHE_DIR": str(tmp_path / "hub"), "https_proxy": "http://127.0.0.1:9"}  # and no network
