@@ -171,9 +171,9 @@ def export_converted(module_path: str, backbone: Backbone, batch_norm_momentum: 
 
 def _convert(module_path: str, backbone: Backbone, batch_norm_momentum: float, target: Path) -> None:
     import numpy as np
-    import tensorflow_hub as hub
 
     from tlbench import data
+    from tlbench.worker.model import hub_layer
     from tlbench.worker.pipeline import SplitPipeline
     from tlbench.worker.savedmodel import save_module_atomically
     from tlbench.worker.weights import CONVERTED_STAMP, set_batch_norm_momentum
@@ -182,10 +182,10 @@ def _convert(module_path: str, backbone: Backbone, batch_norm_momentum: float, t
     set_batch_norm_momentum(model, batch_norm_momentum)
     images = data.open_dataset(data.EMBEDDED)
     batch, _ = next(iter(SplitPipeline(images, np.arange(64), backbone.image_size).batches(64)))
-    original = hub.KerasLayer(module_path)(batch).numpy()
+    original = hub_layer(module_path)(batch).numpy()
 
     def checked(staging: Path) -> dict:
-        exported = hub.KerasLayer(str(staging))(batch).numpy()  # what trials will load
+        exported = hub_layer(str(staging))(batch).numpy()  # what trials will load
         difference = float(np.abs(exported - original).max())
         if difference > MAX_ABS_DIFFERENCE:
             raise ModuleError(

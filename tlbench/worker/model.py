@@ -180,10 +180,22 @@ class Classifier:
         self.optimizer.apply_gradients(zip(gradients, variables))
 
 
+def hub_layer(module_path: str, **kwargs):
+    """hub.KerasLayer over the module at `module_path`. A TF2 SavedModel is
+    loaded by hub.load and handed over as the callable it is: the layer
+    tensorflow_hub builds from the path, without its attempt to import Keras 3
+    for a load context first (an ImportError under tf_keras, after 2 s of
+    importing Keras 3 and matplotlib, in every trial's process). A TF1 Hub
+    module is no callable: its path goes in, and its signature is used."""
+    from tlbench.worker.weights import is_tf1_hub_module
+
+    return hub.KerasLayer(module_path if is_tf1_hub_module(module_path) else hub.load(module_path), **kwargs)
+
+
 def _backbone(module_path: str, image_size: int, trainable: bool, batch_norm_momentum: float | None):
     """(hub.KerasLayer, whether `batch_norm_momentum` went to the module)."""
     if trainable and batch_norm_momentum is not None:
-        layer = hub.KerasLayer(
+        layer = hub_layer(
             module_path, trainable=True, arguments={"batch_norm_momentum": batch_norm_momentum}, name="backbone"
         )
         try:  # inference mode: a probe call must not move the moving averages
@@ -191,7 +203,7 @@ def _backbone(module_path: str, image_size: int, trainable: bool, batch_norm_mom
             return layer, True
         except (TypeError, ValueError):  # no traced function takes the argument
             pass
-    return hub.KerasLayer(module_path, trainable=trainable, name="backbone"), False
+    return hub_layer(module_path, trainable=trainable, name="backbone"), False
 
 
 def _trained_backbone_variables(backbone, mode: str, ladder: Ladder | None, module_path: str) -> list:

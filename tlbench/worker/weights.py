@@ -198,11 +198,12 @@ def _loaded_feature_count(module_path: str, backbone: Backbone) -> int:
     backbone's size, loaded through hub.KerasLayer as a trial loads it (TF2
     SavedModels and TF1 Hub modules alike)."""
     import tensorflow as tf
-    import tensorflow_hub as hub
+
+    from tlbench.worker.model import hub_layer
 
     size = backbone.image_size
     try:
-        output = hub.KerasLayer(module_path)(tf.zeros([1, size, size, 3]))
+        output = hub_layer(module_path)(tf.zeros([1, size, size, 3]))
     except Exception as error:  # noqa: BLE001 - whatever the module does wrong, one line
         raise _Unusable(
             f"can't run on a batch of {size}x{size} RGB images ({type(error).__name__}: {one_line(error)})"
