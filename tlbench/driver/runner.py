@@ -77,36 +77,50 @@ def start(request: RunRequest, settings: Settings, console: Console, workers: Wo
     data.check_train_size(images, request.protocol.train_size)
     _say_plainly(images.skipped_summary(), console)
     parent = results.prepare_parent(settings.out)
-    with _interruptible(console) as state, _ray(settings, console) as info:
-        backbones = request.backbones_on(info.gpus)
-        console.print(f"[dim]choosing weights for {', '.join(backbones)} ...[/]")
-        prepared = workers.prepare(backbones, request.weights, request.modules, request.protocol.batch_norm_momentum)
-        plan = request.resolve(info.gpus, _sources(prepared["sources"]), prepared["forward_flops"])
-        say_standins(plan.sources, console)
-        _say_plainly(xla_warning(plan.xla, plan.modes), console)
-        starved = data.budget_warning(images, plan.protocol, BUDGETS[plan.budget])
-        _say_plainly(starved and f"warning: {starved}", console)
-        run_dir = state.run_dir = results.new_run_dir(parent, info.device_tag)
-        if settings.on_run_dir:
-            settings.on_run_dir(run_dir)
-        with results.lock(run_dir):
-            env = run_env.make(
-                **environment.machine_fields(settings.argv, info.env_fields()),
-                **{run_env.ENV_KEY: plan.as_json()},
-                budget=asdict(BUDGETS[plan.budget]),
-                dataset={
-                    "name": plan.dataset,
-                    "images": len(images.labels),
-                    "classes": images.num_classes,
-                    "skipped_files": images.skipped_files,
-                    "skipped": images.skipped,  # {reason: files}
-                    "skipped_examples": images.skipped_examples,
-                    "budget_warning": starved,
-                },
-            )
-            _write_env(run_dir, env)
-            return _run(run_dir, plan, images, info, frozenset(), settings, console, workers, state)
+    with _interruptible(console) as state:
+        # Backbones named on the command line are prepared before Ray starts:
+        # a module that can't serve is one line without a cluster's start-up.
+        prepared = _prepare(request.backbones, request, console, workers) if request.backbones else None
+        with _ray(settings, console) as info:
+            if prepared is None:  # the default grid's backbones depend on the cluster's GPUs
+                prepared = _prepare(request.backbones_on(info.gpus), request, console, workers)
+            return _start_on(request, prepared, images, parent, info, settings, console, workers, state)
     return state.stopped_status
+
+
+def _prepare(backbones, request: RunRequest, console: Console, workers: Workers) -> dict:
+    console.print(f"[dim]choosing weights for {', '.join(backbones)} ...[/]")
+    return workers.prepare(backbones, request.weights, request.modules, request.protocol.batch_norm_momentum)
+
+
+def _start_on(request: RunRequest, prepared: dict, images, parent, info, settings, console, workers, state) -> int:
+    """A new run on the cluster `info`, its weights prepared: the plan, the
+    run folder and env.json, then the grid."""
+    plan = request.resolve(info.gpus, _sources(prepared["sources"]), prepared["forward_flops"])
+    say_standins(plan.sources, console)
+    _say_plainly(xla_warning(plan.xla, plan.modes), console)
+    starved = data.budget_warning(images, plan.protocol, BUDGETS[plan.budget])
+    _say_plainly(starved and f"warning: {starved}", console)
+    run_dir = state.run_dir = results.new_run_dir(parent, info.device_tag)
+    if settings.on_run_dir:
+        settings.on_run_dir(run_dir)
+    with results.lock(run_dir):
+        env = run_env.make(
+            **environment.machine_fields(settings.argv, info.env_fields()),
+            **{run_env.ENV_KEY: plan.as_json()},
+            budget=asdict(BUDGETS[plan.budget]),
+            dataset={
+                "name": plan.dataset,
+                "images": len(images.labels),
+                "classes": images.num_classes,
+                "skipped_files": images.skipped_files,
+                "skipped": images.skipped,  # {reason: files}
+                "skipped_examples": images.skipped_examples,
+                "budget_warning": starved,
+            },
+        )
+        _write_env(run_dir, env)
+        return _run(run_dir, plan, images, info, frozenset(), settings, console, workers, state)
 
 
 def resume(run_dir: Path, settings: Settings, console: Console, workers: Workers = Workers()) -> int:
