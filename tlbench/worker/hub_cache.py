@@ -14,7 +14,6 @@ import socket
 from pathlib import Path
 
 from tlbench.errors import UsageError
-from tlbench.files import is_url
 
 HUB_TIMEOUT_SECONDS = 60
 
@@ -53,12 +52,14 @@ def resolve(handle: str) -> str:
 
 
 def _complete_in_hub_cache(handle: str) -> str | None:
-    """The folder tensorflow_hub resolves a URL handle to when TFHUB_CACHE_DIR
-    holds it complete (`<sha1 of the handle>` with a saved_model.pb and no
-    download lock, as `prefetch` installs it), found without importing
-    tensorflow_hub (and TensorFlow); None when it would need tensorflow_hub."""
+    """The folder tensorflow_hub resolves an http(s) handle to when
+    TFHUB_CACHE_DIR holds it complete (`<sha1 of the handle>` with a
+    saved_model.pb and no download lock, as `prefetch` installs it), found
+    without importing tensorflow_hub (and TensorFlow); None when it would need
+    tensorflow_hub (a gs:// path it reads in place, say)."""
     cache = os.environ.get("TFHUB_CACHE_DIR")
-    if not (cache and is_url(handle)) or os.environ.get("TFHUB_MODEL_LOAD_FORMAT", "").upper() == "UNCOMPRESSED":
+    uncompressed = os.environ.get("TFHUB_MODEL_LOAD_FORMAT", "").upper() == "UNCOMPRESSED"  # read from storage
+    if not (cache and handle.startswith(("http://", "https://"))) or uncompressed:
         return None
     module = handle_folder(cache, handle)
     if module.with_name(module.name + ".lock").exists():
