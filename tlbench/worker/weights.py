@@ -179,9 +179,10 @@ def _feature_count(module_path: str, backbone: Backbone) -> int:
     module it has checked before, and imports no TensorFlow."""
     folder = Path(module_path).resolve()
     try:
-        files = sorted((str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns) for f in folder.rglob("*"))
+        stats = {str(f.relative_to(folder)): f.stat() for f in folder.rglob("*")}
     except OSError:  # a file that can't be read: the load says why
         return _loaded_feature_count(module_path, backbone)
+    files = sorted((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats.items())
     state = hashlib.sha256(json.dumps([str(folder), backbone.image_size, files]).encode()).hexdigest()[:24]
     entry = cache_root() / "checks" / f"features-{state}.json"
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
