@@ -5,10 +5,13 @@ A trial's device is its GPU, or on a CPU machine TensorFlow's CPU allocator,
 which tlbench sets to BFC with the machine's memory as its limit
 (tlbench/__init__.py). `--device-memory SIZE` makes the device SIZE: a GPU
 gets a logical device of that size, and on a CPU the allocator's limit is
-set to SIZE plus what a GPU trial keeps in host memory (the decoded images
-and the timed batches, but for the batch a step reads, which a GPU holds on
-its device), so that a step past SIZE fails with TensorFlow's own
-out-of-memory error, as on a GPU of that size.
+set to SIZE, so that a step past SIZE fails with TensorFlow's own
+out-of-memory error, as on a GPU of that size. What a GPU trial keeps in
+host memory (the decoded images and the timed batches) a CPU trial then
+keeps outside the allocator, copying each batch in as a GPU does
+(pipeline.py): held in the allocator, with the limit raised by their size,
+they would leave the step larger regions than a device of SIZE has, and
+batches fit there that don't fit the device.
 
 No TensorFlow here: the worker calls `limit_cpu_allocator` before
 TensorFlow's first op, and the reports call `largest_batch`.
@@ -52,18 +55,6 @@ def timed_batches_bytes(batch_size: int, image_size: int, count: int = TIMED_BAT
     return count * batch_size * image_bytes(image_size)
 
 
-def host_bytes(cached_images: int, image_size: int, batch_size: int) -> int:
-    """What a GPU trial keeps in host memory and a CPU trial in its
-    allocator, beside what its device holds: the decoded images of its
-    splits, cached, and the two streams of timed batches (training and
-    inference), less the one batch a step reads. A GPU copies that batch to
-    its device, where the prediction counts it (`predicted_device_peak`); a
-    CPU step reads it where it lies, so on an emulated device it must count
-    against SIZE, as the bare loop's batch does (bench/bare_fit.py)."""
-    held = cached_images * image_bytes(image_size) + 2 * timed_batches_bytes(batch_size, image_size)
-    return held - batch_size * image_bytes(image_size)
-
-
 def cpu_allocator_limit() -> int | None:
     """The CPU allocator's limit in this process, in bytes, as TensorFlow
     reads it at the first op; None where it is not set (TensorFlow's 64 GB
@@ -72,12 +63,11 @@ def cpu_allocator_limit() -> int | None:
     return int(value) * 2**20 if value.isdigit() else None
 
 
-def limit_cpu_allocator(device_bytes: int, host: int) -> int:
-    """Sets the CPU allocator's limit to a device of `device_bytes` plus
-    `host` bytes that a GPU trial would hold outside its device; returns the
-    limit, in bytes (whole MiB). Takes effect only before TensorFlow's first
-    op in this process."""
-    megabytes = -(-(device_bytes + host) // 2**20)
+def limit_cpu_allocator(device_bytes: int) -> int:
+    """Sets the CPU allocator's limit to a device of `device_bytes`; returns
+    the limit, in bytes (whole MiB). Takes effect only before TensorFlow's
+    first op in this process."""
+    megabytes = -(-device_bytes // 2**20)
     os.environ[CPU_LIMIT_VARIABLE] = str(megabytes)
     return megabytes * 2**20
 

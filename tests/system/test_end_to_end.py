@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from records import read_records
 
-from tlbench.device_memory import host_bytes
 from tlbench.results import ENV, REPORT_MD
 
 
@@ -187,9 +186,8 @@ def test_a_trial_past_the_device_memory_ends_oom_from_the_allocator_and_resume_k
     assert finetune["error"].startswith("ResourceExhaustedError: OOM when allocating tensor")
     for record in records.values():
         assert record["device_memory_bytes"] == 384 * 2**20 and record["device_memory_emulated"] is True
-    # The CPU allocator's limit: the device, and the decoded images and timed batches a GPU keeps in host memory.
-    limit = 384 * 2**20 + host_bytes(sum(transfer["split_sizes"].values()), 128, 64)
-    assert transfer["max_batch_size_predicted"] >= 64 and transfer["peak_memory_bytes"] <= limit
+    # The CPU allocator is the device: the decoded images and timed batches are kept outside it, as on a GPU.
+    assert transfer["max_batch_size_predicted"] >= 64 and transfer["peak_memory_bytes"] <= 384 * 2**20
     assert finetune["max_batch_size_predicted"] < 64  # the graph said so too: kept in the oom record
     assert json.loads((run_dir / ENV).read_text())["plan"]["device_memory"] == 384 * 2**20
 

@@ -103,13 +103,12 @@ def test_the_plan_keeps_the_device_memory_for_resume_and_every_trial():
     assert RunPlan.from_json(older, "env.json").device_memory is None  # a run recorded before the flag
 
 
-def test_the_cpu_allocator_gets_the_device_plus_what_a_gpu_keeps_in_host_memory(monkeypatch):
+def test_the_cpu_allocator_gets_the_device_size_in_whole_mib(monkeypatch):
     monkeypatch.delenv(device_memory.CPU_LIMIT_VARIABLE, raising=False)
     assert device_memory.cpu_allocator_limit() is None
-    host = device_memory.host_bytes(cached_images=100, image_size=128, batch_size=8)
-    assert host == (100 + 2 * 8 * 8 - 8) * (128 * 128 * 3 * 4 + 4)  # the batch a step reads is the device's
-    limit = device_memory.limit_cpu_allocator(GIB, host)
-    assert limit == device_memory.cpu_allocator_limit() >= GIB + host > limit - MIB  # whole MiB, rounded up
+    assert device_memory.limit_cpu_allocator(GIB) == GIB == device_memory.cpu_allocator_limit()
+    limit = device_memory.limit_cpu_allocator(GIB + 1)
+    assert limit == device_memory.cpu_allocator_limit() == GIB + MIB  # whole MiB, rounded up
 
 
 def test_an_out_of_memory_error_of_a_compiled_step_is_told_by_its_oom_line():

@@ -62,3 +62,33 @@ def test_image_files_of_any_mode_become_rgb_in_unit_range(tf, tmp_path):
     assert np.allclose(batch[by_name["deep16.png"]], 1.0)  # 16-bit white is white, not 1/257
     assert np.allclose(batch[by_name["rgba.png"]][..., 0], 1.0)
     assert np.allclose(batch[by_name["tiny.png"]], 0.0) and np.allclose(batch[by_name["huge.png"]], 1.0)
+
+
+def test_with_host_memory_the_images_stay_out_of_the_allocator_and_each_batch_is_copied_in(tf):
+    """--device-memory on a CPU: the allocator is the device, so the decoded
+    split and the timed batches are held in numpy, as a GPU trial holds them
+    in host memory; the cached pipeline holds them in the allocator."""
+    from tlbench.worker.pipeline import SplitPipeline
+
+    digits = data.open_dataset("digits")
+    in_use = lambda: tf.config.experimental.get_memory_info("CPU:0")["current"]
+    split_bytes = 64 * 128 * 128 * 3 * 4
+
+    cached = SplitPipeline(digits, np.arange(64), image_size=128)
+    before = in_use()
+    expected = np.concatenate([np.array(x, copy=True) for x, _ in cached.batches(16)])
+    assert in_use() - before >= split_bytes  # the cache, in the allocator
+
+    host = SplitPipeline(digits, np.arange(64), image_size=128, host_memory=True)
+    before = in_use()
+    batches = [(np.array(x, copy=True), np.array(y, copy=True)) for x, y in host.batches(16)]
+    assert in_use() - before < split_bytes / 4  # at most a batch or so, never the split
+    assert np.array_equal(np.concatenate([x for x, _ in batches]), expected)  # the same images, the same order
+    assert np.concatenate([y for _, y in batches]).tolist() == digits.labels[:64].tolist()
+
+    shuffled = np.concatenate([y.numpy() for _, y in host.batches(16, shuffle_seed=3)]).tolist()
+    assert sorted(shuffled) == sorted(digits.labels[:64].tolist()) != shuffled
+    stream = host.timed_batches(16, seed=0, count=3)
+    labels = [tuple(next(stream)[1].numpy()) for _ in range(9)]
+    assert labels[:3] == labels[3:6] == labels[6:] and len(set(labels[:3])) == 3  # three full batches, cycled
+    assert host.passes == 3 and in_use() - before < split_bytes / 4

@@ -231,6 +231,6 @@ def refuse_if_too_big(predicted_peak_bytes: int, batch_size: int, cached_bytes: 
             f"predicted {needed / 2**30:.1f} GiB for training at batch {batch_size} (an allocator peak of "
             f"{predicted_peak_bytes / 2**30:.1f} GiB: weights, Adam slots, timed batches and the step's live "
             f"tensors; {runtime_bytes / 2**30:.1f} GiB of runtime beside the allocator; "
-            f"{cached_bytes / 2**30:.1f} GiB of cached images) > {room / 2**30:.1f} GiB free for this trial: "
+            f"{cached_bytes / 2**30:.1f} GiB of images held beside the allocator) > {room / 2**30:.1f} GiB free for this trial: "
             "refused before training"
         )

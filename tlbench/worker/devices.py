@@ -9,17 +9,18 @@ import os
 from tlbench import environment
 
 
-def configure_devices(device_memory: int | None = None, host_bytes: int = 0) -> str:
+def configure_devices(device_memory: int | None = None) -> str:
     """Before any op runs: memory growth on every visible GPU (so trials
     sharing a machine don't grab each other's memory), or with
     `device_memory` a device of that many bytes (`--device-memory`): a
-    logical GPU of that size, or on a CPU the allocator's limit at that plus
-    `host_bytes` (device_memory.limit_cpu_allocator). Returns the device label."""
+    logical GPU of that size, or on a CPU the allocator's limit at that size,
+    what a GPU trial keeps in host memory being kept out of the allocator
+    (pipeline.py's host_memory). Returns the device label."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")  # makes no allocator yet
     if device_memory is not None and not gpus:
-        _limit_cpu_allocator(device_memory, host_bytes)
+        _limit_cpu_allocator(device_memory)
     for gpu in gpus:
         if device_memory is None:
             tf.config.experimental.set_memory_growth(gpu, True)
@@ -32,13 +33,13 @@ def configure_devices(device_memory: int | None = None, host_bytes: int = 0) -> 
     return f"CPU:{environment.cpu_model()}"
 
 
-def _limit_cpu_allocator(device_memory: int, host_bytes: int) -> None:
+def _limit_cpu_allocator(device_memory: int) -> None:
     from tensorflow.python.eager import context
 
     from tlbench import device_memory as memory
 
     in_effect, before = memory.cpu_allocator_limit(), os.environ.get(memory.CPU_LIMIT_VARIABLE)
-    wanted = memory.limit_cpu_allocator(device_memory, host_bytes)
+    wanted = memory.limit_cpu_allocator(device_memory)
     if context.context()._initialized and in_effect != wanted:  # private: TensorFlow has no public flag for it
         os.environ.pop(memory.CPU_LIMIT_VARIABLE)  # as it was, for this process's children too
         os.environ.update({} if before is None else {memory.CPU_LIMIT_VARIABLE: before})

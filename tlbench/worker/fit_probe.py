@@ -13,12 +13,12 @@ from tlbench import data
 from tlbench.errors import described
 from tlbench.plan import Budget, TrialSpec
 from tlbench.worker.devices import configure_devices, is_out_of_memory
-from tlbench.worker.trial import host_bytes_of, load, measure, model_costs
+from tlbench.worker.trial import load, measure, model_costs
 
 
 def predict(spec: TrialSpec, images: data.ImageSet) -> dict:
     """{"max_batch_size_predicted", "device_memory_bytes"} of the spec's backbone and mode."""
-    configure_devices(spec.device_memory, host_bytes_of(spec, images))
+    configure_devices(spec.device_memory)
     setup = load(spec, images)
     costs = model_costs(setup, spec)
     return {
@@ -37,7 +37,7 @@ def probe(spec: TrialSpec, images: data.ImageSet) -> dict:
     result: dict = {"trial_id": spec.trial_id, "batch_size": spec.batch_size, "peak_memory_bytes": None, "error": None}
     fields: dict = {}
     try:
-        configure_devices(spec.device_memory, host_bytes_of(spec, images))
+        configure_devices(spec.device_memory)
         measure(replace(spec, budget=probe_budget(spec.budget)), images, fields)
         result.update(status="ok", peak_memory_bytes=fields["peak_memory_bytes"])
     except Exception as failure:  # noqa: BLE001 - the probe's answer, whatever it is

@@ -1,7 +1,16 @@
 """`tf.data` input pipelines: decode, convert to RGB floats in [0, 1], resize to
-the backbone's input size, cache, then batch and prefetch."""
+the backbone's input size, cache, then batch and prefetch.
+
+With `host_memory` (a device of --device-memory's size emulated on a CPU,
+devices.py) the decoded images and the timed batches are kept in numpy
+arrays, outside TensorFlow's allocator, and each batch is copied into it
+as it is read, as a GPU copies its batch to its device: the allocator then
+holds what a GPU of that size would, and nothing beside.
+"""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import tensorflow as tf
@@ -12,38 +21,54 @@ from tlbench.device_memory import TIMED_BATCHES  # their bytes: device_memory.ti
 
 class SplitPipeline:
     """One split of a dataset at one image size. Decoding and resizing run
-    once (the first pass fills an in-memory cache); every later pass, for any
-    batch size, reads the cache."""
+    once (the first pass fills an in-memory cache, or with `host_memory` a
+    numpy array); every later pass, for any batch size, reads the cache."""
 
-    def __init__(self, images: ImageSet, indices: np.ndarray, image_size: int):
-        self.size = len(indices)
+    def __init__(self, images: ImageSet, indices: np.ndarray, image_size: int, *, host_memory: bool = False):
+        self.size, self.image_size = len(indices), image_size
         self.labels = images.labels[indices]
         self.passes = 0  # how often the split was read: the test split must be read once
+        self.host_memory = host_memory
+        self._host_images: np.ndarray | None = None  # host_memory: the decoded split, filled by the first pass
         items = images.items(indices)  # file paths as bytes: names need not be UTF-8
         to_rgb = decode_file if images.paths is not None else _array_to_rgb
 
         def prepare(item, label):
             return resized(to_rgb(item), image_size), label
 
-        self._cached = (
-            tf.data.Dataset.from_tensor_slices((items, self.labels))
-            .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-            .cache()
+        self._decoded = tf.data.Dataset.from_tensor_slices((items, self.labels)).map(
+            prepare, num_parallel_calls=tf.data.AUTOTUNE
         )
+        self._cached = self._decoded.cache()
 
     def batches(self, batch_size: int, *, shuffle_seed: int | None = None):
         """Batches of (images, labels): one pass, reshuffled on every call."""
         self.passes += 1
+        if self.host_memory:
+            order = np.arange(self.size)
+            if shuffle_seed is not None:
+                order = np.random.default_rng(shuffle_seed).permutation(self.size)
+            images = self._decoded_in_host_memory()
+            rows = (order[start : start + batch_size] for start in range(0, self.size, batch_size))
+            return (_copied_in(images[batch], self.labels[batch]) for batch in rows)
         ds = self._cached
         if shuffle_seed is not None:
             ds = ds.shuffle(self.size, seed=shuffle_seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-    def timed_batches(self, batch_size: int, *, seed: int = 0, count: int = TIMED_BATCHES) -> list:
-        """`count` distinct full batches of the timed stream, as tensors in
-        memory: a timed pass cycles through them, so that not even a tf.data
-        iterator call (about half a millisecond here) is timed with a step."""
-        return list(self.timed_stream(batch_size, seed=seed, distinct_batches=count).take(count))
+    def timed_batches(self, batch_size: int, *, seed: int = 0, count: int = TIMED_BATCHES):
+        """An endless cycle of `count` distinct full batches of the timed
+        stream, held in memory, so that not even a tf.data iterator call
+        (about half a millisecond here) is timed with a step. With
+        `host_memory` they are held in host memory and each is copied in as
+        it is read: the copy of a step's batch, as on a GPU, is timed with it."""
+        if not self.host_memory:
+            return itertools.cycle(list(self.timed_stream(batch_size, seed=seed, distinct_batches=count).take(count)))
+        self.passes += 1
+        order = np.resize(np.random.default_rng(seed).permutation(self.size), count * batch_size)
+        images = self._decoded_in_host_memory()
+        held = [(images[rows], self.labels[rows]) for rows in order.reshape(count, batch_size)]
+        return (_copied_in(*batch) for batch in itertools.cycle(held))
 
     def timed_stream(self, batch_size: int, *, seed: int = 0, distinct_batches: int = TIMED_BATCHES):
         """An endless stream of full batches for timed passes: up to
@@ -64,6 +89,23 @@ class SplitPipeline:
             .prefetch(2)
             .with_options(options)
         )
+
+    def _decoded_in_host_memory(self) -> np.ndarray:
+        """The split's images decoded, as one numpy array (host_memory)."""
+        if self._host_images is None:
+            images = np.empty((self.size, self.image_size, self.image_size, 3), np.float32)
+            for at, (batch, _) in enumerate(self._decoded.batch(_DECODE_BATCH)):
+                images[at * _DECODE_BATCH : at * _DECODE_BATCH + len(batch)] = batch.numpy()
+            self._host_images = images
+        return self._host_images
+
+
+_DECODE_BATCH = 16  # images decoded at a time into host memory: few in the allocator at once
+
+
+def _copied_in(images: np.ndarray, labels: np.ndarray) -> tuple:
+    """A batch in host memory as tensors: a copy in TensorFlow's allocator."""
+    return tf.constant(images), tf.constant(labels)
 
 
 def _array_to_rgb(image):

@@ -22,7 +22,6 @@ way a record comes back and the grid goes on.
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.Tr
         # An emulated device's size is in the record however the trial ends (model_costs adds the device's own).
         fields.update(device_memory_emulated=spec.device_memory is not None, device_memory_bytes=spec.device_memory)
         images = images if images is not None else data.open_dataset(spec.dataset)
-        fields["device"] = configure_devices(spec.device_memory, host_bytes_of(spec, images))
+        fields["device"] = configure_devices(spec.device_memory)
         measure(spec, images, fields)
     except Exception as failure:  # noqa: BLE001 - every failure becomes a record
         status = record.Status.OOM if is_out_of_memory(failure) else record.Status.ERROR
@@ -69,16 +68,6 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.Tr
         finished_at=_utc_now(),
         seconds=time.perf_counter() - started,
     )
-
-
-def host_bytes_of(spec: TrialSpec, images: data.ImageSet) -> int:
-    """What the trial keeps outside its device on a GPU (device_memory.host_bytes)."""
-    from tlbench.device_memory import host_bytes
-
-    protocol, budget = spec.protocol, spec.budget
-    splits = data.capped_splits(images, protocol.split_seed, protocol.max_train_images(budget), budget.max_eval_images)
-    cached = sum(len(idx) for idx in (splits.train, splits.val, splits.test))
-    return host_bytes(cached, get_backbone(spec.backbone).image_size, spec.batch_size)
 
 
 class Phases:
@@ -203,8 +192,13 @@ def load(spec: TrialSpec, images: data.ImageSet) -> Setup:
         images, protocol.split_seed, protocol.max_train_images(spec.budget), spec.budget.max_eval_images
     )
     size = backbone.image_size
-    train, val, test = (SplitPipeline(images, idx, size) for idx in (splits.train, splits.val, splits.test))
     device = compute_device()
+    # A device of --device-memory's size emulated on a CPU holds only what a GPU's would: the decoded
+    # images and timed batches stay outside TensorFlow's allocator, in host memory (pipeline.py).
+    host_memory = spec.device_memory is not None and device.startswith("CPU")
+    train, val, test = (
+        SplitPipeline(images, idx, size, host_memory=host_memory) for idx in (splits.train, splits.val, splits.test)
+    )
     applied, precision_note = mixed_precision(spec.mixed_precision, device)
     classifier = Classifier(
         module_path,
@@ -247,15 +241,18 @@ def model_costs(setup: Setup, spec: TrialSpec) -> dict:
     kernels = conv_kernels(setup.device, onednn_enabled())
     cost = costs.trial_costs(setup.classifier, spec.mode, setup.module_path, kernels)
     size = setup.classifier.image_size
-    # `timed_passes` holds two streams of timed batches: training and inference.
+    # `timed_passes` holds two streams of timed batches, training and inference: in the allocator measured
+    # on a CPU; in host memory on a GPU, or on a CPU emulating one, where the allocator has a step's copy.
     timed_bytes = 2 * device_memory.timed_batches_bytes(spec.batch_size, size)
-    peaks = costs.predicted_peaks(cost, spec.batch_size, timed_bytes)
+    host_memory = setup.train.host_memory or not setup.device.startswith("CPU")
+    in_allocator = device_memory.timed_batches_bytes(spec.batch_size, size, count=1) if host_memory else timed_bytes
+    peaks = costs.predicted_peaks(cost, spec.batch_size, in_allocator)
     if setup.device.startswith("CPU"):
         cached_images = sum(len(idx) for idx in (setup.splits.train, setup.splits.val, setup.splits.test))
         costs.refuse_if_too_big(
             peaks["predicted_peak_memory_bytes"],
             spec.batch_size,
-            cached_images * device_memory.image_bytes(size),
+            cached_images * device_memory.image_bytes(size) + (timed_bytes if host_memory else 0),
             setup.memory.runtime_overhead(),
         )
     per_image = cost["predicted_activation_bytes_per_image"]
@@ -339,8 +336,8 @@ def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory
     import tensorflow as tf
 
     sync = tf.test.experimental.sync_devices
-    train_stream = itertools.cycle(pipeline.timed_batches(batch_size, seed=seed))
-    infer_stream = itertools.cycle(pipeline.timed_batches(batch_size, seed=seed + 1))
+    train_stream = pipeline.timed_batches(batch_size, seed=seed)
+    infer_stream = pipeline.timed_batches(batch_size, seed=seed + 1)
     # One step of each before the baseline (tracing: transfer trained the head
     # alone so far), so that the baseline is what a step starts from.
     classifier.train_step(*next(train_stream))
