@@ -299,8 +299,10 @@ def predicted_flops(spec: TrialSpec, forward_flops_per_image: float, split_sizes
     step = {"transfer": 1, "last_block": 1.2, "last_stage": 1.6, "finetune": 3}[spec.mode]
     images = train + val + test  # features for the probe; the one test pass
     if trains_backbone(spec.mode):
+        # Successive halving: every rate's first epoch, then the better half's others.
         rates = len(budget.learning_rates["finetune"])
-        images += rates * budget.finetune_epochs * (step * train + val) + train
+        epochs = rates + (rates - rates // 2) * (budget.finetune_epochs - 1)
+        images += epochs * (step * train + val) + train
     timed_steps = budget.warmup_steps + budget.timed_repeats * budget.min_timed_steps
     images += timed_steps * spec.batch_size * (step + 1)  # training, then inference
     return forward_flops_per_image * images

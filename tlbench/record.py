@@ -97,6 +97,7 @@ class Candidate(TypedDict, total=False):
     kept_epoch: Count  # lowest validation loss
     epochs_run: Count
     stopped_early: bool
+    stopped_at_rung: bool  # fine-tuning's successive halving stopped it after epoch 1 (fine-tuning stage only)
     val_accuracy: Fraction  # of the kept epoch
     val_loss: float
     time_to_accuracy_seconds: Seconds
@@ -155,6 +156,9 @@ class TrialRecord(TypedDict, total=False):
     dataset_images: Count
     skipped_files: Count  # files of an image folder that are not usable images
     # --- accuracy (training.fit_and_select) ---
+    accuracy_path: str  # what the search trained on: features (transfer), boundary (activations), images
+    accuracy_path_note: str | None  # a partial mode on images: why not on boundary activations
+    boundary_layer: str | None  # accuracy_path boundary: the first trained layer, whose input was cached
     learning_rate: Rate  # chosen, as trained with
     base_learning_rate: Rate
     learning_rate_rule: str

@@ -106,3 +106,73 @@ def test_learning_rates_scale_with_the_square_root_of_the_batch_size():
     assert scaled_learning_rate(1e-3, REFERENCE_BATCH_SIZE) == pytest.approx(1e-3)
     assert scaled_learning_rate(1e-3, 4 * REFERENCE_BATCH_SIZE) == pytest.approx(2e-3)
     assert scaled_learning_rate(1e-3, REFERENCE_BATCH_SIZE // 4) == pytest.approx(5e-4)
+
+
+def _halving_run(classifier, losses, rates, *, epochs=3, patience=2):
+    predict = _scripted_predict(losses)
+    return _search(
+        classifier,
+        classifier.model.get_weights(),
+        lambda shuffle_seed: 0.0,
+        lambda: evaluate(predict, _Split().batches(4)),
+        classifier.head,
+        batch_size=4,
+        learning_rates=rates,
+        epochs=epochs,
+        patience=patience,
+        seed=0,
+        seconds_before=0.0,
+        halving=True,
+    )
+
+
+def test_successive_halving_stops_the_worse_half_after_one_epoch(classifier):
+    # Evaluations in order: each rate's first epoch, then the survivors', rate by rate.
+    losses = [0.5, 0.9, 0.6, 0.8, 0.4, 0.3, 0.7, 0.65, 0.2, 0.1, 0.05, 0.04]
+    search = _halving_run(classifier, losses[:11], (1e-4, 1e-3, 1e-2, 1e-1, 1.0))
+    curves = [[round(p["val_loss"], 6) for p in c["val_curve"]] for c in search.candidates]
+    # Epoch 1: 0.5 0.9 0.6 0.8 0.4; the two worst (0.9, 0.8) stop; 1e-4, 1e-2 and 1.0 go on, in order.
+    assert curves == [[0.5, 0.3, 0.7], [0.9], [0.6, 0.65, 0.2], [0.8], [0.4, 0.1, 0.05]]
+    assert [c["stopped_at_rung"] for c in search.candidates] == [False, True, False, True, False]
+    assert [c["epochs_run"] for c in search.candidates] == [3, 1, 3, 1, 3]
+    assert search.best["base_learning_rate"] == 1.0 and search.val.loss == pytest.approx(0.05)
+
+
+def test_a_rate_paused_at_the_rung_goes_on_as_if_never_paused(tiny_module):
+    """The survivors' curves are those each would have run alone: the
+    optimizer's slots and step count are kept across the pause."""
+    from tlbench.worker.model import Classifier
+
+    classifier = Classifier(tiny_module, 32, 3, mode="transfer")
+    rng = np.random.default_rng(0)
+    features = tf.constant(rng.normal(size=(48, classifier.feature_dim)), tf.float32)
+    labels = tf.constant(rng.integers(0, 3, 48), tf.int32)
+    start = classifier.model.get_weights()
+
+    def search(rates, halving):
+        def epoch(shuffle_seed):
+            order = np.random.default_rng(shuffle_seed).permutation(48).astype(np.int32)
+            return float(classifier.head_train_epoch(features, labels, order, 8))
+
+        return _search(
+            classifier,
+            start,
+            epoch,
+            lambda: evaluate(classifier.predict_from_features, [(features, labels)]),
+            classifier.head,
+            batch_size=8,
+            learning_rates=rates,
+            epochs=4,
+            patience=4,
+            seed=1,
+            seconds_before=0.0,
+            halving=halving,
+        )
+
+    halved = search((3e-2, 1e-6, 1e-2), halving=True)
+    assert [c["stopped_at_rung"] for c in halved.candidates] == [False, True, False]
+    for index, rate in ((0, 3e-2), (2, 1e-2)):
+        alone = search((rate,), halving=False).candidates[0]["val_curve"]
+        paused = halved.candidates[index]["val_curve"]
+        assert [p["val_loss"] for p in paused] == pytest.approx([p["val_loss"] for p in alone], rel=1e-6)
+        assert [p["train_loss"] for p in paused] == pytest.approx([p["train_loss"] for p in alone], rel=1e-6)

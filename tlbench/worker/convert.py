@@ -92,13 +92,20 @@ def slim_stem_pooling(architecture):
     return keras.models.clone_model(architecture, clone_function=clone)
 
 
+def converted_architecture(backbone: Backbone):
+    """The tf_keras Model a converted module is exported from: images in
+    [0, 1] -> x * 2 - 1 -> `backbone`'s stand-in architecture, its stem
+    pooled as TF-Slim's -> features; random weights."""
+    from tlbench.worker.weights import standin_model
+
+    return standin_model(backbone, adapt=slim_stem_pooling if backbone.standin.startswith("ResNet") else None)
+
+
 def tf1_module_as_keras(module_path: str, backbone: Backbone):
     """A tf_keras Model, images in [0, 1] -> feature vector, holding the TF1
     module's weights in `backbone`'s stand-in architecture."""
     import tensorflow as tf
     import tf_keras as keras
-
-    from tlbench.worker.weights import standin_model
 
     scope_of = SCOPES.get(backbone.standin)
     if scope_of is None:
@@ -108,9 +115,7 @@ def tf1_module_as_keras(module_path: str, backbone: Backbone):
         )
     reader = tf.train.load_checkpoint(str(Path(module_path, "variables", "variables")))
     available = reader.get_variable_to_shape_map()
-    # Images in [0, 1] -> x * 2 - 1 -> architecture -> features.
-    adapt = slim_stem_pooling if backbone.standin.startswith("ResNet") else None
-    model = standin_model(backbone, adapt=adapt)
+    model = converted_architecture(backbone)
     architecture = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     used = set()
     for layer in architecture.layers:

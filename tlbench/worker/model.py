@@ -14,7 +14,54 @@ from tlbench.errors import ModuleError
 from tlbench.registry import Ladder, trains_backbone
 
 
-class Classifier:
+class Trainable:
+    """What a learning-rate search needs of a model it trains (training._search):
+    `model` (its weights) and `optimizer`, restarted, paused and resumed."""
+
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+
+    def restart(self, learning_rate: float, weights: list) -> None:
+        """Back to `weights` with a fresh optimizer state at `learning_rate`,
+        without retracing any step."""
+        self.model.set_weights(weights)
+        # The slots and step count only: a loss-scale optimizer keeps its scale.
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        for variable in optimizer.variables:
+            variable.assign(tf.zeros_like(variable))
+        self.optimizer.learning_rate = learning_rate
+
+    def training_state(self) -> tuple:
+        """Where training is: the model's weights, the optimizer's slots and
+        step count, its learning rate (a search pauses a learning rate's
+        training with it)."""
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        slots = [variable.numpy() for variable in optimizer.variables]
+        return self.model.get_weights(), slots, float(self.optimizer.learning_rate)
+
+    def restore_training_state(self, state: tuple) -> None:
+        """Back to a `training_state`, to go on as if never paused."""
+        weights, slots, learning_rate = state
+        self.model.set_weights(weights)
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        for variable, value in zip(optimizer.variables, slots, strict=True):
+            variable.assign(value)
+        self.optimizer.learning_rate = learning_rate
+
+    def _scaled(self, loss):
+        """The loss as differentiated: scaled up under mixed precision, so small
+        float16 gradients don't underflow."""
+        if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
+            return self.optimizer.get_scaled_loss(loss)
+        return loss
+
+    def _apply(self, gradients, variables) -> None:
+        if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
+            gradients = self.optimizer.get_unscaled_gradients(gradients)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+
+
+class Classifier(Trainable):
     """A TF Hub backbone with a new Dense head.
 
     `mode` (registry.MODES) says which variables train: transfer the head
@@ -54,6 +101,7 @@ class Classifier:
         batch_norm_momentum: float | None = None,
     ):
         self.image_size, self.mode = image_size, mode
+        self.mixed_precision, self.jit_compile = mixed_precision, jit_compile
         trains = trains_backbone(mode)
         self.batch_norm = batch_norm if trains else "frozen"
         self._backbone_training = self.batch_norm == "train"
@@ -129,16 +177,6 @@ class Classifier:
         features = self.backbone(images, training=self._backbone_training)
         return self.head(features, training=True)
 
-    def restart(self, learning_rate: float, weights: list) -> None:
-        """Back to `weights` with a fresh optimizer state at `learning_rate`,
-        without retracing any step."""
-        self.model.set_weights(weights)
-        # The slots and step count only: a loss-scale optimizer keeps its scale.
-        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
-        for variable in optimizer.variables:
-            variable.assign(tf.zeros_like(variable))
-        self.optimizer.learning_rate = learning_rate
-
     def _train_step(self, images, labels):
         """Forward, backward and optimizer update on one batch of images."""
         with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -167,17 +205,6 @@ class Classifier:
             total += tf.cast(self.head_train_step(tf.gather(features, index), tf.gather(labels, index)), tf.float32)
         return total / tf.cast(count, tf.float32)
 
-    def _scaled(self, loss):
-        """The loss as differentiated: scaled up under mixed precision, so small
-        float16 gradients don't underflow."""
-        if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
-            return self.optimizer.get_scaled_loss(loss)
-        return loss
-
-    def _apply(self, gradients, variables) -> None:
-        if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
-            gradients = self.optimizer.get_unscaled_gradients(gradients)
-        self.optimizer.apply_gradients(zip(gradients, variables))
 
 
 def hub_layer(module_path: str, **kwargs):

@@ -44,10 +44,8 @@ class SplitPipeline:
     def batches(self, batch_size: int, *, shuffle_seed: int | None = None):
         """Batches of (images, labels): one pass, reshuffled on every call."""
         self.passes += 1
-        if self.host_memory:
-            order = np.arange(self.size)
-            if shuffle_seed is not None:
-                order = np.random.default_rng(shuffle_seed).permutation(self.size)
+        if self.host_memory:  # the same order as from the cache (`order`)
+            order = self.order(shuffle_seed)
             images = self._decoded_in_host_memory()
             rows = (order[start : start + batch_size] for start in range(0, self.size, batch_size))
             return (_copied_in(images[batch], self.labels[batch]) for batch in rows)
@@ -55,6 +53,15 @@ class SplitPipeline:
         if shuffle_seed is not None:
             ds = ds.shuffle(self.size, seed=shuffle_seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def order(self, shuffle_seed: int | None = None) -> np.ndarray:
+        """The split's images in the order a pass of `batches(...,
+        shuffle_seed)` reads them: the permutation tf.data's shuffle gives,
+        which depends on the seed and the split's size alone."""
+        indices = tf.data.Dataset.range(self.size)
+        if shuffle_seed is not None:
+            indices = indices.shuffle(self.size, seed=shuffle_seed, reshuffle_each_iteration=True)
+        return next(iter(indices.batch(max(self.size, 1)))).numpy()
 
     def timed_batches(self, batch_size: int, *, seed: int = 0, count: int = TIMED_BATCHES):
         """An endless cycle of `count` distinct full batches of the timed

@@ -13,7 +13,12 @@ The protocol, the same for every trial:
    (model.Classifier) train on the images, with the backbone's BatchNorm in
    the run's policy, once per base learning rate of the fine-tuning range. Starting from a trained head rather than a random one
    keeps the first large gradients from distorting the pretrained features
-   (LP-FT, Kumar et al. 2022).
+   (LP-FT, Kumar et al. 2022). Successive halving: every rate trains one
+   epoch, the worse half by validation loss stop there, the rest go on (the
+   probe's rates all run: from a random head, one epoch favours the largest).
+   last_block and last_stage with BatchNorm frozen train on the activations
+   at the first trained layer, computed once per split (boundary.py): the
+   same steps without the frozen part's forward pass in each.
 
 Every learning rate is scaled to the batch size (plan.scaled_learning_rate).
 A run at one learning rate evaluates validation after every epoch, stops after
@@ -29,6 +34,7 @@ first reached.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -37,6 +43,7 @@ import tensorflow as tf
 
 from tlbench.plan import Budget, scaled_learning_rate
 from tlbench.registry import trains_backbone
+from tlbench.worker.boundary import Activations, Split, TopTrainer
 from tlbench.worker.model import Classifier
 from tlbench.worker.pipeline import SplitPipeline
 
@@ -87,10 +94,11 @@ def evaluate(predict, batches) -> Evaluation:
 
 
 class FeatureSplit:
-    """A split's backbone features, computed once."""
+    """A split's backbone features, computed once: `extract` (inputs ->
+    features) over the split's batches (images, or boundary activations)."""
 
-    def __init__(self, classifier: Classifier, split: SplitPipeline, batch_size: int):
-        features = [classifier.extract_features(x) for x, _ in split.batches(batch_size)]
+    def __init__(self, extract, split, batch_size: int):
+        features = [extract(x) for x, _ in split.batches(batch_size)]
         self.size = split.size
         self.features = tf.concat(features, axis=0)
         self.labels = tf.cast(split.labels, tf.int32)
@@ -112,10 +120,16 @@ def fit_and_select(
     batch_size: int,
     budget: Budget,
     seed: int,
+    split: Split | None = None,
+    halving: bool = True,
 ) -> SearchResult:
     """The protocol of this module. Each stage, "transfer" (the probe) and
     "finetune" (backbone variables train), takes the budget's learning rates, most epochs and patience
-    for that mode."""
+    for that mode. `split` (boundary.split_backbone): a partial mode's search
+    runs on the boundary activations, computed once, and its weights are then
+    copied into the classifier. `halving`: the fine-tuning stage's successive
+    halving (off: every rate runs every epoch, as before it; a benchmark's
+    baseline)."""
 
     def stage(name: str) -> dict:
         return {
@@ -125,22 +139,23 @@ def fit_and_select(
         }
 
     started = time.perf_counter()
-    train_features, val_features = (
-        FeatureSplit(classifier, train, batch_size),
-        FeatureSplit(classifier, val, batch_size),
-    )
+    if split is None:
+        inputs, extract = (train, val), classifier.extract_features
+    else:  # the probe's features from the activations: the frozen part runs once
+        trainer = TopTrainer(classifier, split)
+        inputs, extract = (Activations(split, train, batch_size), Activations(split, val, batch_size)), trainer.features
+    train_features, val_features = (FeatureSplit(extract, part, batch_size) for part in inputs)
     feature_seconds = time.perf_counter() - started
 
     def probe_epoch(shuffle_seed: int) -> float:
         order = train_features.order(shuffle_seed)
         return float(classifier.head_train_epoch(train_features.features, train_features.labels, order, batch_size))
 
-    def images_epoch(shuffle_seed: int) -> float:
-        return float(
-            np.mean(
-                [float(classifier.train_step(x, y)) for x, y in train.batches(batch_size, shuffle_seed=shuffle_seed)]
-            )
-        )
+    stepped = classifier if split is None else trainer  # what the fine-tuning stage trains
+
+    def finetune_epoch(shuffle_seed: int) -> float:
+        batches = inputs[0].batches(batch_size, shuffle_seed=shuffle_seed)
+        return float(np.mean([float(stepped.train_step(x, y)) for x, y in batches]))
 
     start = classifier.model.get_weights()
     probe = _search(
@@ -159,19 +174,22 @@ def fit_and_select(
     final, predict, evaluated_train = probe, classifier.predict_from_features, train_features
     if trains_backbone(mode):
         final = _search(
-            classifier,
-            classifier.model.get_weights(),
-            images_epoch,
-            lambda: evaluate(classifier.predict, val.batches(batch_size)),
-            classifier.model,
+            stepped,
+            stepped.model.get_weights(),
+            finetune_epoch,
+            lambda: evaluate(stepped.predict, inputs[1].batches(batch_size)),
+            stepped.model,
             batch_size=batch_size,
             seed=seed,
             seconds_before=probe.best["val_curve"][-1]["train_seconds"],
             start_evaluation=probe.val,
+            halving=halving,
             **stage("finetune"),
         )
-        classifier.model.set_weights(final.weights)
-        predict, evaluated_train = classifier.predict, train
+        stepped.model.set_weights(final.weights)
+        if split is not None:
+            trainer.copy_to_classifier()
+        predict, evaluated_train = stepped.predict, inputs[0]
     return SearchResult(
         learning_rate=final.best["learning_rate"],
         base_learning_rate=final.best["base_learning_rate"],
@@ -199,51 +217,96 @@ def _search(
     seed: int,
     seconds_before: float,
     start_evaluation: Evaluation | None = None,
+    halving: bool = False,
 ) -> Search:
     """Train `trained` (a layer or model) from the model weights `start`, once
     per base learning rate: `train_epoch(shuffle_seed)` runs an epoch and
     returns its mean training loss, `evaluate_val()` evaluates validation; with early stopping on validation
     loss. `start_evaluation`: the start's validation figures, when the start
-    itself may be kept (epoch 0)."""
-    candidates, best, best_key = [], None, None
-    for base in learning_rates:
-        learning_rate = scaled_learning_rate(base, batch_size)
-        classifier.restart(learning_rate, start)
-        curve, seconds, kept = [], seconds_before, None
+    itself may be kept (epoch 0).
+
+    `halving` (successive halving, one rung): every learning rate trains one
+    epoch, then the worse half by validation loss stop there
+    (`stopped_at_rung`) and the rest go on from where they were, their
+    optimizer state included: the search trains fewer epochs and keeps the
+    same curve for every rate it ran."""
+    runs = [
+        _Run(base, scaled_learning_rate(base, batch_size), seconds_before, start_evaluation) for base in learning_rates
+    ]
+    paused = {}
+    for index, run in enumerate(runs):
+        classifier.restart(run.learning_rate, start)
         if start_evaluation is not None:
-            curve.append(_point(0, seconds, None, start_evaluation))
-            kept = (0, start_evaluation, trained.get_weights())
-        for epoch in range(1, epochs + 1):
+            run.kept = (0, start_evaluation, trained.get_weights())
+        run.train(train_epoch, evaluate_val, trained, seed, epochs=1 if halving else epochs, patience=patience)
+        if halving and not run.stopped:
+            paused[index] = classifier.training_state()
+    if halving:
+        ranked = sorted(range(len(runs)), key=lambda i: _loss_order(runs[i].curve[-1]["val_loss"]))
+        going_on = set(ranked[: len(runs) - len(runs) // 2])  # the worse half, rounded down, stop
+        for index, run in enumerate(runs):
+            if index not in paused:
+                continue
+            if index not in going_on:
+                run.stopped_at_rung = True
+                continue
+            classifier.restore_training_state(paused.pop(index))
+            run.train(train_epoch, evaluate_val, trained, seed, epochs=epochs, patience=patience)
+    candidates = [run.candidate(epochs, halving) for run in runs]
+    chosen = max(range(len(runs)), key=lambda i: (runs[i].kept[1].accuracy, -runs[i].kept[1].loss, -i))
+    _, val_result, weights = runs[chosen].kept
+    return Search(candidates=candidates, chosen=chosen, weights=weights, val=val_result)
+
+
+def _loss_order(loss: float) -> float:
+    return math.inf if math.isnan(loss) else loss  # a diverged rate ranks last
+
+
+class _Run:
+    """One learning rate's training in a search: its curve, and the epoch kept so far."""
+
+    def __init__(self, base: float, learning_rate: float, seconds: float, start: Evaluation | None):
+        self.base, self.learning_rate, self.seconds = base, learning_rate, seconds
+        self.curve = [] if start is None else [_point(0, seconds, None, start)]
+        self.kept = None  # (epoch, Evaluation, weights)
+        self.stopped = self.stopped_at_rung = False
+
+    @property
+    def epoch(self) -> int:
+        return self.curve[-1]["epoch"] if self.curve else 0
+
+    def train(self, train_epoch, evaluate_val, trained, seed: int, *, epochs: int, patience: int) -> None:
+        """On from the current epoch up to `epochs`, or until early stopping:
+        no lower validation loss for `patience` epochs."""
+        while self.epoch < epochs:
+            epoch = self.epoch + 1
             began = time.perf_counter()
             train_loss = train_epoch(seed * 1000 + epoch)
-            seconds += time.perf_counter() - began
+            self.seconds += time.perf_counter() - began
             result = evaluate_val()
-            curve.append(_point(epoch, seconds, train_loss, result))
-            if kept is None or result.loss < kept[1].loss:
-                kept = (epoch, result, trained.get_weights())
-            elif epoch - kept[0] >= patience:
-                break  # early stopping: no lower validation loss for `patience` epochs
-        kept_epoch, kept_result, kept_weights = kept
-        candidates.append(
-            {
-                "base_learning_rate": base,
-                "learning_rate": learning_rate,
-                "kept_epoch": kept_epoch,
-                "epochs_run": curve[-1]["epoch"],
-                "stopped_early": curve[-1]["epoch"] < epochs,
-                "val_accuracy": kept_result.accuracy,
-                "val_loss": kept_result.loss,
-                "time_to_accuracy_seconds": next(
-                    point["train_seconds"] for point in curve if point["val_accuracy"] >= kept_result.accuracy
-                ),
-                "val_curve": curve,
-            }
-        )
-        key = (kept_result.accuracy, -kept_result.loss)
-        if best_key is None or key > best_key:
-            best_key, best = key, (len(candidates) - 1, kept_weights, kept_result)
-    chosen, weights, val_result = best
-    return Search(candidates=candidates, chosen=chosen, weights=weights, val=val_result)
+            self.curve.append(_point(epoch, self.seconds, train_loss, result))
+            if self.kept is None or result.loss < self.kept[1].loss:
+                self.kept = (epoch, result, trained.get_weights())
+            elif epoch - self.kept[0] >= patience:
+                self.stopped = True
+                return
+
+    def candidate(self, epochs: int, halving: bool) -> dict:
+        kept_epoch, kept_result, _ = self.kept
+        figures = {
+            "base_learning_rate": self.base,
+            "learning_rate": self.learning_rate,
+            "kept_epoch": kept_epoch,
+            "epochs_run": self.epoch,
+            "stopped_early": self.epoch < epochs,
+            "val_accuracy": kept_result.accuracy,
+            "val_loss": kept_result.loss,
+            "time_to_accuracy_seconds": next(
+                point["train_seconds"] for point in self.curve if point["val_accuracy"] >= kept_result.accuracy
+            ),
+            "val_curve": self.curve,
+        }
+        return {**figures, "stopped_at_rung": self.stopped_at_rung} if halving else figures
 
 
 def _point(epoch: int, seconds: float, train_loss: float | None, result: Evaluation) -> dict:

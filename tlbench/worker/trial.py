@@ -22,6 +22,7 @@ way a record comes back and the grid goes on.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from dataclasses import dataclass
@@ -272,9 +273,11 @@ def model_costs(setup: Setup, spec: TrialSpec) -> dict:
 def measure_accuracy(setup: Setup, spec: TrialSpec) -> dict:
     """The protocol of `training`: the search on validation, then the test
     split read once."""
+    from tlbench.worker.boundary import accuracy_path
     from tlbench.worker.training import evaluate, fit_and_select
 
     budget = spec.budget
+    split, path = accuracy_path(setup.classifier, setup.module_path, get_backbone(spec.backbone), setup.train, setup.val)
     search = fit_and_select(
         setup.classifier,
         setup.train,
@@ -283,9 +286,15 @@ def measure_accuracy(setup: Setup, spec: TrialSpec) -> dict:
         batch_size=spec.batch_size,
         budget=budget,
         seed=spec.seed,
+        split=split,
     )
+    # The rebuilt backbone and the activations of a boundary search (tf.functions hold them in cycles) go
+    # now, before the timed passes measure what is resident.
+    del split
+    gc.collect()
     test = evaluate(setup.classifier.predict, setup.test.batches(spec.batch_size))  # the one look at test
     return {
+        **path,
         "learning_rate": search.learning_rate,
         "base_learning_rate": search.base_learning_rate,
         "learning_rate_rule": LEARNING_RATE_RULE,
