@@ -9,6 +9,11 @@ TensorFlow. They run in real Ray worker processes through the runner's
   A trial named in `<control>/hold` ("ID N" lines; "*" for every trial) waits
   at its first N starts until `<control>/go-ID` exists (or is killed), so a
   test can interrupt, kill or fill the disk while it runs.
+  Given frozen inputs (`frozen_inputs`'), its record says which computation
+  made them and where, as a real trial's `frozen_inputs` does.
+- `frozen_inputs`: the frozen work, once per backbone: appends a line to
+  `<control>/frozen` and returns an id, its node and a 1 MB array (which a
+  trial on another node pulls through Ray's object store).
 - `prepare_standin` / `refuse_prepare`: the runner's `prepare` step.
 - `predict_batch` / `probe_batch`: --batch-size max's worker side on a
   device where batches up to FITS_UP_TO fit, the prediction PREDICTED; every
@@ -37,7 +42,26 @@ def _lines(name: str) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-def quick_trial(spec, images) -> dict:
+FROZEN_VALUES = 2**18  # float32: 1 MiB
+
+
+def frozen_inputs(spec, images, modes) -> dict:
+    import uuid
+
+    import numpy as np
+    import ray
+
+    with open(_control() / "frozen", "a") as f:
+        f.write(json.dumps({"backbone": spec.backbone, "modes": modes, "pid": os.getpid()}) + "\n")
+    return {
+        "computation": uuid.uuid4().hex[:12],
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "seconds": 0.0,
+        "features": {"train": np.arange(FROZEN_VALUES, dtype=np.float32)},
+    }
+
+
+def quick_trial(spec, images, frozen=None) -> dict:
     import ray
 
     with open(_control() / "started", "a") as f:  # one short line per append: whole lines
@@ -45,8 +69,14 @@ def quick_trial(spec, images) -> dict:
     _wait_if_held(spec.trial_id)
     if spec.trial_id in _lines("fail"):
         return record.make(**spec.record_fields(), status=record.Status.ERROR, error="RuntimeError: asked to fail")
+    shared = {}
+    if frozen is not None:
+        arrived = frozen["features"]["train"]
+        assert arrived.shape == (FROZEN_VALUES,) and float(arrived[-1]) == FROZEN_VALUES - 1
+        shared = {"frozen_inputs": {"shared": True, **{k: frozen[k] for k in ("computation", "node_id", "seconds")}}}
     return record.make(
         **spec.record_fields(),
+        **shared,
         status=record.Status.OK,
         error=None,
         seconds=0.0,
@@ -171,6 +201,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mode", nargs="+", default=[])
     parser.add_argument("--batch-size", nargs="+", type=int, default=[])
     parser.add_argument("--refuse-prepare", action="store_true", help="fail if weights are chosen (again)")
+    parser.add_argument("--share-frozen", action="store_true", help="frozen inputs once per backbone (frozen_inputs)")
     args = parser.parse_args(argv)
     faulthandler.register(signal.SIGUSR1)  # a test that waits in vain gets the stack
     # Started as a background job of a shell without job control (a CI script's
@@ -178,7 +209,9 @@ def main(argv=None) -> int:
     # tests send Ctrl-C as a terminal would, to a process that takes it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     workers = runner.Workers(
-        trial="null_trials:quick_trial", prepare=refuse_prepare if args.refuse_prepare else prepare_standin
+        frozen="null_trials:frozen_inputs" if args.share_frozen else None,
+        trial="null_trials:quick_trial",
+        prepare=refuse_prepare if args.refuse_prepare else prepare_standin,
     )
     settings = runner.Settings(out=args.folder, address=args.address)
     console = Console(width=240)

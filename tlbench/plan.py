@@ -200,6 +200,24 @@ class TrialSpec:
     def trial_id(self) -> str:
         return trial_id(self.backbone, self.mode, self.batch_size, self.dataset, self.seed)
 
+    def frozen_key(self) -> tuple:
+        """What the frozen part of the trial's work depends on (worker/frozen.py):
+        trials with the same key can share it, whatever their mode, batch and seed."""
+        protocol = self.protocol
+        caps = (protocol.max_train_images(self.budget), self.budget.max_eval_images)
+        return (
+            self.backbone,
+            self.module,
+            self.dataset,
+            protocol.split_seed,
+            caps,
+            protocol.batch_norm_momentum,
+            protocol.batch_norm,
+            self.xla,
+            self.mixed_precision,
+            self.device_memory,
+        )
+
     def record_fields(self) -> dict:
         """The record fields that say what was run."""
         return {

@@ -104,6 +104,17 @@ class Candidate(TypedDict, total=False):
     val_curve: list[CurvePoint]
 
 
+class FrozenInputs(TypedDict, total=False):
+    """The backbone's frozen inputs (worker/frozen.py), computed once for the run's trials."""
+
+    shared: bool  # the trial used the shared features
+    activations_shared: bool  # and the shared boundary activations (accuracy_path boundary)
+    computation: str | None  # the id of the computation the trial got, one per backbone in a run
+    node_id: str | None  # the Ray node it ran on
+    seconds: Seconds | None  # how long it took
+    note: str | None  # why the trial computed its own
+
+
 class TrialRecord(TypedDict, total=False):
     # --- which trial (plan.TrialSpec) ---
     trial_id: str  # backbone-mode-bsN-dataset-seedS
@@ -159,6 +170,7 @@ class TrialRecord(TypedDict, total=False):
     accuracy_path: str  # what the search trained on: features (transfer), boundary (activations), images
     accuracy_path_note: str | None  # a partial mode on images: why not on boundary activations
     boundary_layer: str | None  # accuracy_path boundary: the first trained layer, whose input was cached
+    frozen_inputs: FrozenInputs
     learning_rate: Rate  # chosen, as trained with
     base_learning_rate: Rate
     learning_rate_rule: str

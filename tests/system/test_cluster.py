@@ -6,6 +6,7 @@ a cluster of machines. Placement is the driver's: the trials are null trials
 (`null_trials`), held until the test lets them finish.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -73,6 +74,37 @@ def test_trials_spread_over_the_nodes_of_a_cpu_cluster(ray_cluster, null_run, tm
     first, second = _two_trials_at_once(null_run, tmp_path, cluster.address)
     assert first["node_id"] != second["node_id"]
     assert first["cuda_visible_devices"] in (None, "") and first["ray_gpu_ids"] == []
+
+
+def test_frozen_inputs_are_computed_once_per_backbone_for_trials_on_both_nodes(ray_cluster, null_run, tmp_path):
+    """Two backbones, two trials each, on four one-CPU nodes: each backbone's
+    frozen inputs are computed by one task, and its trials, held until all
+    four run (so on every node, each on its own), get that one computation's
+    result, pulled to their node through the object store."""
+    cluster = ray_cluster({"num_cpus": 1}, {"num_cpus": 1}, {"num_cpus": 1}, {"num_cpus": 1})
+    (Path(os.environ[null_trials.CONTROL]) / "hold").write_text("* 1")
+    driver = null_run(
+        "start", tmp_path, "--backbone", "mobilenet_v2_035_128", "resnet_v2_50", "--mode", "transfer",
+        "--batch-size", "8", "16", "--address", cluster.address, "--share-frozen",
+    )  # fmt: skip
+    try:
+        for start in [null_trials.wait_for_start(n) for n in (1, 2, 3, 4)]:  # all at once: one per node
+            null_trials.release(start["trial_id"])
+        stdout, stderr = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, stdout + stderr
+    (run_dir,) = tmp_path.iterdir()
+    records = read_records(run_dir)
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    computed = (Path(os.environ[null_trials.CONTROL]) / "frozen").read_text().splitlines()
+    assert sorted(json.loads(line)["backbone"] for line in computed) == ["mobilenet_v2_035_128", "resnet_v2_50"]
+    for backbone in ("mobilenet_v2_035_128", "resnet_v2_50"):
+        trials = [r for r in records if r["backbone"] == backbone]
+        assert len({r["frozen_inputs"]["computation"] for r in trials}) == 1
+        assert len({r["node_id"] for r in trials}) == 2  # on two nodes
+    assert len({r["node_id"] for r in records}) == 4
+    assert "frozen inputs: 2 computation(s) for 2 backbone(s)" in stdout.replace("\n", " ")
 
 
 def test_a_cluster_that_cannot_hold_a_trial_fails_fast(ray_cluster, run_in_subprocess, tmp_path):

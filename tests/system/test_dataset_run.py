@@ -53,7 +53,7 @@ def test_a_run_says_first_what_was_skipped_and_that_its_budget_starves_classes(c
     os.mkfifo(root / "class01" / "pipe.png")
     out = io.StringIO()
     request = RunRequest(str(root), ("mobilenet_v2_035_128",), ("transfer",), (8,), quick=True)
-    workers = runner.Workers(trial=null_trials.quick_trial, prepare=null_trials.prepare_standin)
+    workers = runner.Workers(frozen=None, trial=null_trials.quick_trial, prepare=null_trials.prepare_standin)
     status = runner.start(request, runner.Settings(out=str(tmp_path / "runs")), Console(file=out, width=100), workers)
     assert status == 0
     lines = out.getvalue().splitlines()

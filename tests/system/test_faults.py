@@ -22,7 +22,7 @@ from tlbench.results import TRIALS
 
 TARGET = "mobilenet_v2_035_128-transfer-bs8-digits-seed0"
 OTHER = "mobilenet_v2_035_128-transfer-bs16-digits-seed0"
-WORKERS = runner.Workers(trial=null_trials.quick_trial, prepare=null_trials.prepare_standin)
+WORKERS = runner.Workers(frozen=None, trial=null_trials.quick_trial, prepare=null_trials.prepare_standin)
 REQUEST = RunRequest(dataset="digits", backbones=("mobilenet_v2_035_128",), modes=("transfer",), batch_sizes=(8, 16))
 
 

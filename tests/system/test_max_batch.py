@@ -20,6 +20,7 @@ from tlbench.driver.request import RunRequest
 from tlbench.run_env import ENV_KEY
 
 WORKERS = runner.Workers(
+    frozen=None,
     trial=null_trials.quick_trial,
     prepare=null_trials.prepare_standin,
     predict=null_trials.predict_batch,

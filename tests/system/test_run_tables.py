@@ -44,7 +44,7 @@ def test_a_run_fits_its_tables_to_a_terminal_and_wide_prints_every_column(contro
     from tlbench.driver import runner
     from tlbench.driver.request import RunRequest
 
-    workers = runner.Workers(trial=null_trials.quick_trial, prepare=null_trials.prepare_standin)
+    workers = runner.Workers(frozen=None, trial=null_trials.quick_trial, prepare=null_trials.prepare_standin)
     request = RunRequest(dataset="digits", modes=("transfer", "finetune"), batch_sizes=(8,), quick=True)
     for wide in (False, True):
         console = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)

@@ -26,7 +26,7 @@ from tlbench.driver.request import RunRequest
 from tlbench.plan import BUDGETS, longest_first, predicted_flops
 from tlbench.run_env import ENV_KEY
 
-WORKERS = runner.Workers(trial=null_trials.quick_trial, prepare=null_trials.prepare_standin)
+WORKERS = runner.Workers(frozen=None, trial=null_trials.quick_trial, prepare=null_trials.prepare_standin)
 
 
 def _console() -> tuple[Console, io.StringIO]:

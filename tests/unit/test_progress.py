@@ -32,3 +32,21 @@ def test_running_trials_show_where_they_run():
     assert "resnet_v2_50-finetune-bs8-digits-seed0" in text and "abc123def456" in text and "0:01:05" in text
     progress.finished({"trial_id": "resnet_v2_50-finetune-bs8-digits-seed0", "status": "ok", "seconds": 65})
     assert not progress.running
+
+
+def test_the_live_view_counts_the_frozen_computations_and_the_trials_that_used_them():
+    progress = GridProgress(total=4, parallel=1)
+    shared = lambda computation: {"shared": True, "computation": computation}
+    progress.finished({"trial_id": "a", "backbone": "resnet_v2_50", "status": "ok", "frozen_inputs": shared("c1")})
+    progress.finished({"trial_id": "b", "backbone": "resnet_v2_50", "status": "ok", "frozen_inputs": shared("c1")})
+    progress.finished(
+        {"trial_id": "c", "backbone": "mobilenet_v2_035_128", "status": "ok", "frozen_inputs": shared("c2")}
+    )
+    progress.finished(
+        {"trial_id": "d", "backbone": "mobilenet_v2_035_128", "status": "ok", "frozen_inputs": {"shared": False}}
+    )
+    text = str(progress.render())
+    assert (
+        "frozen inputs: 2 computation(s) for 2 backbone(s) (mobilenet_v2_035_128, resnet_v2_50), used by 3 trial(s)"
+        in text
+    )

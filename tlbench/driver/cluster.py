@@ -32,6 +32,7 @@ from tlbench.plan import TrialSpec
 
 # A real trial: spec and images in, record out, in the worker process.
 TRIAL = "tlbench.worker.trial:run_trial"
+FROZEN = "tlbench.worker.frozen:compute"  # (spec, images, modes) -> a backbone's frozen inputs
 
 # Ray keeps sockets under its temp dir, and Unix socket paths are short.
 RAY_TEMP_DIR = Path(tempfile.gettempdir()) / "tlbench-ray"
@@ -225,9 +226,10 @@ def _normal_priority() -> int:
         return 0
 
 
-def _trial_task(work, spec: TrialSpec, images, board) -> dict:
+def _trial_task(work, spec: TrialSpec, images, board, frozen=None) -> dict:
     """In the worker: check in on the board, run `work(spec, images)` (a
-    function, or a "module:function" name imported here), add where it ran."""
+    function, or a "module:function" name imported here; with `frozen`, the
+    backbone's frozen inputs, `work(spec, images, frozen)`), add where it ran."""
     import time
 
     import ray
@@ -246,9 +248,33 @@ def _trial_task(work, spec: TrialSpec, images, board) -> dict:
     )
     try:
         function = isolated.resolve(work) if isinstance(work, str) else work
-        return {**function(spec, images), **placement}
+        return {**(function(spec, images) if frozen is None else function(spec, images, frozen)), **placement}
     finally:
         board.stop.remote(spec.trial_id)
+
+
+def _frozen_task(work, spec: TrialSpec, images, modes: list, board) -> dict:
+    """In a worker: `work(spec, images, modes)`, the frozen inputs of every
+    trial like `spec`, checked in on the board as a trial is."""
+    import time
+
+    import ray
+
+    name = frozen_task_name(spec)
+    context = ray.get_runtime_context()
+    board.start.remote(
+        name, {"node": context.get_node_id(), "gpus": [str(i) for i in ray.get_gpu_ids()], "since": time.time()}
+    )
+    try:
+        _normal_priority()
+        function = isolated.resolve(work) if isinstance(work, str) else work
+        return function(spec, images, modes)
+    finally:
+        board.stop.remote(name)
+
+
+def frozen_task_name(spec: TrialSpec) -> str:
+    return f"frozen-inputs-{spec.backbone}"
 
 
 def run_trials(
@@ -259,6 +285,7 @@ def run_trials(
     max_retries: int = 1,
     on_running: Callable[[dict], None] | None = None,
     work: str | Callable = TRIAL,
+    frozen_work: str | Callable | None = None,
 ) -> None:
     """Run every spec as its own Ray task and hand each record to `on_record`
     as soon as its trial ends. A worker process or node that dies is retried
@@ -269,16 +296,29 @@ def run_trials(
     default; tests and the scheduling benchmark pass null trials. Specs are
     submitted in the order given (see plan.longest_first).
     The dataset, checked once by the driver, goes to the workers through Ray's
-    object store rather than being read again by every trial."""
+    object store rather than being read again by every trial.
+
+    `frozen_work` (FROZEN): the frozen inputs of the trials that share a
+    plan.TrialSpec.frozen_key (a backbone's features, and its partial modes'
+    boundary activations) are computed by one task, submitted first, and
+    reach each trial through the object store, pulled to the trial's node; a
+    trial is scheduled once they are there. Should that task's worker die,
+    its trials run again computing their own."""
     import ray
 
     task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False)(_trial_task)
     board = ray.remote(num_cpus=0)(_Board).remote()
     resources = cluster.trial_resources()
     images_ref = ray.put(images)
+    shared = _submit_frozen(specs, images_ref, frozen_work, resources, max_retries, board) if frozen_work else {}
     pending = {}
+
+    def submit(spec, frozen=None) -> None:
+        args = (work, spec, images_ref, board) + (() if frozen is None else (frozen,))
+        pending[task.options(name=spec.trial_id, **resources).remote(*args)] = (spec, frozen)
+
     for spec in specs:
-        pending[task.options(name=spec.trial_id, **resources).remote(work, spec, images_ref, board)] = spec
+        submit(spec, shared.get(spec.frozen_key()))
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=REFRESH_SECONDS)
@@ -287,10 +327,13 @@ def run_trials(
             if not ready:
                 continue
             (ref,) = ready
-            spec = pending.pop(ref)
+            spec, frozen = pending.pop(ref)
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayError as error:
+                if frozen is not None and _failed(frozen):  # never ran: its frozen inputs were lost
+                    submit(spec)
+                    continue
                 result = record.make(
                     **spec.record_fields(),
                     status=record.Status.ERROR,
@@ -300,5 +343,33 @@ def run_trials(
                 board.stop.remote(spec.trial_id)  # it could not check out itself
             on_record(result)
     finally:
-        for ref in pending:  # interrupted: stop what is still running
+        for ref in [*pending, *shared.values()]:  # interrupted: stop what is still running
             ray.cancel(ref, force=True)
+
+
+def _submit_frozen(specs, images_ref, work, resources: dict, max_retries: int, board) -> dict:
+    """{frozen key: the reference of its task's result} for every key that
+    two trials or more share (one trial alone computes its own)."""
+    import ray
+
+    groups: dict = {}
+    for spec in specs:
+        groups.setdefault(spec.frozen_key(), []).append(spec)
+    task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False)(_frozen_task)
+    return {
+        key: task.options(name=frozen_task_name(members[0]), **resources).remote(
+            work, members[0], images_ref, sorted({spec.mode for spec in members}), board
+        )
+        for key, members in groups.items()
+        if len(members) > 1
+    }
+
+
+def _failed(ref) -> bool:
+    import ray
+
+    try:
+        ray.get(ref, timeout=0)
+    except ray.exceptions.RayError:
+        return True
+    return False

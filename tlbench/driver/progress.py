@@ -22,8 +22,15 @@ class GridProgress:
     failed: int = 0  # status oom or error
     trial_seconds: list = field(default_factory=list)
     running: dict = field(default_factory=dict)  # trial id -> {"node": ..., "gpus": ..., "since": unix time}
+    # frozen inputs (worker/frozen.py): computation -> backbone, and how many finished trials used them
+    frozen: dict = field(default_factory=dict)
+    frozen_users: int = 0
 
     def finished(self, record: dict) -> None:
+        shared = record.get("frozen_inputs") or {}
+        if shared.get("shared"):
+            self.frozen[shared["computation"]] = record.get("backbone")
+            self.frozen_users += 1
         self.done += 1
         self.failed += not ended_ok(record)
         if record.get("seconds"):
@@ -37,6 +44,10 @@ class GridProgress:
         left = self.total - self.done
         return sum(self.trial_seconds) / len(self.trial_seconds) * left / max(1, self.parallel)
 
+    def frozen_line(self) -> str:
+        """How often the run computed frozen inputs, for which backbones, for how many trials ("" if never)."""
+        return _frozen_summary(self.frozen, self.frozen_users) if self.frozen else ""
+
     def render(self, now: float | None = None):
         now = time.monotonic() if now is None else now
         remaining = self.remaining_seconds()
@@ -44,6 +55,7 @@ class GridProgress:
             f"{self.done}/{self.total} done · {len(self.running)} running · {self.failed} failed · "
             f"elapsed {_clock(now - self.started)} · "
             + (f"about {_clock(remaining)} left" if remaining is not None else "estimate after the first trial")
+            + ("\n" + self.frozen_line() if self.frozen else "")
         )
         if not self.running:
             return summary
@@ -54,6 +66,14 @@ class GridProgress:
         for trial_id, where in sorted(self.running.items()):
             table.add_row(trial_id, where["node"][:12], ",".join(where["gpus"]) or "-", _clock(wall - where["since"]))
         return Group(summary, table)
+
+
+def _frozen_summary(computations: dict, users: int) -> str:
+    backbones = sorted(set(computations.values()))
+    return (
+        f"frozen inputs: {len(computations)} computation(s) for {len(backbones)} backbone(s) "
+        f"({', '.join(backbones)}), used by {users} trial(s)"
+    )
 
 
 def _clock(seconds: float) -> str:

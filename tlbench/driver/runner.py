@@ -50,6 +50,9 @@ class Workers:
     """What runs outside the driver, passed in."""
 
     trial: str | Callable = cluster.TRIAL  # in a Ray worker: (spec, images) -> record
+    # in a Ray worker, once per backbone: (spec, images, modes) -> its frozen inputs, which the
+    # trials then get as a third argument; None: each trial computes its own
+    frozen: str | Callable | None = cluster.FROZEN
     # (backbones, weights policy, --module overrides, momentum) ->
     # {"sources": {name: ModuleSource fields}, "forward_flops": {name: int}}
     prepare: Callable = prepare_in_fresh_process
@@ -271,8 +274,17 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
             live.update(progress.render())
 
         cluster.run_trials(
-            specs, images, info, on_record, max_retries=settings.max_retries, on_running=on_running, work=workers.trial
+            specs,
+            images,
+            info,
+            on_record,
+            max_retries=settings.max_retries,
+            on_running=on_running,
+            work=workers.trial,
+            frozen_work=workers.frozen,
         )
+    if progress.frozen_line():
+        console.print(progress.frozen_line())
     return _report(run_dir, console, settings.wide or not console.is_terminal)  # a file or a pipe: every column
 
 

@@ -129,10 +129,13 @@ def _matching(variables, classifier: Classifier) -> list:
 class Activations:
     """One split's boundary activations, computed once, kept in host memory."""
 
-    def __init__(self, split: Split, pipeline, batch_size: int):
-        bottom = tf.function(lambda x: split.bottom(x, training=False))
+    def __init__(self, split: Split, pipeline, batch_size: int, values: np.ndarray | None = None):
+        """`values`: computed already (frozen.py), in the pipeline's order."""
         with tf.device("CPU:0"):
-            self.values = tf.concat([tf.identity(bottom(x)) for x, _ in pipeline.batches(batch_size)], axis=0)
+            if values is None:
+                bottom = tf.function(lambda x: split.bottom(x, training=False))
+                values = tf.concat([tf.identity(bottom(x)) for x, _ in pipeline.batches(batch_size)], axis=0)
+            self.values = tf.convert_to_tensor(values)
         self.labels = tf.constant(pipeline.labels, tf.int32)
         self.size = pipeline.size
         self._order = pipeline.order

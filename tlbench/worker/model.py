@@ -206,7 +206,6 @@ class Classifier(Trainable):
         return total / tf.cast(count, tf.float32)
 
 
-
 def hub_layer(module_path: str, **kwargs):
     """hub.KerasLayer over the module at `module_path`. A TF2 SavedModel is
     loaded by hub.load and handed over as the callable it is: the layer
@@ -259,3 +258,17 @@ def _layer_name(variable_name: str) -> str:
 
 def _sum(losses):
     return tf.add_n(losses) if losses else 0.0
+
+
+def batch_norm_momentum_note(classifier, module_path: str) -> str:
+    """How the run's BatchNorm momentum reached the backbone, if at all."""
+    from tlbench.worker.weights import exported_batch_norm_momentum
+
+    if classifier.batch_norm != "train":
+        return "unused: the backbone's BatchNorm runs in inference mode (batch_norm: frozen)"
+    exported = exported_batch_norm_momentum(module_path)
+    if exported is not None:
+        return f"exported into tlbench's SavedModel ({exported:g})"
+    if classifier.batch_norm_momentum_passed:
+        return "passed to the module as its batch_norm_momentum argument"
+    return "not applied: the module takes no batch_norm_momentum argument and keeps its own"

@@ -97,10 +97,12 @@ class FeatureSplit:
     """A split's backbone features, computed once: `extract` (inputs ->
     features) over the split's batches (images, or boundary activations)."""
 
-    def __init__(self, extract, split, batch_size: int):
-        features = [extract(x) for x, _ in split.batches(batch_size)]
+    def __init__(self, extract, split, batch_size: int, features: np.ndarray | None = None):
+        """`features`: computed already (frozen.py), in the split's order."""
+        if features is None:
+            features = tf.concat([extract(x) for x, _ in split.batches(batch_size)], axis=0)
         self.size = split.size
-        self.features = tf.concat(features, axis=0)
+        self.features = tf.convert_to_tensor(features)
         self.labels = tf.cast(split.labels, tf.int32)
 
     def batches(self, batch_size: int):
@@ -122,6 +124,7 @@ def fit_and_select(
     seed: int,
     split: Split | None = None,
     halving: bool = True,
+    shared: dict | None = None,
 ) -> SearchResult:
     """The protocol of this module. Each stage, "transfer" (the probe) and
     "finetune" (backbone variables train), takes the budget's learning rates, most epochs and patience
@@ -129,7 +132,8 @@ def fit_and_select(
     runs on the boundary activations, computed once, and its weights are then
     copied into the classifier. `halving`: the fine-tuning stage's successive
     halving (off: every rate runs every epoch, as before it; a benchmark's
-    baseline)."""
+    baseline). `shared` (frozen.usable): the features, and the activations
+    at the split's boundary, computed once for every trial of the backbone."""
 
     def stage(name: str) -> dict:
         return {
@@ -139,12 +143,20 @@ def fit_and_select(
         }
 
     started = time.perf_counter()
+    shared = shared or {}
+    given = shared.get("activations") if split is not None else shared.get("features")
     if split is None:
         inputs, extract = (train, val), classifier.extract_features
     else:  # the probe's features from the activations: the frozen part runs once
         trainer = TopTrainer(classifier, split)
-        inputs, extract = (Activations(split, train, batch_size), Activations(split, val, batch_size)), trainer.features
-    train_features, val_features = (FeatureSplit(extract, part, batch_size) for part in inputs)
+        inputs = tuple(
+            Activations(split, part, batch_size, (given or {}).get(name))
+            for name, part in (("train", train), ("val", val))
+        )
+        extract, given = trainer.features, None
+    train_features, val_features = (
+        FeatureSplit(extract, part, batch_size, (given or {}).get(name)) for name, part in zip(("train", "val"), inputs)
+    )
     feature_seconds = time.perf_counter() - started
 
     def probe_epoch(shuffle_seed: int) -> float:

@@ -36,9 +36,10 @@ from tlbench.worker.devices import compute_device, configure_devices, is_out_of_
 from tlbench.worker.measure import PeakFlops, TimingPlan, time_until_stable
 
 
-def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.TrialRecord:
+def run_trial(spec: TrialSpec, images: data.ImageSet | None = None, frozen: dict | None = None) -> record.TrialRecord:
     """`images`: the dataset as the driver loaded it; read from
-    `spec.dataset` when not given."""
+    `spec.dataset` when not given. `frozen`: the backbone's frozen inputs,
+    computed once for the run's trials (frozen.compute)."""
     started, started_at = time.perf_counter(), _utc_now()
     fields, status, error = {}, record.Status.OK, None
     try:
@@ -46,7 +47,7 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None) -> record.Tr
         fields.update(device_memory_emulated=spec.device_memory is not None, device_memory_bytes=spec.device_memory)
         images = images if images is not None else data.open_dataset(spec.dataset)
         fields["device"] = configure_devices(spec.device_memory)
-        measure(spec, images, fields)
+        measure(spec, images, fields, frozen)
     except Exception as failure:  # noqa: BLE001 - every failure becomes a record
         status = record.Status.OOM if is_out_of_memory(failure) else record.Status.ERROR
         if status == record.Status.OOM:  # refused by the graph's prediction, or a real allocation failed
@@ -86,7 +87,7 @@ class Phases:
         self._last = now
 
 
-def measure(spec: TrialSpec, images: data.ImageSet, fields: dict) -> None:
+def measure(spec: TrialSpec, images: data.ImageSet, fields: dict, frozen: dict | None = None) -> None:
     """The trial's figures into `fields`, phase by phase: a trial that fails
     (out of memory in a training step, say) keeps what it had measured, the
     graph's prediction of what fits included."""
@@ -103,7 +104,7 @@ def measure(spec: TrialSpec, images: data.ImageSet, fields: dict) -> None:
     # steps do, and not a foreign kernel that leaves its own state behind.
     peak = PeakFlops(setup.device, "float16" if setup.mixed_precision else "float32")
     phases.end("peak_probe")
-    accuracy = measure_accuracy(setup, spec)
+    accuracy = measure_accuracy(setup, spec, frozen)
     phases.end("accuracy")
     plan = TimingPlan(
         spec.budget.warmup_steps, spec.budget.min_timed_steps, spec.budget.min_timed_seconds, spec.budget.timed_repeats
@@ -170,7 +171,7 @@ def load(spec: TrialSpec, images: data.ImageSet) -> Setup:
 
     from tlbench.worker import weights
     from tlbench.worker.measure import TensorFlowPeakMemory
-    from tlbench.worker.model import Classifier
+    from tlbench.worker.model import Classifier, batch_norm_momentum_note
     from tlbench.worker.pipeline import SplitPipeline
 
     backbone, protocol = get_backbone(spec.backbone), spec.protocol
@@ -225,7 +226,7 @@ def load(spec: TrialSpec, images: data.ImageSet) -> Setup:
         device=device,
         mixed_precision=applied,
         precision_note=precision_note,
-        momentum_note=_batch_norm_momentum_note(classifier, module_path),
+        momentum_note=batch_norm_momentum_note(classifier, module_path),
         memory=TensorFlowPeakMemory(device),
     )
 
@@ -270,14 +271,18 @@ def model_costs(setup: Setup, spec: TrialSpec) -> dict:
     }
 
 
-def measure_accuracy(setup: Setup, spec: TrialSpec) -> dict:
+def measure_accuracy(setup: Setup, spec: TrialSpec, frozen: dict | None = None) -> dict:
     """The protocol of `training`: the search on validation, then the test
-    split read once."""
+    split read once. `frozen`: the backbone's frozen inputs, shared by the
+    run's trials (frozen.py), used where they match the trial's own."""
     from tlbench.worker.boundary import accuracy_path
+    from tlbench.worker.frozen import record_fields, usable
     from tlbench.worker.training import evaluate, fit_and_select
 
     budget = spec.budget
-    split, path = accuracy_path(setup.classifier, setup.module_path, get_backbone(spec.backbone), setup.train, setup.val)
+    backbone = get_backbone(spec.backbone)
+    split, path = accuracy_path(setup.classifier, setup.module_path, backbone, setup.train, setup.val)
+    shared, shared_note = usable(frozen, setup.classifier, setup.train, split, path["boundary_layer"])
     search = fit_and_select(
         setup.classifier,
         setup.train,
@@ -287,6 +292,7 @@ def measure_accuracy(setup: Setup, spec: TrialSpec) -> dict:
         budget=budget,
         seed=spec.seed,
         split=split,
+        shared=shared,
     )
     # The rebuilt backbone and the activations of a boundary search (tf.functions hold them in cycles) go
     # now, before the timed passes measure what is resident.
@@ -295,6 +301,7 @@ def measure_accuracy(setup: Setup, spec: TrialSpec) -> dict:
     test = evaluate(setup.classifier.predict, setup.test.batches(spec.batch_size))  # the one look at test
     return {
         **path,
+        "frozen_inputs": record_fields(frozen, shared, shared_note),
         "learning_rate": search.learning_rate,
         "base_learning_rate": search.base_learning_rate,
         "learning_rate_rule": LEARNING_RATE_RULE,
@@ -378,20 +385,6 @@ def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory
         "peak_rss_bytes": peak_rss,
         "runtime_overhead_bytes": max(peak_rss - peak, 0) if memory.allocator else None,
     }
-
-
-def _batch_norm_momentum_note(classifier, module_path: str) -> str:
-    """How the run's BatchNorm momentum reached the backbone, if at all."""
-    from tlbench.worker.weights import exported_batch_norm_momentum
-
-    if classifier.batch_norm != "train":
-        return "unused: the backbone's BatchNorm runs in inference mode (batch_norm: frozen)"
-    exported = exported_batch_norm_momentum(module_path)
-    if exported is not None:
-        return f"exported into tlbench's SavedModel ({exported:g})"
-    if classifier.batch_norm_momentum_passed:
-        return "passed to the module as its batch_norm_momentum argument"
-    return "not applied: the module takes no batch_norm_momentum argument and keeps its own"
 
 
 def _utc_now() -> str:
