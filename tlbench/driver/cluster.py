@@ -253,9 +253,10 @@ def _trial_task(work, spec: TrialSpec, images, board, frozen=None) -> dict:
         board.stop.remote(spec.trial_id)
 
 
-def _frozen_task(work, spec: TrialSpec, images, modes: list, board) -> dict:
+def _frozen_task(work, spec: TrialSpec, images, modes: list, board) -> tuple[dict, dict]:
     """In a worker: `work(spec, images, modes)`, the frozen inputs of every
-    trial like `spec`, checked in on the board as a trial is."""
+    trial like `spec`, checked in on the board as a trial is; returned twice:
+    without its arrays, for the driver, and whole, for the trials."""
     import time
 
     import ray
@@ -268,7 +269,8 @@ def _frozen_task(work, spec: TrialSpec, images, modes: list, board) -> dict:
     try:
         _normal_priority()
         function = isolated.resolve(work) if isinstance(work, str) else work
-        return function(spec, images, modes)
+        result = function(spec, images, modes)
+        return {key: value for key, value in result.items() if key not in ("features", "activations")}, result
     finally:
         board.stop.remote(name)
 
@@ -286,6 +288,7 @@ def run_trials(
     on_running: Callable[[dict], None] | None = None,
     work: str | Callable = TRIAL,
     frozen_work: str | Callable | None = None,
+    on_frozen: Callable[[TrialSpec, dict], None] | None = None,
 ) -> None:
     """Run every spec as its own Ray task and hand each record to `on_record`
     as soon as its trial ends. A worker process or node that dies is retried
@@ -303,14 +306,15 @@ def run_trials(
     boundary activations) are computed by one task, submitted first, and
     reach each trial through the object store, pulled to the trial's node; a
     trial is scheduled once they are there. Should that task's worker die,
-    its trials run again computing their own."""
+    its trials run again computing their own. `on_frozen(spec, summary)`
+    gets what each computation found, without its arrays, as it ends."""
     import ray
 
     task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False)(_trial_task)
     board = ray.remote(num_cpus=0)(_Board).remote()
     resources = cluster.trial_resources()
     images_ref = ray.put(images)
-    shared = _submit_frozen(specs, images_ref, frozen_work, resources, max_retries, board) if frozen_work else {}
+    shared, summaries = _submit_frozen(specs, images_ref, frozen_work, resources, max_retries, board)
     pending = {}
 
     def submit(spec, frozen=None) -> None:
@@ -321,12 +325,15 @@ def run_trials(
         submit(spec, shared.get(spec.frozen_key()))
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=REFRESH_SECONDS)
+            ready, _ = ray.wait([*summaries, *pending], num_returns=1, timeout=REFRESH_SECONDS)
             if on_running:
                 on_running(ray.get(board.read.remote()))
             if not ready:
                 continue
             (ref,) = ready
+            if ref in summaries:
+                _told(summaries.pop(ref), ref, on_frozen)
+                continue
             spec, frozen = pending.pop(ref)
             try:
                 result = ray.get(ref)
@@ -347,22 +354,38 @@ def run_trials(
             ray.cancel(ref, force=True)
 
 
-def _submit_frozen(specs, images_ref, work, resources: dict, max_retries: int, board) -> dict:
-    """{frozen key: the reference of its task's result} for every key that
-    two trials or more share (one trial alone computes its own)."""
+def _told(spec: TrialSpec, ref, on_frozen) -> None:
     import ray
 
+    try:
+        summary = ray.get(ref)
+    except ray.exceptions.RayError as error:
+        summary = {"error": f"{type(error).__name__}: {one_line(error, 300)}"}
+    if on_frozen:
+        on_frozen(spec, summary)
+
+
+def _submit_frozen(specs, images_ref, work, resources: dict, max_retries: int, board) -> tuple[dict, dict]:
+    """({frozen key: the reference of its task's whole result}, {the
+    reference of its summary: the spec it was computed for}) for every key
+    that two trials or more share (one trial alone computes its own)."""
+    import ray
+
+    if work is None:
+        return {}, {}
     groups: dict = {}
     for spec in specs:
         groups.setdefault(spec.frozen_key(), []).append(spec)
-    task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False)(_frozen_task)
-    return {
-        key: task.options(name=frozen_task_name(members[0]), **resources).remote(
-            work, members[0], images_ref, sorted({spec.mode for spec in members}), board
-        )
-        for key, members in groups.items()
-        if len(members) > 1
-    }
+    task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False, num_returns=2)(_frozen_task)
+    shared, summaries = {}, {}
+    for key, members in groups.items():
+        if len(members) > 1:
+            modes = sorted({spec.mode for spec in members})
+            summary, whole = task.options(name=frozen_task_name(members[0]), **resources).remote(
+                work, members[0], images_ref, modes, board
+            )
+            shared[key], summaries[summary] = whole, members[0]
+    return shared, summaries
 
 
 def _failed(ref) -> bool:

@@ -68,6 +68,19 @@ class GridProgress:
         return Group(summary, table)
 
 
+def early_answer(backbone: str, summary: dict, trials: int, trial_seconds: float) -> str:
+    """The run's first answer for a backbone, from its frozen inputs, before
+    any trial: what its features give a linear model, and how long its
+    trials will take by their FLOPs at the speed of that features pass."""
+    if "error" in summary:
+        return f"early answer, {backbone}: none (its frozen inputs failed: {summary['error']})"
+    return (
+        f"early answer, {backbone}: a ridge probe's validation accuracy {summary['ridge_val_accuracy']:.3f}, "
+        f"LogME {summary['logme']:.3f} (features at {summary['feature_images_per_sec']:.1f} images/s, "
+        f"{summary['seconds']:.0f} s); its {trials} trial(s): about {_clock(trial_seconds)} by their FLOPs"
+    )
+
+
 def _frozen_summary(computations: dict, users: int) -> str:
     backbones = sorted(set(computations.values()))
     return (

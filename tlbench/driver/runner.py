@@ -24,7 +24,7 @@ from rich.markup import escape
 
 from tlbench import data, environment, isolated, record, results, run_env
 from tlbench.driver import cluster, stopping
-from tlbench.driver.progress import GridProgress
+from tlbench.driver.progress import GridProgress, early_answer
 from tlbench.driver.request import RunPlan, RunRequest, recorded_plan
 from tlbench.errors import ResultsUnwritable, os_reason
 from tlbench.figures import live_figures
@@ -273,6 +273,13 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
             progress.running = running
             live.update(progress.render())
 
+        def on_frozen(spec, summary: dict) -> None:
+            trials = [s for s in specs if s.frozen_key() == spec.frozen_key()]
+            images = sum(predicted_flops(s, plan.forward_flops[s.backbone], sizes) for s in trials)
+            images /= plan.forward_flops[spec.backbone]  # forward passes' worth of images
+            seconds = images / summary["feature_images_per_sec"] if summary.get("feature_images_per_sec") else 0.0
+            live.console.print(early_answer(spec.backbone, summary, len(trials), seconds))
+
         cluster.run_trials(
             specs,
             images,
@@ -282,6 +289,7 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
             on_running=on_running,
             work=workers.trial,
             frozen_work=workers.frozen,
+            on_frozen=on_frozen,
         )
     if progress.frozen_line():
         console.print(progress.frozen_line())

@@ -46,7 +46,10 @@ def compute(spec: TrialSpec, images: data.ImageSet, modes: list) -> dict:
         configure_devices(spec.device_memory)
         setup = load(replace(spec, mode="transfer"), images)
         extract = setup.classifier.extract_features
+        pass_started = time.perf_counter()
         features = {name: FeatureSplit(extract, split, BATCH).features.numpy() for name, split in parts(setup)}
+        shared["feature_images_per_sec"] = (setup.train.size + setup.val.size) / (time.perf_counter() - pass_started)
+        shared.update(linear_answer(features, setup.train.labels, setup.val.labels))
         activations = {}
         for mode in sorted(set(modes) & {"last_block", "last_stage"}):
             partial = load(replace(spec, mode=mode), images)
@@ -58,6 +61,16 @@ def compute(spec: TrialSpec, images: data.ImageSet, modes: list) -> dict:
         return {**shared, "features": features, "activations": activations, "seconds": time.perf_counter() - started}
     except Exception as failure:  # noqa: BLE001 - the trials then compute their own
         return {**shared, "error": described(failure), "seconds": time.perf_counter() - started}
+
+
+def linear_answer(features: dict, train_labels, val_labels) -> dict:
+    """What the features say before anything trains (the run's early
+    answer): LogME on the training images, and a ridge probe's validation
+    accuracy (linear.py)."""
+    from tlbench.linear import logme, ridge_probe
+
+    probe = ridge_probe(features["train"], train_labels, features["val"], val_labels)
+    return {"logme": logme(features["train"], train_labels), "ridge_val_accuracy": probe.val_accuracy}
 
 
 def parts(setup) -> tuple:
