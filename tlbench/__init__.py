@@ -30,12 +30,15 @@ shared by both sides and import no TensorFlow either.
 | `device_memory.py`      | a device's memory: its size, a smaller one emulated, the batch that fits |
 | `batch_search.py`       | `--batch-size max`: which batch to try next, when the search ends        |
 | `listing.py`            | `list`: the backbones with their FLOPs per image, modes, datasets        |
+| `linear.py`             | LogME and a ridge probe on features: one SVD, numpy, nothing trained     |
 | `driver/request.py`     | the run request from the command line; the resolved plan in env.json     |
 | `driver/runner.py`      | a run or a resume: lock, env.json, records as trials end, live view      |
-| `driver/cluster.py`     | Ray: start or join a cluster, place trials, collect records              |
+| `driver/cluster.py`     | Ray: start or join a cluster, place trials and frozen inputs, collect   |
 | `driver/stopping.py`    | SIGTERM stops a command as Ctrl-C does; blocks that finish first         |
 | `driver/max_batch.py`   | `--batch-size max` on the cluster: prediction, probes, each search kept  |
-| `driver/progress.py`    | the live view: done / running / failed, where, time left                 |
+| `driver/progress.py`    | the live view: done / running / failed, where, time left; early answers  |
+| `driver/screen.py`      | `screen`: every backbone, one features pass each, ranked; what to run    |
+| `driver/prefetch.py`    | `prefetch`: modules into TFHUB_CACHE_DIR for nodes without internet      |
 | `worker/entry.py`       | what the driver calls on the worker side: weights, FLOPs, prefetch       |
 | `worker/trial.py`       | one trial in one worker process: spec in, record out, phase by phase     |
 | `worker/fit_probe.py`   | a batch tried as a short trial in a fresh worker; the graph's prediction |
@@ -46,7 +49,10 @@ shared by both sides and import no TensorFlow either.
 | `worker/savedmodel.py`  | the SavedModels tlbench exports: TF Hub's reusable format, one function  |
 | `worker/model.py`       | Input -> hub.KerasLayer -> Dense, the variables a mode trains, the steps |
 | `worker/pipeline.py`    | `tf.data` input pipelines: resize, cache, batch; timed streams           |
-| `worker/training.py`    | the protocol: linear probe, fine-tuning, early stopping, evaluation      |
+| `worker/training.py`    | the protocol: linear probe, fine-tuning, successive halving, evaluation  |
+| `worker/boundary.py`    | a backbone cut at its first trained layer; training on its activations   |
+| `worker/frozen.py`      | a backbone's frozen inputs, once per run, shared by its trials           |
+| `worker/screen.py`      | `screen`'s worker side: one features pass, what it tells                 |
 | `worker/measure.py`     | timed windows (median, IQR), memory vs a baseline, matmul peak probe     |
 | `worker/graphcost.py`   | from a model's graph: FLOPs per image, activation bytes a step keeps     |
 | `worker/liveness.py`    | which buffers a step holds at once: the step-peak simulation             |

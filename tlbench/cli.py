@@ -1,5 +1,5 @@
-"""The command line: parse, check, dispatch. `list`, `run`, `prefetch`,
-`report`, `compare`.
+"""The command line: parse, check, dispatch. `list`, `run`, `screen`,
+`prefetch`, `report`, `compare`.
 
 Everything the user typed is checked here, before Ray starts (the values
 themselves by `checks`, the run request by `driver.request`); a bad value
@@ -17,15 +17,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tlbench import __version__, checks, data, isolated, results
+from tlbench import __version__, checks, data, results
 from tlbench.driver.request import WEIGHTS_POLICIES, RunRequest, check_resume_args, parse_module_overrides
 from tlbench.driver.stopping import Terminated, stop_signals
 from tlbench.errors import ResultsUnwritable, UsageError, one_line
 from tlbench.plan import BATCH_NORM_POLICIES, DEFAULT_BATCH_NORM, DEFAULT_BATCH_NORM_MOMENTUM, DEFAULT_MODES
-from tlbench.registry import DEFAULT_BACKBONES, MODES, get_backbone
+from tlbench.registry import DEFAULT_BACKBONES, MODES
 from tlbench.reports.compare import Thresholds
 
-COMMANDS = ("list", "run", "report", "compare", "prefetch")
+COMMANDS = ("list", "run", "screen", "report", "compare", "prefetch")
+SCREEN_OPTIONS = ("--dataset", "--quick", "--weights", "--module", "--address")  # run's, for screen too
 DEFAULT_OUT = "results"
 EXIT_USAGE = 2
 EXIT_NOT_MET = 1  # report: no configuration fits; compare: a regression
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     module = {"action": "append", "metavar": "BACKBONE=PATH_OR_URL"}
 
     run = commands.add_parser("run", help="run a grid of trials")
+    screen = commands.add_parser("screen", help="rank every backbone by one features pass each, nothing trained")
+    screen.add_argument("--backbone", help="backbones (default: every one `list` shows)", nargs="+", metavar="B")
     for flag, helptext, kwargs in (
         ("--all", "the default grid: default backbones x modes x batch sizes, by the cluster's devices",
          {"action": "store_true"}),
@@ -104,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("--wide", "every column in one table, however wide the terminal (a file or a pipe always)", {"action": "store_true"}),
     ):  # fmt: skip
         run.add_argument(flag, help=helptext, **kwargs)
+        if flag in SCREEN_OPTIONS:
+            screen.add_argument(flag, help=helptext, **kwargs)
 
     prefetch = commands.add_parser(
         "prefetch", help="put modules into TFHUB_CACHE_DIR under their handles, for nodes without internet"
@@ -154,7 +159,8 @@ def main(argv=None) -> int:
         with stop_signals():  # SIGTERM stops a command as Ctrl-C does
             _check_command(argv)
             args = build_parser().parse_args(argv)
-            handlers = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "compare": cmd_compare}
+            handlers = {"list": cmd_list, "run": cmd_run, "screen": cmd_screen, "report": cmd_report}
+            handlers["compare"] = cmd_compare
             return handlers.get(args.command, cmd_prefetch)(args, argv, console)
     except (UsageError, ResultsUnwritable) as error:
         print(f"tlbench: error: {one_line(error, 100_000)}", file=sys.stderr)
@@ -192,6 +198,13 @@ def cmd_run(args, argv, console: Console, started=None) -> int:
     return runner.start(RunRequest.from_args(args), settings, console)
 
 
+def cmd_screen(args, argv, console: Console) -> int:
+    from tlbench.driver import runner, screen
+
+    settings = runner.Settings(DEFAULT_OUT, args.address, argv=argv)
+    return screen.screen(RunRequest.for_screen(args), settings, console)
+
+
 def cmd_report(args, argv, console: Console) -> int:
     """Exit status 1 when constraints were given and nothing fits; 3 (over 1) when the files can't be written."""
     from tlbench.reports.analysis import analyse
@@ -227,16 +240,6 @@ def cmd_compare(args, argv, console: Console) -> int:
 
 
 def cmd_prefetch(args, argv, console: Console) -> int:
-    import os
+    from tlbench.driver.prefetch import prefetch
 
-    if not os.environ.get("TFHUB_CACHE_DIR"):
-        raise UsageError("set TFHUB_CACHE_DIR to the folder the nodes read modules from (e.g. shared storage)")
-    overrides = parse_module_overrides(args.module)
-    for name in args.backbone or ():
-        get_backbone(name)
-    # Default: the default grid's backbones, or just those --module names.
-    names = list(dict.fromkeys((*(args.backbone or ([] if overrides else DEFAULT_BACKBONES)), *overrides)))
-    for name, path, how in isolated.call("tlbench.worker.entry:prefetch", names, overrides):
-        # One line each, as written: paths may hold "[...]", which rich would read as markup.
-        console.print(f"{name}: {path} ({how})", markup=False, highlight=False, soft_wrap=True)
-    return 0
+    return prefetch(args.backbone, parse_module_overrides(args.module), console)

@@ -122,6 +122,10 @@ COMMANDS = [
     (["run", "--all", "--out", "{tmp}/{long}"], 2, "File name too long"),
     (["run", "--all", "--out", "{file}/runs"], 2, "can't be created: '{file}' is a file"),
     (["prefetch", "--module", "mobilenet_v2_035_128={garbage_module}"], 2, "nothing was installed"),
+    (["screen", "--backbone", "resnet50"], 2, "unknown backbone 'resnet50': did you mean 'resnet_v2_50'?"),
+    (["screen", "--dataset", "{tmp}/nowhere"], 2, "is neither 'digits' nor an existing folder"),
+    (["screen", "--module", "resnet_v2_50=/no/such/dir"], 2, "is not a directory"),
+    (["screen", "--mode", "finetune"], 2, "unrecognized arguments: --mode finetune"),
     # --- run folders: report, compare, --resume
     (["report", "{tmp}"], 2, "not a tlbench run folder"),
     (["report", "{file}"], 2, "is a file, not a run folder"),

@@ -81,6 +81,14 @@ class RunRequest:
         return self.backbones or tuple(default_selection(cluster_gpus)["backbones"])
 
     @classmethod
+    def for_screen(cls, args) -> RunRequest:
+        """The request of `screen`'s parsed arguments: its backbones (none: every one known) in transfer."""
+        backbones = tuple(dict.fromkeys(get_backbone(name).name for name in args.backbone or ()))
+        modules = parse_module_overrides(args.module)
+        dataset = dataset_argument(args.dataset)
+        return cls(dataset, backbones, ("transfer",), quick=args.quick, weights=args.weights, modules=modules)
+
+    @classmethod
     def from_args(cls, args) -> RunRequest:
         """The request of `run`'s parsed arguments (without --resume)."""
         chosen = {"backbones": args.backbone, "modes": args.mode, "batch_sizes": args.batch_size}

@@ -83,15 +83,15 @@ def start(request: RunRequest, settings: Settings, console: Console, workers: Wo
     with _interruptible(console) as state:
         # Backbones named on the command line are prepared before Ray starts:
         # a module that can't serve is one line without a cluster's start-up.
-        prepared = _prepare(request.backbones, request, console, workers) if request.backbones else None
-        with _ray(settings, console) as info:
+        prepared = prepare(request.backbones, request, console, workers) if request.backbones else None
+        with ray_session(settings, console) as info:
             if prepared is None:  # the default grid's backbones depend on the cluster's GPUs
-                prepared = _prepare(request.backbones_on(info.gpus), request, console, workers)
+                prepared = prepare(request.backbones_on(info.gpus), request, console, workers)
             return _start_on(request, prepared, images, parent, info, settings, console, workers, state)
     return state.stopped_status
 
 
-def _prepare(backbones, request: RunRequest, console: Console, workers: Workers) -> dict:
+def prepare(backbones, request: RunRequest, console: Console, workers: Workers) -> dict:
     console.print(f"[dim]choosing weights for {', '.join(backbones)} ...[/]")
     return workers.prepare(backbones, request.weights, request.modules, request.protocol.batch_norm_momentum)
 
@@ -99,7 +99,7 @@ def _prepare(backbones, request: RunRequest, console: Console, workers: Workers)
 def _start_on(request: RunRequest, prepared: dict, images, parent, info, settings, console, workers, state) -> int:
     """A new run on the cluster `info`, its weights prepared: the plan, the
     run folder and env.json, then the grid."""
-    plan = request.resolve(info.gpus, _sources(prepared["sources"]), prepared["forward_flops"])
+    plan = request.resolve(info.gpus, sources(prepared["sources"]), prepared["forward_flops"])
     say_standins(plan.sources, console)
     _say_plainly(xla_warning(plan.xla, plan.modes), console)
     starved = data.budget_warning(images, plan.protocol, BUDGETS[plan.budget])
@@ -140,7 +140,7 @@ def resume(run_dir: Path, settings: Settings, console: Console, workers: Workers
         images = data.open_dataset(plan.dataset)
         data.check_train_size(images, plan.protocol.train_size)
         _say_plainly(images.skipped_summary(), console)
-        with _ray(settings, console) as info:
+        with ray_session(settings, console) as info:
             return _run(run_dir, plan, images, info, done, settings, console, workers, state)
     return state.stopped_status
 
@@ -168,7 +168,7 @@ def _interruptible(console: Console):
 
 
 @contextlib.contextmanager
-def _ray(settings: Settings, console: Console):
+def ray_session(settings: Settings, console: Console):
     console.print("[dim]starting Ray ...[/]")
     info = None
     try:
@@ -229,7 +229,7 @@ def _write_env(run_dir: Path, env: run_env.RunEnv) -> None:
         raise ResultsUnwritable(f"can't write {run_dir / results.ENV} ({os_reason(error)})") from None
 
 
-def _sources(prepared: dict) -> dict:
+def sources(prepared: dict) -> dict:
     from tlbench.plan import ModuleSource
 
     return {name: ModuleSource(**fields) for name, fields in prepared.items()}
