@@ -23,6 +23,13 @@ def main(backbone_name: str, mode: str, protocol: str, train_images: int, val_im
     import numpy as np
 
     import tlbench  # noqa: F401 - TF_USE_LEGACY_KERAS before TensorFlow
+
+    # isort: split
+    import tensorflow as tf
+
+    # Both protocols on the same trajectories: with threads' reductions in any
+    # order, a stand-in's near-chance validation losses tie and flip a choice.
+    tf.config.experimental.enable_op_determinism()
     from tlbench import data
     from tlbench.plan import BUDGETS
     from tlbench.registry import get_backbone

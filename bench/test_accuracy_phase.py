@@ -5,8 +5,9 @@ and rates, batch 8), in last_block (today on cached boundary activations)
 and finetune (today with successive halving over the fine-tuning rates).
 Each arm runs in a fresh process (bench/accuracy_phase.py), in ABBA turns;
 the ratio is the median of the per-turn ratios (this shared machine's speed
-wanders by 10-20 % over minutes). The choices each arm made are printed and
-kept in extra_info beside the seconds.
+wanders by 10-20 % over minutes). TensorFlow's ops run deterministically in
+both arms, so that they follow the same trajectories. The choices each arm
+made are printed and kept in extra_info beside the seconds.
 
 Untimed (CI's --benchmark-disable pass): one turn of each arm for MobileNet
 V2 0.35/128's last block on a few images, to show both run and choose alike.
@@ -27,7 +28,9 @@ import pytest
 ARM = Path(__file__).with_name("accuracy_phase.py")
 TRAIN_IMAGES, VAL_IMAGES, BATCH_SIZE = 64, 32, 8
 TURNS = 2  # ABBA: each arm twice
-MIN_RATIO = {"last_block": 2.0, "finetune": 1.0}  # before / now: at least this much faster
+# before / now: last_block skips the frozen part's forward pass in every step; successive halving
+# stops a rate only where early stopping wouldn't have, so finetune saves epochs or nothing (noise: 10 %).
+MIN_RATIO = {"last_block": 2.0, "finetune": 0.9}
 
 
 def _arm(backbone: str, mode: str, protocol: str, train: int, val: int, batch: int) -> dict:
@@ -72,3 +75,4 @@ def test_the_accuracy_phase_before_and_now(benchmark, mode):
               f"kept epoch {r['kept_epoch']}  val acc {r['val_accuracy']:.3f}  epochs {r['epochs']}")  # fmt: skip
     print(f"  before / now: {ratio:.2f}x")
     assert ratio >= MIN_RATIO[mode], ratio
+    assert max(r["epochs"] for r in now) <= min(r["epochs"] for r in before)  # the same trajectories, or fewer
