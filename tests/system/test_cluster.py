@@ -39,17 +39,18 @@ def ray_cluster(control_folder, monkeypatch):
         cluster.shutdown()
 
 
-def _two_trials_at_once(null_run, tmp_path, address):
-    """Two null trials run through the runner joined to `address`; each
-    waits until both have started, so they must run at the same time."""
+def _all_at_once(null_run, tmp_path, address, backbones, *options) -> tuple[list, str]:
+    """(records, stdout) of null trials of `backbones` in transfer at batch 8
+    and 16, run through the runner joined to `address`; each waits until all
+    have started, so they must run at the same time."""
     (Path(os.environ[null_trials.CONTROL]) / "hold").write_text("* 1")
     driver = null_run(
-        "start", tmp_path, "--backbone", "mobilenet_v2_035_128", "--mode", "transfer", "--batch-size", "8", "16",
-        "--address", address,
+        "start", tmp_path, "--backbone", *backbones, "--mode", "transfer", "--batch-size", "8", "16",
+        "--address", address, *options,
     )  # fmt: skip
+    count = 2 * len(backbones)
     try:
-        both = [null_trials.wait_for_start(1), null_trials.wait_for_start(2)]
-        for start in both:
+        for start in [null_trials.wait_for_start(n) for n in range(1, count + 1)]:
             null_trials.release(start["trial_id"])
         stdout, stderr = driver.communicate(timeout=300)
     finally:
@@ -57,8 +58,12 @@ def _two_trials_at_once(null_run, tmp_path, address):
     assert driver.returncode == 0, stdout + stderr
     (run_dir,) = tmp_path.iterdir()
     records = read_records(run_dir)
-    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
-    return records
+    assert len(records) == count and all(r["status"] == "ok" for r in records)
+    return records, stdout
+
+
+def _two_trials_at_once(null_run, tmp_path, address):
+    return _all_at_once(null_run, tmp_path, address, ["mobilenet_v2_035_128"])[0]
 
 
 def test_one_trial_per_gpu_and_as_many_at_once_as_there_are_gpus(ray_cluster, null_run, tmp_path):
@@ -82,21 +87,8 @@ def test_frozen_inputs_are_computed_once_per_backbone_for_trials_on_both_nodes(r
     four run (so on every node, each on its own), get that one computation's
     result, pulled to their node through the object store."""
     cluster = ray_cluster({"num_cpus": 1}, {"num_cpus": 1}, {"num_cpus": 1}, {"num_cpus": 1})
-    (Path(os.environ[null_trials.CONTROL]) / "hold").write_text("* 1")
-    driver = null_run(
-        "start", tmp_path, "--backbone", "mobilenet_v2_035_128", "resnet_v2_50", "--mode", "transfer",
-        "--batch-size", "8", "16", "--address", cluster.address, "--share-frozen",
-    )  # fmt: skip
-    try:
-        for start in [null_trials.wait_for_start(n) for n in (1, 2, 3, 4)]:  # all at once: one per node
-            null_trials.release(start["trial_id"])
-        stdout, stderr = driver.communicate(timeout=300)
-    finally:
-        driver.kill()
-    assert driver.returncode == 0, stdout + stderr
-    (run_dir,) = tmp_path.iterdir()
-    records = read_records(run_dir)
-    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    backbones = ["mobilenet_v2_035_128", "resnet_v2_50"]  # four trials at once: one per node
+    records, stdout = _all_at_once(null_run, tmp_path, cluster.address, backbones, "--share-frozen")
     computed = (Path(os.environ[null_trials.CONTROL]) / "frozen").read_text().splitlines()
     assert sorted(json.loads(line)["backbone"] for line in computed) == ["mobilenet_v2_035_128", "resnet_v2_50"]
     for backbone in ("mobilenet_v2_035_128", "resnet_v2_50"):

@@ -37,7 +37,7 @@ def classifier(tiny_module):
     return Classifier(tiny_module, 32, 2, mode="transfer")
 
 
-def _run(classifier, losses, *, start_evaluation=None, epochs=10, patience=2):
+def _run(classifier, losses, *, start_evaluation=None, epochs=10, patience=2, learning_rates=(1e-3,), halving=False):
     predict = _scripted_predict(losses)
     return _search(
         classifier,
@@ -46,12 +46,13 @@ def _run(classifier, losses, *, start_evaluation=None, epochs=10, patience=2):
         lambda: evaluate(predict, _Split().batches(4)),
         classifier.head,
         batch_size=4,
-        learning_rates=(1e-3,),
+        learning_rates=learning_rates,
         epochs=epochs,
         patience=patience,
         seed=0,
         seconds_before=0.0,
         start_evaluation=start_evaluation,
+        halving=halving,
     )
 
 
@@ -108,28 +109,10 @@ def test_learning_rates_scale_with_the_square_root_of_the_batch_size():
     assert scaled_learning_rate(1e-3, REFERENCE_BATCH_SIZE // 4) == pytest.approx(5e-4)
 
 
-def _halving_run(classifier, losses, rates, *, epochs=3, patience=2):
-    predict = _scripted_predict(losses)
-    return _search(
-        classifier,
-        classifier.model.get_weights(),
-        lambda shuffle_seed: 0.0,
-        lambda: evaluate(predict, _Split().batches(4)),
-        classifier.head,
-        batch_size=4,
-        learning_rates=rates,
-        epochs=epochs,
-        patience=patience,
-        seed=0,
-        seconds_before=0.0,
-        halving=True,
-    )
-
-
 def test_successive_halving_stops_the_worse_half_after_one_epoch(classifier):
     # Evaluations in order: each rate's first epoch, then the survivors', rate by rate.
     losses = [0.5, 0.9, 0.6, 0.8, 0.4, 0.3, 0.7, 0.65, 0.2, 0.1, 0.05, 0.04]
-    search = _halving_run(classifier, losses[:11], (1e-4, 1e-3, 1e-2, 1e-1, 1.0))
+    search = _run(classifier, losses[:11], epochs=3, learning_rates=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), halving=True)
     curves = [[round(p["val_loss"], 6) for p in c["val_curve"]] for c in search.candidates]
     # Epoch 1: 0.5 0.9 0.6 0.8 0.4; the two worst (0.9, 0.8) stop; 1e-4, 1e-2 and 1.0 go on, in order.
     assert curves == [[0.5, 0.3, 0.7], [0.9], [0.6, 0.65, 0.2], [0.8], [0.4, 0.1, 0.05]]

@@ -50,10 +50,9 @@ def compute(spec: TrialSpec, images: data.ImageSet, modes: list) -> dict:
         features = {name: FeatureSplit(extract, split, BATCH).features.numpy() for name, split in parts(setup)}
         shared["feature_images_per_sec"] = (setup.train.size + setup.val.size) / (time.perf_counter() - pass_started)
         shared.update(linear_answer(features, setup.train.labels, setup.val.labels))
-        activations = {}
+        activations, backbone = {}, get_backbone(spec.backbone)
         for mode in sorted(set(modes) & {"last_block", "last_stage"}):
             partial = load(replace(spec, mode=mode), images)
-            backbone = get_backbone(spec.backbone)
             split, path = accuracy_path(partial.classifier, partial.module_path, backbone, partial.train, partial.val)
             if split is not None:
                 cached = {name: Activations(split, part, BATCH).values.numpy() for name, part in parts(partial)}
