@@ -70,9 +70,9 @@ def _trial_budget(gpus: int, timed: bool = True):
         budget,
         max_train_images=16,
         max_eval_images=8,
-        transfer_epochs=1,
         finetune_epochs=1,
-        learning_rates={"transfer": (1e-3,), "finetune": (1e-5,)},
+        probe_penalties=budget.probe_penalties[:1],
+        learning_rates={"finetune": (1e-5,)},
     )
 
 

@@ -3,7 +3,8 @@ TensorFlow. They run in real Ray worker processes through the runner's
 `work=` seam; a test picks their behaviour with files in a control folder
 (set by TLBENCH_TEST_CONTROL, which Ray's workers inherit).
 
-- `quick_trial`: an `ok` record with made-up figures, at once; an `error`
+- `quick_trial`: an `ok` record with made-up figures, at once (fine-tuning's
+  chosen rate 3e-4, or the one carried from a smaller batch); an `error`
   record instead for a trial named in `<control>/fail` (one id per line).
   Every start is appended to `<control>/started` (trial id, pid, GPU ids).
   A trial named in `<control>/hold` ("ID N" lines; "*" for every trial) waits
@@ -90,6 +91,10 @@ def quick_trial(spec, images, frozen=None) -> dict:
         train_images_per_sec=100.0 / spec.batch_size,
         infer_images_per_sec=300.0 / spec.batch_size,
         peak_memory_bytes=2**20 * spec.batch_size,
+        # Fine-tuning's chosen rate: carried from a smaller batch's trial (carry.py), else "searched".
+        base_learning_rate=(spec.carried_rate.base_learning_rate if spec.carried_rate else 3e-4)
+        if spec.mode != "transfer"
+        else None,
         # As long as a real record (its search's validation curves): a few kB.
         lr_search=[
             {

@@ -30,10 +30,12 @@ shared by both sides and import no TensorFlow either.
 | `device_memory.py`      | a device's memory: its size, a smaller one emulated, the batch that fits |
 | `batch_search.py`       | `--batch-size max`: which batch to try next, when the search ends        |
 | `listing.py`            | `list`: the backbones with their FLOPs per image, modes, datasets        |
-| `linear.py`             | LogME and a ridge probe on features: one SVD, numpy, nothing trained     |
+| `linear.py`             | LogME, a ridge probe, the logistic probe (L-BFGS): numpy and scipy       |
 | `driver/request.py`     | the run request from the command line; the resolved plan in env.json     |
 | `driver/runner.py`      | a run or a resume: lock, env.json, records as trials end, live view      |
-| `driver/cluster.py`     | Ray: start or join a cluster, place trials and frozen inputs, collect   |
+| `driver/cluster.py`     | Ray: start or join a cluster, place trials, collect their records        |
+| `driver/frozen_tasks.py`| the frozen inputs' tasks: one per backbone, before its trials            |
+| `driver/carry.py`       | fine-tuning's rate searched at the smallest batch, carried to the rest   |
 | `driver/stopping.py`    | SIGTERM stops a command as Ctrl-C does; blocks that finish first         |
 | `driver/max_batch.py`   | `--batch-size max` on the cluster: prediction, probes, each search kept  |
 | `driver/progress.py`    | the live view: done / running / failed, where, time left; early answers  |

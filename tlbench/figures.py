@@ -7,6 +7,8 @@ figures in FIGURES' order (trials.csv's), but for those with an `after` for it. 
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -66,7 +68,7 @@ class Figure:
 
     def __post_init__(self):
         if self.column is not None and self.column.key is None:
-            numeric = FIELDS.get(self.field) not in (str, Status)
+            numeric = _plain(FIELDS.get(self.field)) not in (str, Status)
             object.__setattr__(self, "column", replace(self.column, key=self.field, numeric=numeric))
 
     def get(self, trial: Mapping) -> Any:
@@ -74,7 +76,14 @@ class Figure:
 
     @property
     def number(self) -> bool:
-        return FIELDS.get(self.field) in (int, float)
+        return _plain(FIELDS.get(self.field)) in (int, float)
+
+
+def _plain(kind):
+    """A field's type without its `| None`."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        (kind,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    return kind
 
 
 def _throughput(stage: str, header: str, metric: str) -> tuple[Figure, ...]:
@@ -127,6 +136,7 @@ FIGURES = (
     Figure("error"),
     Figure("budget", hparam="budget"),
     Figure("batch_norm", hparam="backbone BatchNorm"),
+    Figure("probe_penalty", hparam="probe L2 penalty chosen"),
     Figure("learning_rate", hparam="learning rate chosen"),
     Figure("train_accuracy", metric="train accuracy"),
     Figure("val_accuracy", Column("val acc", format=fraction), metric="validation accuracy"),

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tlbench.batch_search import search_key
+from tlbench.linear import PROBE_PENALTIES
 from tlbench.registry import DEFAULT_BACKBONES, has_mode, trains_backbone
 
 
@@ -26,17 +27,17 @@ class Budget:
     name: str  # "quick", "cpu" or "gpu"
     max_train_images: int | None  # stratified cap per split; None = whole split
     max_eval_images: int | None  # cap for validation and for test, each
-    transfer_epochs: int  # at most this many passes over the cached training features (head only)
-    finetune_epochs: int  # at most this many passes over the training images (whole model)
-    # Base learning rates tried per stage (Adam, at REFERENCE_BATCH_SIZE;
-    # scaled to the trial's batch size by `scaled_learning_rate`): the probe
-    # ("transfer") and the training of backbone variables ("finetune", every
-    # mode but transfer). Fine-tuning moves pretrained weights: its range
-    # reaches down to 1e-5, where a whole MobileNet improves on its probe.
-    learning_rates: dict = field(default_factory=lambda: {"transfer": (1e-3, 3e-3, 1e-2), "finetune": FINETUNE_RATES})
+    finetune_epochs: int  # at most this many passes over the training images per fine-tuning rate
+    # The linear probe's L2 penalties (linear.logistic_path, by L-BFGS on the cached features).
+    probe_penalties: tuple = PROBE_PENALTIES
+    # Base learning rates of fine-tuning, every mode but transfer (Adam, at
+    # REFERENCE_BATCH_SIZE; scaled to the trial's batch size by
+    # `scaled_learning_rate`). Fine-tuning moves pretrained weights: the
+    # range reaches down to 1e-5, where a whole MobileNet improves on its probe.
+    learning_rates: dict = field(default_factory=lambda: {"finetune": FINETUNE_RATES})
     # Early stopping: training at one learning rate ends after this many epochs
     # without a lower validation loss, and the weights of the lowest one are kept.
-    patience: dict = field(default_factory=lambda: {"transfer": 5, "finetune": 1})
+    patience: dict = field(default_factory=lambda: {"finetune": 1})
     # The timed passes (measure.TimingPlan): untimed warm-up steps first
     # (tracing, XLA compile, allocator warm-up), then `timed_repeats` windows
     # of at least `min_timed_steps` steps and `min_timed_seconds` each; the
@@ -48,21 +49,15 @@ class Budget:
     min_timed_seconds: float = 1.0
     timed_repeats: int = 3
 
-    def epochs(self, mode: str) -> int:
-        """Most epochs of `mode`'s last stage (a mode's name or a stage's)."""
-        return self.finetune_epochs if trains_backbone(mode) else self.transfer_epochs
+    def epochs(self, mode: str) -> int | None:
+        """Most epochs per learning rate of `mode` (None: transfer, whose probe has no epochs)."""
+        return self.finetune_epochs if trains_backbone(mode) else None
 
-    def stage_patience(self, mode: str) -> int:
-        return self.patience[stage(mode)]
+    def stage_patience(self, mode: str) -> int | None:
+        return self.patience["finetune"] if trains_backbone(mode) else None
 
 
 FINETUNE_RATES = (1e-5, 5e-5, 3e-4)
-
-
-def stage(mode: str) -> str:
-    """The learning-rate search a mode ends with: "transfer" (the probe) or
-    "finetune" (backbone variables train, after the probe)."""
-    return "finetune" if trains_backbone(mode) else "transfer"
 
 
 # Learning rates are given for this batch size and scaled to a trial's by the
@@ -112,9 +107,7 @@ BUDGETS = {
         name="quick",
         max_train_images=16,
         max_eval_images=10,
-        transfer_epochs=5,
         finetune_epochs=1,
-        patience={"transfer": 2, "finetune": 1},
         warmup_steps=1,
         min_timed_steps=1,
         min_timed_seconds=0.0,
@@ -128,7 +121,6 @@ BUDGETS = {
         name="cpu",
         max_train_images=256,
         max_eval_images=128,
-        transfer_epochs=100,
         finetune_epochs=2,
     ),
     # GPUs: the whole dataset, several fine-tuning epochs, larger batches.
@@ -136,9 +128,8 @@ BUDGETS = {
         name="gpu",
         max_train_images=None,
         max_eval_images=None,
-        transfer_epochs=100,
         finetune_epochs=10,
-        patience={"transfer": 5, "finetune": 2},
+        patience={"finetune": 2},
         min_timed_steps=20,
         min_timed_seconds=2.0,
         timed_repeats=5,
@@ -182,12 +173,20 @@ class ModuleSource:
 
 
 @dataclass(frozen=True)
+class CarriedRate:
+    """Fine-tuning's base learning rate chosen by a trial of a smaller batch size (driver/carry.py)."""
+
+    trial_id: str  # the trial that searched it
+    base_learning_rate: float
+
+
+@dataclass(frozen=True)
 class TrialSpec:
     backbone: str
     mode: str
     batch_size: int
     dataset: str  # "digits" or an image folder
-    seed: int  # this repetition's seed: head initialisation, shuffling
+    seed: int  # this repetition's seed: the order of fine-tuning's batches (the probe is a convex fit: no seed)
     budget: Budget
     module: ModuleSource
     protocol: Protocol = Protocol()
@@ -195,6 +194,7 @@ class TrialSpec:
     mixed_precision: bool = False  # asked for; applied on GPUs that run float16 fast
     device_memory: int | None = None  # --device-memory: bytes of the device emulated; None: the device's own
     batch_size_search: dict | None = None  # --batch-size max: the search that chose batch_size (batch_search.py)
+    carried_rate: CarriedRate | None = None  # fine-tuning trains this rate alone instead of searching (carry.py)
 
     @property
     def trial_id(self) -> str:
@@ -233,6 +233,7 @@ class TrialSpec:
             "budget": self.budget.name,
             "weights": self.module.weights,
             "weights_note": self.module.note,
+            "learning_rate_carried_from": self.carried_rate.trial_id if self.carried_rate else None,
             **(
                 {"batch_size_search": self.batch_size_search, "max_batch_size_found": self.batch_size_search["found"]}
                 if self.batch_size_search is not None
@@ -304,13 +305,16 @@ def longest_first(specs, cost: Callable[[TrialSpec], float]) -> list[TrialSpec]:
     return sorted(specs, key=cost, reverse=True)  # sorted is stable, reversed too
 
 
-def predicted_flops(spec: TrialSpec, forward_flops_per_image: float, split_sizes: dict) -> float:
+def predicted_flops(
+    spec: TrialSpec, forward_flops_per_image: float, split_sizes: dict, rates: int | None = None
+) -> float:
     """A trial's compute by its plan, in FLOPs, to order a grid: the feature
     pass, every fine-tuning epoch it may run (a training step costs about
     three forward passes when the whole backbone trains, less the shallower
     it trains), the evaluations and the timed steps. An upper bound where
     early stopping may cut epochs; the timed passes' minimum seconds are
-    left out. Only the order it gives matters."""
+    left out. `rates`: fine-tuning learning rates it will train (default:
+    the budget's; one where a smaller batch's rate is carried, carry.py)."""
     train, val, test = (split_sizes[name] for name in ("train", "val", "test"))
     budget = spec.budget
     # A training step in forward passes: the forward, plus the backward of the part that trains.
@@ -318,7 +322,7 @@ def predicted_flops(spec: TrialSpec, forward_flops_per_image: float, split_sizes
     images = train + val + test  # features for the probe; the one test pass
     if trains_backbone(spec.mode):
         # Successive halving: every rate's first epoch, then the better half's others.
-        rates = len(budget.learning_rates["finetune"])
+        rates = len(budget.learning_rates["finetune"]) if rates is None else rates
         epochs = rates + (rates - rates // 2) * (budget.finetune_epochs - 1)
         images += epochs * (step * train + val) + train
     timed_steps = budget.warmup_steps + budget.timed_repeats * budget.min_timed_steps

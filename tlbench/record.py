@@ -89,6 +89,20 @@ class CurvePoint(TypedDict, total=False):
     val_loss: float  # a diverged learning rate's may be NaN: measured, not out of range
 
 
+class ProbeCandidate(TypedDict, total=False):
+    """The linear probe fitted at one L2 penalty (training._probe)."""
+
+    penalty: float  # linear.logistic_path's, on the standardised features
+    val_accuracy: Fraction
+    val_loss: float
+    train_loss: float  # mean cross-entropy on the training features, without the penalty
+    iterations: Count  # L-BFGS's
+    converged: bool
+    fit_seconds: Seconds
+    train_seconds: Seconds  # the features and the path's fits up to this one
+    time_to_accuracy_seconds: Seconds
+
+
 class Candidate(TypedDict, total=False):
     """One learning rate of a search on validation."""
 
@@ -171,14 +185,17 @@ class TrialRecord(TypedDict, total=False):
     accuracy_path_note: str | None  # a partial mode on images: why not on boundary activations
     boundary_layer: str | None  # accuracy_path boundary: the first trained layer, whose input was cached
     frozen_inputs: FrozenInputs
-    learning_rate: Rate  # chosen, as trained with
-    base_learning_rate: Rate
+    probe_penalty: float  # the linear probe's chosen L2 penalty
+    probe_search: list[ProbeCandidate]  # the probe at each penalty
+    learning_rate: Rate | None  # fine-tuning's chosen one, as trained with; transfer: None
+    base_learning_rate: Rate | None
     learning_rate_rule: str
-    lr_search: list[Candidate]  # the final stage's search
-    probe_lr_search: list[Candidate]  # the linear probe's
-    max_epochs: Count
-    patience: Count
-    kept_epoch: Count  # of the chosen learning rate (modes that train the backbone: 0 = the probed start)
+    lr_search: list[Candidate]  # fine-tuning's learning rates; transfer: none
+    learning_rate_carried_from: str | None  # the trial whose chosen rate this one trained alone (driver/carry.py)
+    probe_lr_search: list[Candidate]  # earlier versions' probe: Adam at each learning rate
+    max_epochs: Count | None  # per fine-tuning learning rate; transfer: None
+    patience: Count | None
+    kept_epoch: Count | None  # of the chosen learning rate (0 = the probed start); transfer: None
     batch_norm_momentum: Fraction
     batch_norm_momentum_note: str
     train_accuracy: Fraction  # fractions in [0, 1]

@@ -48,15 +48,17 @@ class Cluster(TypedDict, total=False):
 
 
 class Budget(TypedDict, total=False):
-    """plan.Budget's fields, every one."""
+    """plan.Budget's fields, every one (and an earlier version's)."""
 
     name: str  # quick / cpu / gpu
     max_train_images: int | None
     max_eval_images: int | None
-    transfer_epochs: int
     finetune_epochs: int
-    learning_rates: dict[str, list[float]]  # per stage: transfer / finetune
-    patience: dict[str, int]
+    probe_penalties: list[float]  # the linear probe's L2 penalties (L-BFGS)
+    learning_rates: dict[str, list[float]]  # fine-tuning's: {"finetune": [...]}
+    patience: dict[str, int]  # {"finetune": N}
+    # Runs before the L-BFGS probe: the Adam probe's most epochs (learning_rates and patience had "transfer").
+    transfer_epochs: int
     warmup_steps: int
     min_timed_steps: int
     min_timed_seconds: float
@@ -145,6 +147,9 @@ class RunEnv(TypedDict, total=False):
     request: Request  # LEGACY_KEY
     weights: dict[str, Source]  # per backbone
 
+
+# Fields that only runs of earlier versions wrote.
+EARLIER_BUDGET_FIELDS = frozenset({"transfer_epochs"})
 
 FIELDS: dict[str, object] = typing.get_type_hints(RunEnv)
 assert ENV_KEY in FIELDS and LEGACY_KEY in FIELDS

@@ -22,6 +22,7 @@ from rich.console import Console
 from tlbench import data, results
 from tlbench.cli import main
 from tlbench.driver import runner
+from tlbench.driver.carry import RateCarrier
 from tlbench.driver.request import RunRequest
 from tlbench.plan import BUDGETS, longest_first, predicted_flops
 from tlbench.run_env import ENV_KEY
@@ -71,8 +72,9 @@ def test_a_run_records_its_resolved_plan_and_every_trial_once(control, tmp_path)
 
 
 def test_trials_are_submitted_longest_first(control, tmp_path):
-    """ResNet fine-tuning at the largest batch starts first; the two GPUs
-    start the two trials predicted longest."""
+    """The two GPUs start the two trials predicted longest, of those that
+    don't wait for a smaller batch's fine-tuning rate (carry.py): ResNet
+    fine-tuning at the smallest batch first."""
     # The first two starts are held until both have happened: a null trial
     # that ends at once would free its GPU for the third before the second
     # worker process is up.
@@ -99,10 +101,29 @@ def test_trials_are_submitted_longest_first(control, tmp_path):
     sizes = data.capped_splits(images, 0, plan.protocol.max_train_images(budget), budget.max_eval_images).sizes()
     cost = lambda spec: predicted_flops(spec, plan.forward_flops[spec.backbone], sizes)
     expected = [spec.trial_id for spec in longest_first(plan.grid(), cost)]
-    assert expected[0] == "resnet_v2_50-finetune-bs32-digits-seed0"
+    not_waiting = [spec.trial_id for spec in RateCarrier(longest_first(plan.grid(), cost)).ready()]
+    assert expected[0] == "resnet_v2_50-finetune-bs32-digits-seed0"  # waits for bs8's rate
+    assert not_waiting[0] == "resnet_v2_50-finetune-bs8-digits-seed0"
     started = [s["trial_id"] for s in null_trials.started()]
     assert sorted(started) == sorted(expected)
-    assert set(started[:2]) == set(first_two) == set(expected[:2])  # two GPUs: the two longest first
+    assert set(started[:2]) == set(first_two) == set(not_waiting[:2])  # two GPUs: the two longest first
+
+
+def test_fine_tuning_rates_are_searched_at_the_smallest_batch_and_carried_to_the_others(control, tmp_path):
+    request = RunRequest(
+        dataset="digits", backbones=("mobilenet_v2_035_128",), modes=("transfer", "finetune"), batch_sizes=(8, 16, 32)
+    )
+    status, run_dir, _ = _start(tmp_path, request)
+    assert status == 0
+    records = {(r["mode"], r["batch_size"]): r for r in read_records(run_dir)}
+    source = records[("finetune", 8)]
+    assert source["learning_rate_carried_from"] is None and source["base_learning_rate"] == 3e-4  # searched
+    for batch in (16, 32):
+        assert records[("finetune", batch)]["learning_rate_carried_from"] == source["trial_id"]
+        assert records[("transfer", batch)]["learning_rate_carried_from"] is None
+    started = [s["trial_id"] for s in null_trials.started()]
+    after = started.index(source["trial_id"])
+    assert all(started.index(f"mobilenet_v2_035_128-finetune-bs{b}-digits-seed0") > after for b in (16, 32))
 
 
 def test_resume_on_a_cluster_of_another_shape_runs_exactly_the_missing_trials_with_the_recorded_weights(

@@ -88,6 +88,7 @@ def test_modules_are_of_a_readable_size():
     lines = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
     assert lines["tlbench.cli"] < 250, lines["tlbench.cli"]
     assert max(lines.values()) <= 400, {name: n for name, n in lines.items() if n > 400}
-    # The reports analyse once and render one document: what they need, at most.
+    # The reports analyse once and render one document: what they need, at most (2,400 lines until the
+    # sections on what was searched where, how long the decision took and where the time went).
     reports = {name: n for name, n in lines.items() if name.startswith("tlbench.reports")}
-    assert sum(reports.values()) <= 2400, reports
+    assert sum(reports.values()) <= 2600, reports

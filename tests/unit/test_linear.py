@@ -1,12 +1,21 @@
-"""LogME and the ridge probe (tlbench/linear.py), numpy only: LogME's closed
-form against the evidence computed directly, at its maximum; the ranking it
-gives features that carry the labels against noise; the ridge probe's
-choice by validation."""
+"""LogME, the ridge probe and the logistic probe (tlbench/linear.py), numpy
+only: LogME's closed form against the evidence computed directly, at its
+maximum; the ranking it gives features that carry the labels against noise;
+the ridge probe's choice by validation; the logistic probe's gradient, its
+fit against scikit-learn's and its indifference to the features' scale."""
 
 import numpy as np
 import pytest
 
-from tlbench.linear import _evidence, evidence_at, logme, ridge_probe
+from tlbench.linear import (
+    PROBE_PENALTIES,
+    _evidence,
+    _penalised_cross_entropy,
+    evidence_at,
+    logistic_path,
+    logme,
+    ridge_probe,
+)
 
 
 def _data(n: int, d: int, informative: float, seed: int = 0):
@@ -40,3 +49,51 @@ def test_the_ridge_probe_chooses_its_penalty_by_validation():
     assert probe.val_accuracy == max(probe.accuracies) > 0.8
     noise = np.random.default_rng(2).normal(size=(300, 20))
     assert ridge_probe(noise[:200], labels[:200], noise[200:], labels[200:]).val_accuracy < 0.6
+
+
+def test_the_logistic_probes_gradient_is_the_losss():
+    features, labels = _data(20, 6, 1.0)
+    onehot = np.eye(3)[labels]
+    params = np.random.default_rng(1).normal(size=(6 + 1) * 3)
+    _, gradient = _penalised_cross_entropy(params, features, onehot, 0.3)
+    step = 1e-6
+    numeric = [
+        (
+            _penalised_cross_entropy(params + step * e, features, onehot, 0.3)[0]
+            - _penalised_cross_entropy(params - step * e, features, onehot, 0.3)[0]
+        )
+        / (2 * step)
+        for e in np.eye(len(params))
+    ]
+    assert gradient == pytest.approx(numeric, abs=1e-6)
+
+
+def test_the_logistic_probe_fits_what_scikit_learn_fits():
+    """The same model (multinomial, L2 on the weights only): scikit-learn's
+    C = 1 / (penalty x images) on the standardised features."""
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = _data(90, 12, 0.7)
+    fit = logistic_path(features, labels, 3, (0.05,), max_iterations=2000)[0]
+    centred = features - features.mean(axis=0)
+    scale = np.sqrt(np.mean(centred**2))
+    theirs = LogisticRegression(C=1 / (0.05 * len(labels)), tol=1e-10, max_iter=5000).fit(centred / scale, labels)
+    ours = features @ fit.kernel + fit.bias
+    assert np.argmax(ours, axis=1) == pytest.approx(theirs.predict(centred / scale))
+    assert fit.kernel * scale == pytest.approx(theirs.coef_.T, abs=1e-4)
+    assert fit.converged and fit.penalty == 0.05
+
+
+def test_the_logistic_probe_does_not_care_about_the_features_scale():
+    """A stand-in's features can be 1e-11 (a random MobileNet): the fit is
+    made on standardised features, the same path at any scale."""
+    features, labels = _data(60, 8, 1.0)
+    path = logistic_path(features, labels, 3)
+    tiny = logistic_path(features * 1e-11, labels, 3)
+    assert [f.penalty for f in path] == list(PROBE_PENALTIES)
+    for a, b in zip(path, tiny):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-6)
+        assert features @ a.kernel + a.bias == pytest.approx(features * 1e-11 @ b.kernel + b.bias, rel=1e-4, abs=1e-6)
+    # Weaker penalties fit the training images better.
+    losses = [f.train_loss for f in path]
+    assert losses == sorted(losses, reverse=True)

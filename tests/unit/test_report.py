@@ -207,6 +207,16 @@ def test_single_seed_runs_say_the_spread_is_unknown_and_the_protocol_is_stated()
     assert "In 1 of 2 finetune trials no fine-tuning epoch lowered the validation loss" in report
     single = render_markdown(RunContents(Path("run"), records=records[:1], env=env, warnings=[]))
     assert "One seed per configuration" in single and "run with `--seeds 3` or more" in single
+    assert "Search on validation (Adam): base learning rates transfer 0.001" in report  # an earlier version's run
+    env["budget"] = {"probe_penalties": [10.0, 0.1], "learning_rates": {"finetune": [1e-5]}, "finetune_epochs": 2}
+    report = render_markdown(RunContents(Path("run"), records=records, env=env, warnings=[]))
+    assert "by L-BFGS at L2 penalties 10, 0.1, the one chosen on validation" in report
+    assert "base learning rates finetune 1e-05, scaled to each batch size as base x sqrt(b / 32); at most 2" in report
+    assert "Searched where" not in report
+    carried = {"batch_size": 32, "trial_id": "a-finetune-bs32-digits-seed0"}
+    records.append(_seed_record("a", "finetune", 0, 0.9, **carried, learning_rate_carried_from=records[1]["trial_id"]))
+    report = render_markdown(RunContents(Path("run"), records=records, env=env, warnings=[]))
+    assert "alone, scaled to their batch size by the same rule: a finetune bs32 (from bs16)." in report
 
 
 def test_html_table_comes_from_the_same_column_list():

@@ -80,8 +80,10 @@ def test_the_last_block_trains_the_same_on_activations_as_through_the_backbone(r
 
     assert on_activations == pytest.approx(through, rel=1e-5, abs=1e-6)
     assert through[0] != pytest.approx(through[-1], rel=1e-3)  # the weights did move
+    # Adam divides each step by the gradient's running RMS: a weight whose gradient is float noise moves by
+    # noise-sized steps each way, up to about 1.5e-5 here (MobileNet, 1 of 18,816 weights of a layer).
     for before, after in zip(trained_through, classifier.trained_variables, strict=True):
-        np.testing.assert_allclose(after.numpy(), before, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(after.numpy(), before, rtol=1e-4, atol=5e-5)
 
 
 def test_the_search_on_activations_is_the_search_on_images(converted_mobilenet):
@@ -95,9 +97,8 @@ def test_the_search_on_activations_is_the_search_on_images(converted_mobilenet):
         name="t",
         max_train_images=None,
         max_eval_images=None,
-        transfer_epochs=3,
         finetune_epochs=2,
-        learning_rates={"transfer": (1e-2,), "finetune": (1e-4, 1e-3, 3e-3)},
+        learning_rates={"finetune": (1e-4, 1e-3, 3e-3)},
     )
     results = {}
     for path in ("images", "boundary"):

@@ -126,23 +126,24 @@ def test_a_rate_paused_at_the_rung_goes_on_as_if_never_paused(tiny_module):
     optimizer's slots and step count are kept across the pause."""
     from tlbench.worker.model import Classifier
 
-    classifier = Classifier(tiny_module, 32, 3, mode="transfer")
+    classifier = Classifier(tiny_module, 32, 3, mode="finetune")
     rng = np.random.default_rng(0)
-    features = tf.constant(rng.normal(size=(48, classifier.feature_dim)), tf.float32)
+    images = tf.constant(rng.uniform(size=(48, 32, 32, 3)), tf.float32)
     labels = tf.constant(rng.integers(0, 3, 48), tf.int32)
     start = classifier.model.get_weights()
 
     def search(rates, halving):
         def epoch(shuffle_seed):
-            order = np.random.default_rng(shuffle_seed).permutation(48).astype(np.int32)
-            return float(classifier.head_train_epoch(features, labels, order, 8))
+            order = np.random.default_rng(shuffle_seed).permutation(48)
+            batches = [order[at : at + 8] for at in range(0, 48, 8)]
+            return float(np.mean([classifier.train_step(tf.gather(images, b), tf.gather(labels, b)) for b in batches]))
 
         return _search(
             classifier,
             start,
             epoch,
-            lambda: evaluate(classifier.predict_from_features, [(features, labels)]),
-            classifier.head,
+            lambda: evaluate(classifier.predict, [(images, labels)]),
+            classifier.model,
             batch_size=8,
             learning_rates=rates,
             epochs=4,

@@ -3,7 +3,7 @@
 import pytest
 
 from tlbench import device_memory
-from tlbench.plan import BUDGETS, ModuleSource, Protocol, TrialSpec, scaled_learning_rate
+from tlbench.plan import BUDGETS, CarriedRate, ModuleSource, Protocol, TrialSpec, scaled_learning_rate
 from tlbench.worker.devices import is_out_of_memory
 from tlbench.worker.trial import run_trial
 
@@ -65,10 +65,15 @@ def test_a_trial_of_each_mode_gives_a_complete_record(tiny_records, tiny_module,
     assert record["split_sizes"] == {"train": 16, "val": 10, "test": 10}
     assert {split: sum(counts) for split, counts in record["class_counts"].items()} == record["split_sizes"]
     assert len(record["class_counts"]["val"]) == record["num_classes"] == 10 and record["split_seed"] == 0
-    bases = list(BUDGETS["quick"].learning_rates[mode])
+    assert [c["penalty"] for c in record["probe_search"]] == list(BUDGETS["quick"].probe_penalties)
+    assert record["probe_penalty"] in [c["penalty"] for c in record["probe_search"]]
+    bases = list(BUDGETS["quick"].learning_rates["finetune"]) if mode == "finetune" else []
     assert [c["base_learning_rate"] for c in record["lr_search"]] == bases
     assert [c["learning_rate"] for c in record["lr_search"]] == [scaled_learning_rate(b, 16) for b in bases]
-    assert record["learning_rate"] == scaled_learning_rate(record["base_learning_rate"], 16)
+    if mode == "finetune":
+        assert record["learning_rate"] == scaled_learning_rate(record["base_learning_rate"], 16)
+    else:  # the probe has no learning rate
+        assert record["learning_rate"] is record["base_learning_rate"] is record["kept_epoch"] is None
     assert record["learning_rate_rule"] == "base x sqrt(batch_size / 32)"
     assert record["test_passes"] == 1  # the test split was read once, after the choices
     assert record["train_timing"]["timed_steps"] >= BUDGETS["quick"].min_timed_steps
@@ -102,10 +107,13 @@ def test_out_of_memory_is_told_apart_from_other_failures():
     assert not is_out_of_memory(ValueError("bad"))
 
 
-def test_the_learning_rate_is_chosen_on_validation(tiny_records):
-    for record in tiny_records.values():
-        best = max(record["lr_search"], key=lambda c: (c["val_accuracy"], -c["val_loss"]))
-        assert record["learning_rate"] == best["learning_rate"]
+def test_the_learning_rate_and_the_probes_penalty_are_chosen_on_validation(tiny_records):
+    for record, search, chosen in (
+        (tiny_records["finetune"], "lr_search", "learning_rate"),
+        (tiny_records["transfer"], "probe_search", "probe_penalty"),
+    ):
+        best = max(record[search], key=lambda c: (c["val_accuracy"], -c["val_loss"]))
+        assert record[chosen] == best[chosen.removeprefix("probe_")]
         assert record["val_accuracy"] == best["val_accuracy"] and record["val_loss"] == best["val_loss"]
 
 
@@ -157,30 +165,60 @@ def test_flops_and_model_flop_utilisation(tiny_records):
 
 
 def test_time_to_accuracy_and_the_validation_curve(tiny_records):
-    for mode, record in tiny_records.items():
-        chosen = next(c for c in record["lr_search"] if c["learning_rate"] == record["learning_rate"])
-        curve = chosen["val_curve"]
-        first = 0 if mode == "finetune" else 1  # finetune's epoch 0: the linear probe's start
-        assert [p["epoch"] for p in curve] == list(range(first, chosen["epochs_run"] + 1))
-        assert chosen["epochs_run"] <= record["max_epochs"] == BUDGETS["quick"].epochs(mode)
-        kept = curve[chosen["kept_epoch"] - first]
-        assert kept["val_loss"] == min(p["val_loss"] for p in curve) == record["val_loss"]
-        assert kept["val_accuracy"] == record["val_accuracy"] and record["kept_epoch"] == chosen["kept_epoch"]
-        reached = next(p for p in curve if p["val_accuracy"] >= record["val_accuracy"])
-        assert record["time_to_accuracy_seconds"] == reached["train_seconds"] > 0
-        assert record["time_to_accuracy_seconds"] >= record["feature_seconds"] > 0
-        assert record["probe_lr_search"][0]["val_curve"][0]["epoch"] == 1
+    # Transfer: the probe's fits along its penalties, the best on validation chosen.
+    transfer = tiny_records["transfer"]
+    fits = transfer["probe_search"]
+    chosen = max(fits, key=lambda c: (c["val_accuracy"], -c["val_loss"]))
+    assert transfer["probe_penalty"] == chosen["penalty"] and transfer["val_loss"] == chosen["val_loss"]
+    assert [c["train_seconds"] for c in fits] == sorted(c["train_seconds"] for c in fits)
+    assert transfer["time_to_accuracy_seconds"] == chosen["time_to_accuracy_seconds"] >= transfer["feature_seconds"] > 0
+    assert transfer["lr_search"] == [] and transfer["max_epochs"] is None
+    # Finetune: epoch 0 is the linear probe's start, with the probe's validation figures.
+    record = tiny_records["finetune"]
+    chosen = next(c for c in record["lr_search"] if c["learning_rate"] == record["learning_rate"])
+    curve = chosen["val_curve"]
+    assert [p["epoch"] for p in curve] == list(range(chosen["epochs_run"] + 1))
+    assert curve[0]["val_loss"] == min(
+        c["val_loss"] for c in record["probe_search"] if c["penalty"] == record["probe_penalty"]
+    )
+    assert chosen["epochs_run"] <= record["max_epochs"] == BUDGETS["quick"].epochs("finetune")
+    kept = curve[chosen["kept_epoch"]]
+    assert kept["val_loss"] == min(p["val_loss"] for p in curve) == record["val_loss"]
+    assert kept["val_accuracy"] == record["val_accuracy"] and record["kept_epoch"] == chosen["kept_epoch"]
+    reached = next(p for p in curve if p["val_accuracy"] >= record["val_accuracy"])
+    assert record["time_to_accuracy_seconds"] == reached["train_seconds"] > 0
+    assert record["time_to_accuracy_seconds"] >= record["feature_seconds"] > 0
+
+
+def test_a_carried_rate_is_trained_alone_at_the_trials_batch_size(tiny_module):
+    """driver/carry.py: a smaller batch's chosen base rate, the trial's only fine-tuning rate."""
+    record = run_trial(_spec("finetune", tiny_module, batch_size=8, carried_rate=CarriedRate("source-id", 5e-5)))
+    assert record["status"] == "ok", record["error"]
+    assert record["learning_rate_carried_from"] == "source-id"
+    assert [c["base_learning_rate"] for c in record["lr_search"]] == [5e-5] == [record["base_learning_rate"]]
+    assert record["learning_rate"] == scaled_learning_rate(5e-5, 8)
 
 
 def test_seeds_give_a_spread_on_the_same_split(tiny_module):
     from tlbench.reports.configs import configurations
 
-    records = [run_trial(_spec("transfer", tiny_module, seed=seed)) for seed in (0, 1, 2)]
+    records = [run_trial(_spec("finetune", tiny_module, batch_size=4, seed=seed)) for seed in (0, 1, 2)]
     assert all(r["status"] == "ok" for r in records)
     assert all(r["class_counts"] == records[0]["class_counts"] for r in records)  # one split for every seed
-    assert len({round(r["test_loss"], 6) for r in records}) == 3  # a seed changes initialisation and order
+    # A seed changes the order of fine-tuning's batches, so the epoch that follows the probe's start.
+    assert len({r["lr_search"][0]["val_curve"][1]["val_loss"] for r in records}) == 3
     (spread,) = configurations(records)
     assert spread.seeds == (0, 1, 2) and spread.test_std is not None
+    # The probe is a convex fit on the same features: every seed gets the same one.
+    probes = [run_trial(_spec("transfer", tiny_module, seed=seed)) for seed in (0, 1)]
+    assert probes[0]["probe_search"] == [{**c, **_seconds(probes[0], i)} for i, c in enumerate(probes[1]["probe_search"])]
+    assert probes[0]["test_loss"] == probes[1]["test_loss"]
+
+
+def _seconds(record: dict, index: int) -> dict:
+    """A probe fit's timings in `record`, which differ from run to run."""
+    fit = record["probe_search"][index]
+    return {key: fit[key] for key in ("fit_seconds", "train_seconds", "time_to_accuracy_seconds")}
 
 
 def test_train_size_and_batch_norm_momentum_reach_the_trial(tiny_module):

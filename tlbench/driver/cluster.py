@@ -26,7 +26,8 @@ from pathlib import Path
 
 from tlbench import isolated, record, run_env
 from tlbench.data import ImageSet
-from tlbench.driver import stopping
+from tlbench.driver import frozen_tasks, stopping
+from tlbench.driver.carry import RateCarrier
 from tlbench.errors import UsageError, one_line, os_reason
 from tlbench.plan import TrialSpec
 
@@ -253,32 +254,6 @@ def _trial_task(work, spec: TrialSpec, images, board, frozen=None) -> dict:
         board.stop.remote(spec.trial_id)
 
 
-def _frozen_task(work, spec: TrialSpec, images, modes: list, board) -> tuple[dict, dict]:
-    """In a worker: `work(spec, images, modes)`, the frozen inputs of every
-    trial like `spec`, checked in on the board as a trial is; returned twice:
-    without its arrays, for the driver, and whole, for the trials."""
-    import time
-
-    import ray
-
-    name = frozen_task_name(spec)
-    context = ray.get_runtime_context()
-    board.start.remote(
-        name, {"node": context.get_node_id(), "gpus": [str(i) for i in ray.get_gpu_ids()], "since": time.time()}
-    )
-    try:
-        _normal_priority()
-        function = isolated.resolve(work) if isinstance(work, str) else work
-        result = function(spec, images, modes)
-        return {key: value for key, value in result.items() if key not in ("features", "activations")}, result
-    finally:
-        board.stop.remote(name)
-
-
-def frozen_task_name(spec: TrialSpec) -> str:
-    return f"frozen-inputs-{spec.backbone}"
-
-
 def run_trials(
     specs,
     images: ImageSet,
@@ -289,6 +264,7 @@ def run_trials(
     work: str | Callable = TRIAL,
     frozen_work: str | Callable | None = None,
     on_frozen: Callable[[TrialSpec, dict], None] | None = None,
+    carrier: RateCarrier | None = None,
 ) -> None:
     """Run every spec as its own Ray task and hand each record to `on_record`
     as soon as its trial ends. A worker process or node that dies is retried
@@ -307,21 +283,25 @@ def run_trials(
     reach each trial through the object store, pulled to the trial's node; a
     trial is scheduled once they are there. Should that task's worker die,
     its trials run again computing their own. `on_frozen(spec, summary)`
-    gets what each computation found, without its arrays, as it ends."""
+    gets what each computation found, without its arrays, as it ends.
+
+    `carrier` (carry.RateCarrier of these specs): the trials that wait for a
+    smaller batch size's fine-tuning rate are submitted when its record comes."""
     import ray
 
     task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False)(_trial_task)
     board = ray.remote(num_cpus=0)(_Board).remote()
     resources = cluster.trial_resources()
     images_ref = ray.put(images)
-    shared, summaries = _submit_frozen(specs, images_ref, frozen_work, resources, max_retries, board)
+    shared, summaries = frozen_tasks.submit(specs, images_ref, frozen_work, resources, max_retries, board)
     pending = {}
 
     def submit(spec, frozen=None) -> None:
         args = (work, spec, images_ref, board) + (() if frozen is None else (frozen,))
         pending[task.options(name=spec.trial_id, **resources).remote(*args)] = (spec, frozen)
 
-    for spec in specs:
+    carrier = carrier or RateCarrier(specs)
+    for spec in carrier.ready():
         submit(spec, shared.get(spec.frozen_key()))
     try:
         while pending:
@@ -332,13 +312,13 @@ def run_trials(
                 continue
             (ref,) = ready
             if ref in summaries:
-                _told(summaries.pop(ref), ref, on_frozen)
+                frozen_tasks.told(summaries.pop(ref), ref, on_frozen)
                 continue
             spec, frozen = pending.pop(ref)
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayError as error:
-                if frozen is not None and _failed(frozen):  # never ran: its frozen inputs were lost
+                if frozen is not None and frozen_tasks.failed(frozen):  # never ran: its frozen inputs were lost
                     submit(spec)
                     continue
                 result = record.make(
@@ -349,50 +329,8 @@ def run_trials(
                 )
                 board.stop.remote(spec.trial_id)  # it could not check out itself
             on_record(result)
+            for waited in carrier.released(result):
+                submit(waited, shared.get(waited.frozen_key()))
     finally:
         for ref in [*pending, *shared.values()]:  # interrupted: stop what is still running
             ray.cancel(ref, force=True)
-
-
-def _told(spec: TrialSpec, ref, on_frozen) -> None:
-    import ray
-
-    try:
-        summary = ray.get(ref)
-    except ray.exceptions.RayError as error:
-        summary = {"error": f"{type(error).__name__}: {one_line(error, 300)}"}
-    if on_frozen:
-        on_frozen(spec, summary)
-
-
-def _submit_frozen(specs, images_ref, work, resources: dict, max_retries: int, board) -> tuple[dict, dict]:
-    """({frozen key: the reference of its task's whole result}, {the
-    reference of its summary: the spec it was computed for}) for every key
-    that two trials or more share (one trial alone computes its own)."""
-    import ray
-
-    if work is None:
-        return {}, {}
-    groups: dict = {}
-    for spec in specs:
-        groups.setdefault(spec.frozen_key(), []).append(spec)
-    task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False, num_returns=2)(_frozen_task)
-    shared, summaries = {}, {}
-    for key, members in groups.items():
-        if len(members) > 1:
-            modes = sorted({spec.mode for spec in members})
-            summary, whole = task.options(name=frozen_task_name(members[0]), **resources).remote(
-                work, members[0], images_ref, modes, board
-            )
-            shared[key], summaries[summary] = whole, members[0]
-    return shared, summaries
-
-
-def _failed(ref) -> bool:
-    import ray
-
-    try:
-        ray.get(ref, timeout=0)
-    except ray.exceptions.RayError:
-        return True
-    return False

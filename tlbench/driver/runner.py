@@ -24,6 +24,7 @@ from rich.markup import escape
 
 from tlbench import data, environment, isolated, record, results, run_env
 from tlbench.driver import cluster, stopping
+from tlbench.driver.carry import RateCarrier
 from tlbench.driver.progress import GridProgress, early_answer
 from tlbench.driver.request import RunPlan, RunRequest, recorded_plan
 from tlbench.errors import ResultsUnwritable, os_reason
@@ -251,6 +252,8 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
         f"run {run_dir}: {len(specs)} of {len(grid)} trials to run, budget '{plan.budget}', "
         f"{info.nodes} node(s), {info.gpus} GPU(s), {info.cpus} CPU(s)"
     )
+    # Fine-tuning's rates are searched at each group's smallest batch size and carried to the others.
+    carrier = RateCarrier(specs, results.read_run(run_dir).records if done else ())
     progress = GridProgress(total=len(specs), parallel=info.parallel_trials)
     with Live(progress.render(), console=console, refresh_per_second=2, transient=True) as live:
 
@@ -275,7 +278,9 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
 
         def on_frozen(spec, summary: dict) -> None:
             trials = [s for s in specs if s.frozen_key() == spec.frozen_key()]
-            images = sum(predicted_flops(s, plan.forward_flops[s.backbone], sizes) for s in trials)
+            images = sum(
+                predicted_flops(s, plan.forward_flops[s.backbone], sizes, carrier.searched_rates(s)) for s in trials
+            )
             images /= plan.forward_flops[spec.backbone]  # forward passes' worth of images
             seconds = images / summary["feature_images_per_sec"] if summary.get("feature_images_per_sec") else 0.0
             live.console.print(early_answer(spec.backbone, summary, len(trials), seconds))
@@ -290,6 +295,7 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
             work=workers.trial,
             frozen_work=workers.frozen,
             on_frozen=on_frozen,
+            carrier=carrier,
         )
     if progress.frozen_line():
         console.print(progress.frozen_line())

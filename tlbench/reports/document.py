@@ -15,11 +15,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tlbench import run_env, stability
+from tlbench.device_memory import FIT_NOTE, FOUND_NOTE
 from tlbench.registry import MODES
 from tlbench.reports.analysis import RunAnalysis
-from tlbench.device_memory import FIT_NOTE, FOUND_NOTE
-from tlbench.reports.columns import DEVICE_COLUMNS, MARKS_LEGEND, MEMORY_COLUMNS, SPREAD_COLUMNS, sort_key
-from tlbench.reports.columns import SMOKE_MARK, UNSTABLE_MARK, TRIAL_ESSENTIALS, TRIAL_KEYS, trial_columns
+from tlbench.reports.columns import (
+    DEVICE_COLUMNS,
+    MARKS_LEGEND,
+    MEMORY_COLUMNS,
+    SMOKE_MARK,
+    SPREAD_COLUMNS,
+    TRIAL_ESSENTIALS,
+    TRIAL_KEYS,
+    UNSTABLE_MARK,
+    sort_key,
+    trial_columns,
+)
 from tlbench.reports.configs import MEMORY_FIT_NOTE
 from tlbench.reports.ladder import LADDER_COLUMNS, mode_order, summary, table_rows, verdict
 from tlbench.reports.plots import LADDER_PNG, MEMORY_PNG, PARETO_PNG, THROUGHPUT_PNG
@@ -260,22 +270,24 @@ def _protocol(analysis: RunAnalysis) -> Section:
         return Section("protocol", "How accuracy was measured")
     first = ok[0]
     sizes = first.get("split_sizes", {})
-    rates, patience = budget.get("learning_rates", {}), budget.get("patience", {})
     bullets = [
         f"Split: stratified, {sizes.get('train', '?')} train / {sizes.get('val', '?')} validation / "
         f"{sizes.get('test', '?')} test images, split seed "
         f"{protocol.get('split_seed', first.get('split_seed', '?'))}"
         + (f", training images capped at {protocol['train_size']}" if protocol.get("train_size") else "")
         + "; the test split was read once per trial, after every choice.",
-        "Search on validation (Adam): base learning rates "
-        + "; ".join(f"{mode} {', '.join(map(str, values))}" for mode, values in rates.items())
-        + f", scaled to each batch size as {first.get('learning_rate_rule', '?')}; at most "
-        f"{budget.get('transfer_epochs', '?')} (transfer) / {budget.get('finetune_epochs', '?')} (finetune) "
-        "epochs, stopping after "
-        + " / ".join(f"{epochs} ({mode})" for mode, epochs in patience.items())
-        + " epochs without a lower validation loss; the weights of the lowest validation loss are kept.",
+        _search(budget, first.get("learning_rate_rule", "?")),
         _fine_tuning(protocol, ok),
     ]
+    batches = {r["trial_id"]: r.get("batch_size") for r in ok}
+    carried = {f"{r['backbone']} {r['mode']} bs{r['batch_size']} (from bs{batches.get(r['learning_rate_carried_from'], '?')})"
+               for r in ok if r.get("learning_rate_carried_from")}  # fmt: skip
+    if carried:
+        bullets.append(
+            "Searched where: fine-tuning searched its learning rates at the smallest batch size of each backbone, "
+            "mode and seed; larger batches trained the rate chosen there alone, scaled to their batch size by the "
+            f"same rule: {', '.join(sorted(carried))}."
+        )
     trained = [r for r in ok if r.get("mode") in MODES[1:]]  # the modes that train the backbone
     kept, all_ = Counter(r["mode"] for r in trained if r.get("kept_epoch") == 0), Counter(r["mode"] for r in trained)
     parts = [f"{kept[mode]} of {all_[mode]} {mode}" for mode in sorted(kept, key=mode_order)]
@@ -286,6 +298,29 @@ def _protocol(analysis: RunAnalysis) -> Section:
             "linear probe's, their speed and memory fine-tuning's."
         )
     return Section("protocol", "How accuracy was measured", [Bullets(bullets, ONLY_FILES)])
+
+
+def _search(budget: run_env.Budget, rule: str) -> str:
+    """The searches on validation: the probe's penalties (runs of earlier versions: its learning rates), fine-tuning's."""
+    rates, patience, epochs = (
+        budget.get("learning_rates", {}),
+        budget.get("patience", {}),
+        budget.get("finetune_epochs"),
+    )
+    adam = "; ".join(f"{mode} {', '.join(map(str, values))}" for mode, values in rates.items())
+    adam += f", scaled to each batch size as {rule}; at most "
+    stopping = " epochs without a lower validation loss; the weights of the lowest validation loss are kept."
+    if "probe_penalties" not in budget:
+        stops = " / ".join(f"{epochs} ({mode})" for mode, epochs in patience.items())
+        most = f"{budget.get('transfer_epochs', '?')} (transfer) / {epochs} (finetune)"
+        return f"Search on validation (Adam): base learning rates {adam}{most} epochs, stopping after {stops}{stopping}"
+    return (
+        "Linear probe: logistic regression on the cached features (the head's model and loss) by L-BFGS at L2 "
+        f"penalties {', '.join(f'{p:g}' for p in budget['probe_penalties'])}, the one chosen on validation: the "
+        f"same for every seed and batch size. Fine-tuning from the probe's head (Adam): base learning rates {adam}"
+        f"{epochs} epochs per rate, the worse half stopped after the first (successive halving), stopping after "
+        f"{patience.get('finetune', '?')}{stopping}"
+    )
 
 
 def _fine_tuning(protocol: run_env.Protocol, ok: list) -> str:

@@ -30,7 +30,7 @@ def predict(spec: TrialSpec, images: data.ImageSet) -> dict:
 def probe(spec: TrialSpec, images: data.ImageSet) -> dict:
     """Whether a trial of `spec` fits (a batch_search.FitProbe, with the
     trial id): the trial itself, every phase in its order on the same data,
-    with one epoch at one learning rate per stage and the shortest timed
+    with one probe penalty and one epoch at one learning rate and the shortest timed
     passes. (Its steps alone, without what a trial holds before them, fit
     batches the trial then could not run.)"""
     started = time.perf_counter()
@@ -50,8 +50,8 @@ def probe_budget(budget: Budget) -> Budget:
     """The trial's budget (its data) with the least training and timing."""
     return replace(
         budget,
-        transfer_epochs=1,
         finetune_epochs=1,
+        probe_penalties=budget.probe_penalties[:1],
         learning_rates={stage: rates[:1] for stage, rates in budget.learning_rates.items()},
         warmup_steps=1,
         min_timed_steps=1,

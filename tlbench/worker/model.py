@@ -100,7 +100,7 @@ class Classifier(Trainable):
         mixed_precision: bool = False,
         batch_norm_momentum: float | None = None,
     ):
-        self.image_size, self.mode = image_size, mode
+        self.image_size, self.mode, self.num_classes = image_size, mode, num_classes
         self.mixed_precision, self.jit_compile = mixed_precision, jit_compile
         trains = trains_backbone(mode)
         self.batch_norm = batch_norm if trains else "frozen"
@@ -141,15 +141,6 @@ class Classifier(Trainable):
             return tf.function(fn, input_signature=list(signature), jit_compile=jit_compile)
 
         self.train_step = compiled(self._train_step, image_spec, label_spec)
-        self.head_train_step = compiled(self._head_train_step, feature_spec, label_spec)
-        # A whole epoch of the probe in one call: a step on cached features is
-        # a few microseconds of arithmetic, and calling it batch by batch from
-        # Python cost about five times the epoch's work.
-        order_spec = tf.TensorSpec([None], tf.int32)
-        self.head_train_epoch = tf.function(
-            self._head_train_epoch,
-            input_signature=[feature_spec, label_spec, order_spec, tf.TensorSpec([], tf.int32)],
-        )
         self.predict = compiled(lambda x: self.model(x, training=False), image_spec)
         self.extract_features = compiled(lambda x: self.backbone(x, training=False), image_spec)
         self.predict_from_features = compiled(lambda f: self.head(f), feature_spec)
@@ -186,24 +177,6 @@ class Classifier(Trainable):
             scaled = self._scaled(loss)
         self._apply(tape.gradient(scaled, self.trained_variables), self.trained_variables)
         return loss
-
-    def _head_train_step(self, features, labels):
-        """The same update for the head alone, on cached backbone features."""
-        with tf.GradientTape() as tape:
-            loss = self._loss(labels, self.head(features))
-            scaled = self._scaled(loss)
-        self._apply(tape.gradient(scaled, self.head.trainable_variables), self.head.trainable_variables)
-        return loss
-
-    def _head_train_epoch(self, features, labels, order, batch_size):
-        """`head_train_step` over the batches of `order` (indices into the
-        cached features), in the graph: the mean of the batches' losses."""
-        count = (tf.size(order) + batch_size - 1) // batch_size
-        total = tf.constant(0.0)
-        for batch in tf.range(count):
-            index = order[batch * batch_size : (batch + 1) * batch_size]
-            total += tf.cast(self.head_train_step(tf.gather(features, index), tf.gather(labels, index)), tf.float32)
-        return total / tf.cast(count, tf.float32)
 
 
 def hub_layer(module_path: str, **kwargs):

@@ -2,30 +2,31 @@
 
 The protocol, the same for every trial:
 
-1. Linear probe. The head trains on backbone features computed once per split
-   (the backbone runs in inference mode, so its features don't change between
-   epochs: this equals training the model on the images with the backbone
-   frozen, at a fraction of the cost). Each base learning rate of the transfer
-   range trains from the same start; an epoch (its batches in an order drawn
-   from the seed) is one graph call.
+1. Linear probe. The head is fitted on backbone features computed once per
+   split (the backbone runs in inference mode, so its features are those of
+   training the model on the images with the backbone frozen): multinomial
+   logistic regression, the head's own model and loss, by L-BFGS at each L2
+   penalty of the budget's path (linear.logistic_path); the penalty is
+   chosen on validation. A convex problem: every seed and batch size gets
+   the same probe.
 2. Modes that train backbone variables (last_block, last_stage, finetune):
    from the probed head, the head and the backbone variables the mode trains
    (model.Classifier) train on the images, with the backbone's BatchNorm in
-   the run's policy, once per base learning rate of the fine-tuning range. Starting from a trained head rather than a random one
-   keeps the first large gradients from distorting the pretrained features
-   (LP-FT, Kumar et al. 2022). Successive halving: every rate trains one
-   epoch, the worse half by validation loss stop there, the rest go on (the
-   probe's rates all run: from a random head, one epoch favours the largest).
-   last_block and last_stage with BatchNorm frozen train on the activations
-   at the first trained layer, computed once per split (boundary.py): the
-   same steps without the frozen part's forward pass in each.
+   the run's policy, once per base learning rate of the fine-tuning range
+   (Adam). Starting from a trained head rather than a random one keeps the
+   first large gradients from distorting the pretrained features (LP-FT,
+   Kumar et al. 2022). Successive halving: every rate trains one epoch, the
+   worse half by validation loss stop there, the rest go on. last_block and
+   last_stage with BatchNorm frozen train on the activations at the first
+   trained layer, computed once per split (boundary.py): the same steps
+   without the frozen part's forward pass in each.
 
 Every learning rate is scaled to the batch size (plan.scaled_learning_rate).
 A run at one learning rate evaluates validation after every epoch, stops after
 `patience` epochs without a lower validation loss and keeps the weights of the
-lowest; in fine-tuning the probed start is epoch 0 and may be kept. The
-learning rate whose kept weights have the best validation accuracy (ties:
-lower loss) is chosen. The test split is never seen here.
+lowest; the probed start is epoch 0 and may be kept. The candidate (penalty,
+or learning rate) whose kept weights have the best validation accuracy (ties:
+lower loss, then the earlier) is chosen. The test split is never seen here.
 
 Time to accuracy: the training seconds (feature pass and probe included,
 evaluation excluded) until the validation accuracy of the kept weights was
@@ -70,11 +71,12 @@ class Search:
 
 @dataclass(frozen=True)
 class SearchResult:
-    learning_rate: float  # the chosen one, as trained with (scaled to the batch size)
-    base_learning_rate: float  # the chosen one at the reference batch size
-    kept_epoch: int  # the chosen learning rate's kept epoch (finetune: 0 = the probed start)
-    candidates: list  # the final stage's search (finetune: the fine-tuning one)
-    probe_candidates: list  # the linear probe's search (transfer: the same as candidates)
+    probe_penalty: float  # the linear probe's chosen L2 penalty
+    probe_candidates: list  # the probe's fit at each penalty
+    learning_rate: float | None  # fine-tuning's chosen one, as trained with (scaled to the batch size); transfer: None
+    base_learning_rate: float | None  # the same at the reference batch size
+    kept_epoch: int | None  # its kept epoch (0 = the probed start); transfer: None
+    candidates: list  # fine-tuning's learning-rate search; transfer: none
     train: Evaluation  # chosen model on the training split (inference mode)
     val: Evaluation
     feature_seconds: float  # computing the cached features once
@@ -126,20 +128,20 @@ def fit_and_select(
     halving: bool = True,
     shared: dict | None = None,
 ) -> SearchResult:
-    """The protocol of this module. Each stage, "transfer" (the probe) and
-    "finetune" (backbone variables train), takes the budget's learning rates, most epochs and patience
-    for that mode. `split` (boundary.split_backbone): a partial mode's search
+    """The protocol of this module: the probe on the budget's penalties, then
+    for the modes that train backbone variables the budget's fine-tuning
+    learning rates, most epochs and patience. `split` (boundary.split_backbone): a partial mode's search
     runs on the boundary activations, computed once, and its weights are then
     copied into the classifier. `halving`: the fine-tuning stage's successive
     halving (off: every rate runs every epoch, as before it; a benchmark's
     baseline). `shared` (frozen.usable): the features, and the activations
     at the split's boundary, computed once for every trial of the backbone."""
 
-    def stage(name: str) -> dict:
+    def stage() -> dict:
         return {
-            "learning_rates": budget.learning_rates[name],
-            "epochs": budget.epochs(name),
-            "patience": budget.patience[name],
+            "learning_rates": budget.learning_rates["finetune"],
+            "epochs": budget.finetune_epochs,
+            "patience": budget.patience["finetune"],
         }
 
     started = time.perf_counter()
@@ -159,31 +161,15 @@ def fit_and_select(
     )
     feature_seconds = time.perf_counter() - started
 
-    def probe_epoch(shuffle_seed: int) -> float:
-        order = train_features.order(shuffle_seed)
-        return float(classifier.head_train_epoch(train_features.features, train_features.labels, order, batch_size))
-
     stepped = classifier if split is None else trainer  # what the fine-tuning stage trains
 
     def finetune_epoch(shuffle_seed: int) -> float:
         batches = inputs[0].batches(batch_size, shuffle_seed=shuffle_seed)
         return float(np.mean([float(stepped.train_step(x, y)) for x, y in batches]))
 
-    start = classifier.model.get_weights()
-    probe = _search(
-        classifier,
-        start,
-        probe_epoch,
-        lambda: evaluate(classifier.predict_from_features, [(val_features.features, val_features.labels)]),
-        classifier.head,
-        batch_size=batch_size,
-        seed=seed,
-        seconds_before=feature_seconds,
-        **stage("transfer"),
-    )
-    classifier.model.set_weights(start)
+    probe = _probe(classifier, train_features, val_features, budget.probe_penalties, seconds_before=feature_seconds)
     classifier.head.set_weights(probe.weights)
-    final, predict, evaluated_train = probe, classifier.predict_from_features, train_features
+    final, predict, evaluated_train = None, classifier.predict_from_features, train_features
     if trains_backbone(mode):
         final = _search(
             stepped,
@@ -193,26 +179,64 @@ def fit_and_select(
             stepped.model,
             batch_size=batch_size,
             seed=seed,
-            seconds_before=probe.best["val_curve"][-1]["train_seconds"],
+            seconds_before=probe.candidates[-1]["train_seconds"],  # after the whole path
             start_evaluation=probe.val,
             halving=halving,
-            **stage("finetune"),
+            **stage(),
         )
         stepped.model.set_weights(final.weights)
         if split is not None:
             trainer.copy_to_classifier()
         predict, evaluated_train = stepped.predict, inputs[0]
+    chosen = final.best if final is not None else {}
     return SearchResult(
-        learning_rate=final.best["learning_rate"],
-        base_learning_rate=final.best["base_learning_rate"],
-        kept_epoch=final.best["kept_epoch"],
-        candidates=final.candidates,
+        probe_penalty=probe.best["penalty"],
         probe_candidates=probe.candidates,
+        learning_rate=chosen.get("learning_rate"),
+        base_learning_rate=chosen.get("base_learning_rate"),
+        kept_epoch=chosen.get("kept_epoch"),
+        candidates=final.candidates if final is not None else [],
         train=evaluate(predict, evaluated_train.batches(batch_size)),
-        val=final.val,
+        val=(final or probe).val,
         feature_seconds=feature_seconds,
-        time_to_accuracy_seconds=final.best["time_to_accuracy_seconds"],
+        time_to_accuracy_seconds=(final or probe).best["time_to_accuracy_seconds"],
     )
+
+
+def _probe(
+    classifier: Classifier, train: FeatureSplit, val: FeatureSplit, penalties, *, seconds_before: float
+) -> Search:
+    """The linear probe: the head fitted at each L2 penalty of `penalties`
+    (linear.logistic_path), each fit evaluated on validation through the head
+    itself; the best kept."""
+    from tlbench.linear import logistic_path
+
+    fits = logistic_path(train.features.numpy(), train.labels.numpy(), classifier.num_classes, penalties)
+    candidates, weights, evaluations, seconds = [], [], [], seconds_before
+    for fit in fits:
+        classifier.head.set_weights([fit.kernel.astype(np.float32), fit.bias.astype(np.float32)])
+        result = evaluate(classifier.predict_from_features, [(val.features, val.labels)])
+        seconds += fit.seconds
+        evaluations.append(result)
+        weights.append(classifier.head.get_weights())
+        candidates.append(
+            {
+                "penalty": fit.penalty,
+                "val_accuracy": result.accuracy,
+                "val_loss": result.loss,
+                "train_loss": fit.train_loss,
+                "iterations": fit.iterations,
+                "converged": fit.converged,
+                "fit_seconds": fit.seconds,
+                "train_seconds": seconds,  # features and the path's fits so far
+            }
+        )
+    chosen = max(range(len(fits)), key=lambda i: (evaluations[i].accuracy, -evaluations[i].loss, -i))
+    for index, candidate in enumerate(candidates):  # the seconds at which each one's accuracy was first reached
+        candidate["time_to_accuracy_seconds"] = next(
+            c["train_seconds"] for c in candidates[: index + 1] if c["val_accuracy"] >= candidate["val_accuracy"]
+        )
+    return Search(candidates=candidates, chosen=chosen, weights=weights[chosen], val=evaluations[chosen])
 
 
 def _search(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from tlbench import data, environment, record, stability
@@ -280,6 +280,8 @@ def measure_accuracy(setup: Setup, spec: TrialSpec, frozen: dict | None = None) 
     from tlbench.worker.training import evaluate, fit_and_select
 
     budget = spec.budget
+    if spec.carried_rate is not None:  # searched at a smaller batch size (driver/carry.py): this rate alone
+        budget = replace(budget, learning_rates={"finetune": (spec.carried_rate.base_learning_rate,)})
     backbone = get_backbone(spec.backbone)
     split, path = accuracy_path(setup.classifier, setup.module_path, backbone, setup.train, setup.val)
     shared, shared_note = usable(frozen, setup.classifier, setup.train, split, path["boundary_layer"])
@@ -302,11 +304,12 @@ def measure_accuracy(setup: Setup, spec: TrialSpec, frozen: dict | None = None) 
     return {
         **path,
         "frozen_inputs": record_fields(frozen, shared, shared_note),
+        "probe_penalty": search.probe_penalty,
+        "probe_search": search.probe_candidates,
         "learning_rate": search.learning_rate,
         "base_learning_rate": search.base_learning_rate,
         "learning_rate_rule": LEARNING_RATE_RULE,
         "lr_search": search.candidates,
-        "probe_lr_search": search.probe_candidates,
         "max_epochs": budget.epochs(spec.mode),
         "patience": budget.stage_patience(spec.mode),
         "kept_epoch": search.kept_epoch,
