@@ -296,6 +296,14 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def timestamp(moment) -> float | None:
+    """Seconds since the epoch of a moment as written (ISO 8601); None for anything else."""
+    try:
+        return datetime.fromisoformat(moment).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
 def ended_ok(record) -> bool:
     """A trial that ended ok (its figures may since have been left out by `checked`)."""
     return record.get("status") == Status.OK
