@@ -90,4 +90,4 @@ def test_modules_are_of_a_readable_size():
     assert max(lines.values()) <= 400, {name: n for name, n in lines.items() if n > 400}
     # The reports analyse once and render one document: what they need, at most.
     reports = {name: n for name, n in lines.items() if name.startswith("tlbench.reports")}
-    assert sum(reports.values()) <= 2400, reports
+    assert sum(reports.values()) <= 2600, reports  # 2,400 before timing.py: when the decision came, where time went
