@@ -67,6 +67,7 @@ shared by both sides and import no TensorFlow either.
 | `reports/configs.py`    | across trials: configurations over seeds, memory against batch size     |
 | `reports/decide.py`     | recommendation, Pareto front, the best configuration under constraints   |
 | `reports/ladder.py`     | does fine-tuning pay: each backbone's rungs, what a step up buys, which  |
+| `reports/timing.py`     | when the answers came, whether the early ranking held, where time went   |
 | `reports/analysis.py`   | `analyse(run)`: all of the above once per run, what every renderer reads |
 | `reports/document.py`   | the report as one document: sections of text, notes, tables, images     |
 | `reports/report.py`     | that document as `report.md` and `report.html`, with plots and exports   |

@@ -29,6 +29,12 @@ def seconds(value) -> str:
     return f"{value:.0f}"
 
 
+def clock(value) -> str:
+    """Seconds as m:ss, or h:mm:ss from an hour."""
+    minutes, secs = divmod(max(0, round(value)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
+
+
 def mean_and_std(mean, std) -> str:
     return fraction(mean) if std is None else f"{fraction(mean)} ± {fraction(std)}"
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import typing
+from datetime import datetime, timezone
 from typing import TypedDict
 
 from tlbench.batch_search import BatchSizeSearch
@@ -127,6 +128,11 @@ class FrozenInputs(TypedDict, total=False):
     node_id: str | None  # the Ray node it ran on
     seconds: Seconds | None  # how long it took
     note: str | None  # why the trial computed its own
+    # when it ended (UTC, ISO 8601) and what it told then, the backbone's early answer (None when it failed)
+    finished_at: str | None
+    logme: float | None
+    ridge_val_accuracy: Fraction | None
+    feature_images_per_sec: Rate | None
 
 
 class TrialRecord(TypedDict, total=False):
@@ -300,6 +306,19 @@ def checked(payload) -> tuple[TrialRecord | None, list[str]]:
     if dropped:
         record["lost_figures"] = sorted(dropped)
     return typing.cast(TrialRecord, record), [f"{line}; shown as -" for lines in dropped.values() for line in lines]
+
+
+def utc_now() -> str:
+    """Now, as records and env.json write a moment: UTC, ISO 8601, milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def timestamp(moment) -> float | None:
+    """Seconds since the epoch of a moment as written (ISO 8601); None for anything else."""
+    try:
+        return datetime.fromisoformat(moment).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 def ended_ok(record) -> bool:

@@ -140,6 +140,7 @@ class RunEnv(TypedDict, total=False):
     git: Git
     command: str  # the command line, as a shell would take it
     # --- the run (driver/runner.py) ---
+    started_at: str  # UTC, ISO 8601 (milliseconds), as the command started a new run; --resume keeps it
     budget: Budget
     dataset: Dataset
     plan: Plan  # ENV_KEY

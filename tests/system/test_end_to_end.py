@@ -4,6 +4,7 @@ Each run goes through a wrapper that fails if the driver imported TensorFlow.
 """
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,18 @@ def test_quick_grid_on_mobilenet_writes_records_env_and_report(hub_run, run_in_s
     assert trials.count("| mobilenet_v2_035_128 |") == 2 and "Stand-in weights" not in report
     assert "## Does fine-tuning pay?" in report  # the ladder's two ends
     assert "## Recommendation" in report and "<h2>Recommendation</h2>" in (run_dir / "report.html").read_text()
+    # When the answers came and where the time went, from env.json's start and the shared frozen inputs' end.
+    shared = {r["frozen_inputs"]["computation"]: r["frozen_inputs"] for r in records}
+    (frozen,) = shared.values()  # both trials shared one computation, its early answer recorded in each
+    assert env["started_at"] < frozen["finished_at"] < min(r["started_at"] for r in records)
+    assert 0 <= frozen["ridge_val_accuracy"] <= 1 and frozen["feature_images_per_sec"] > 0
+    decision = report.split("## How long the decision took\n")[1].split("\n## ")[0]
+    early = r"\| 0\.\d{3} \| -?\d+\.\d{3} \| 1 \| \+\d+:\d\d \| \w+, batch 16 \| 0\.\d{3} \| 1 \|"  # and the final
+    assert re.search(r"\| mobilenet_v2_035_128 " + early, decision), decision
+    assert "Can't tell whether the early ranking held: the run has one backbone, nothing to rank." in decision
+    split = report.split("## Where the time went\n")[1].split("\n## ")[0]
+    assert re.search(r"\| mobilenet_v2_035_128 (\| \d+ ){6}\| \d+\.\d% \|", split), split
+    assert re.search(r"\| total (\| \d+ ){6}\| 100\.0% \|", split) and "The largest part is **" in split
     for plot in ("memory.png", "throughput.png", "accuracy_vs_throughput.png", "ladder.png"):
         assert (run_dir / plot).read_bytes().startswith(b"\x89PNG")
 

@@ -19,7 +19,7 @@ import null_trials
 from records import read_records
 from rich.console import Console
 
-from tlbench import data, results
+from tlbench import data, record, results
 from tlbench.cli import main
 from tlbench.driver import runner
 from tlbench.driver.carry import RateCarrier
@@ -140,6 +140,8 @@ def test_resume_on_a_cluster_of_another_shape_runs_exactly_the_missing_trials_wi
     assert len(first) == 12 and {r["trial_id"] for r in first if r["status"] == "error"} == set(failing)
     (control / "fail").unlink()
     (control / "started").unlink()
+    started_at = json.loads((run_dir / results.ENV).read_text())["started_at"]  # the run's, as the command started
+    assert 0 < time.time() - record.timestamp(started_at) < 600
 
     # Resume in a process of its own, on a local Ray without GPUs, whose
     # default grid (batch sizes 8 and 16) has none of these trials; choosing
@@ -155,6 +157,7 @@ def test_resume_on_a_cluster_of_another_shape_runs_exactly_the_missing_trials_wi
     assert {r["weights"] for r in resumed} == {r["weights"] for r in first} == {f"local:{module}"}
     run = results.read_run(run_dir)
     assert len(run.records) == 12 and all(r["status"] == "ok" for r in run.records)
+    assert run.env["started_at"] == started_at  # a resume keeps the run's start
 
 
 def test_a_second_writer_of_a_run_folder_is_refused_with_one_line(control, tmp_path, run_in_subprocess):

@@ -15,7 +15,9 @@ Two run folders are the inputs, each copied or built under a temporary folder
   a trial and across trials), a smoke timing, fields of the wrong type (shown as
   `-`), a line that is not a record and a cut last line, the four modes of the
   ladder (so "Does fine-tuning pay?" appears), three backbones, batch sizes 8 to
-  64 and two devices. Its two input files are golden files too
+  64 and two devices; the run's start and two backbones' shared frozen inputs
+  with their early answers, the third's trials without (so "How long the
+  decision took" and "Where the time went" appear). Its two input files are golden files too
   (`crafted/input_*`), so a change of the input shows apart from a change of
   the output.
 
@@ -486,6 +488,27 @@ def crafted_records() -> list:
             {**base, **hub}, mode="last_block", batch_size=16, seed=0, status="error", error=died, device=False
         )
     )
+    # Each pretrained backbone's frozen inputs, computed once before the trials (its early answer), and shared
+    # by those of its trials that ran in a worker; MobileNet V2 1.00/224 ran without (its early answer: none).
+    frozen = {
+        mobilenet: ("0f1e2d3c4b5a", 12.6, "2026-12-05T03:14:02.250+00:00", 0.9609375, 1.482, 1016.5),
+        resnet: ("a5b4c3d2e1f0", 61.4, "2026-12-05T03:15:08.900+00:00", 0.1171875, -0.312, 6.25),
+    }
+    for line in lines:
+        if line.get("backbone") in frozen and "device" in line:
+            computation, seconds, finished, ridge, logme, rate = frozen[line["backbone"]]
+            line["frozen_inputs"] = {
+                "shared": True,
+                "activations_shared": False,
+                "computation": computation,
+                "node_id": "e1d2c3b4a5f6",
+                "seconds": seconds,
+                "finished_at": finished,
+                "logme": logme,
+                "ridge_val_accuracy": ridge,
+                "feature_images_per_sec": rate,
+                "note": None,
+            }
     # not records: a line without the fields that say which trial it is, and a cut last line (a crash)
     lines.append(json.dumps({"trial_id": f"{mobilenet}-finetune-bs32-digits-seed0", "status": "error"}))
     lines.append(json.dumps(_vary(example(mobilenet, "transfer"), batch_size=32, seed=1), sort_keys=True)[:300])
@@ -495,6 +518,7 @@ def crafted_records() -> list:
 def crafted_env() -> dict:
     env = json.loads((EXAMPLE / "env.json").read_text())
     env.update(
+        started_at="2026-12-05T03:13:29.500+00:00",  # the command's start: weights, Ray, then the frozen inputs
         host="lab",
         command=(
             "/work/venv/bin/python -m tlbench run --backbone resnet_v2_50 mobilenet_v2_035_128 mobilenet_v2_100_224 "

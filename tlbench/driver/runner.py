@@ -77,11 +77,13 @@ class Settings:
 
 def start(request: RunRequest, settings: Settings, console: Console, workers: Workers = Workers()) -> int:
     """A new run; its exit status."""
+    started_at = record.utc_now()  # env.json's: the run's time counts from here (reports/timing.py)
     images = data.open_dataset(request.dataset)
     data.check_train_size(images, request.protocol.train_size)
     _say_plainly(images.skipped_summary(), console)
     parent = results.prepare_parent(settings.out)
     with _interruptible(console) as state:
+        state.started_at = started_at
         # Backbones named on the command line are prepared before Ray starts:
         # a module that can't serve is one line without a cluster's start-up.
         prepared = prepare(request.backbones, request, console, workers) if request.backbones else None
@@ -112,6 +114,7 @@ def _start_on(request: RunRequest, prepared: dict, images, parent, info, setting
         env = run_env.make(
             **environment.machine_fields(settings.argv, info.env_fields()),
             **{run_env.ENV_KEY: plan.as_json()},
+            started_at=state.started_at,
             budget=asdict(BUDGETS[plan.budget]),
             dataset={
                 "name": plan.dataset,
@@ -150,6 +153,7 @@ def resume(run_dir: Path, settings: Settings, console: Console, workers: Workers
 class _State:
     run_dir: Path | None = None
     finished: int = 0  # records appended by this invocation
+    started_at: str | None = None  # a new run's start, for env.json
     stopped_status: int = EXIT_INTERRUPTED  # the exit status of an interrupted run
 
 

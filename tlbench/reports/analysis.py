@@ -10,6 +10,7 @@ from tlbench.device_memory import DeviceFit, device_fits, found_batches
 from tlbench.reports.configs import Configuration, MemorySlope, configurations, memory_slopes
 from tlbench.reports.decide import Recommendation, recommend
 from tlbench.reports.ladder import Ladder, ladders
+from tlbench.reports.timing import Decision, TimeSplit, decision, time_split
 from tlbench.results import RunContents
 
 
@@ -25,6 +26,8 @@ class RunAnalysis:
     found_batches: list[str]  # --batch-size max: per backbone x mode, the batch found against the prediction
     unstable_lines: list[str]  # one per unstable figure of a trial, with why
     smoke_trials: list[str]  # trial ids whose timed figures are smoke figures
+    decision: Decision | None  # when the early and the full answers came, whether the early ranking held
+    time_split: TimeSplit | None  # where the wall time went; both None for a run that recorded no start
 
     @property
     def run_title(self) -> str:
@@ -53,4 +56,6 @@ def analyse(run: RunContents) -> RunAnalysis:
         found_batches=found_batches(records),
         unstable_lines=stability.unstable_lines(records),
         smoke_trials=stability.smoke_trials(records),
+        decision=decision(run, records, configs),
+        time_split=time_split(run, records),
     )

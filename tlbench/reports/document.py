@@ -34,6 +34,7 @@ from tlbench.reports.configs import MEMORY_FIT_NOTE
 from tlbench.reports.ladder import LADDER_COLUMNS, mode_order, summary, table_rows, verdict
 from tlbench.reports.plots import LADDER_PNG, MEMORY_PNG, PARETO_PNG, THROUGHPUT_PNG
 from tlbench.reports.rules import RUNGS_NOISE_RULE, SEEDS_NOISE_RULE, ended_ok
+from tlbench.reports import timing
 from tlbench.run_env import RunEnv
 
 FILE, TERMINAL = "file", "terminal"  # where a block is shown
@@ -102,7 +103,7 @@ class Document:
         return [by_key[key] for key in TERMINAL_ORDER if key in by_key]
 
 
-TERMINAL_ORDER = ("warnings", "trials", "stability", "accuracy", "ladder", "recommendation")
+TERMINAL_ORDER = ("warnings", "trials", "stability", "accuracy", "ladder", "decision", "recommendation")
 
 # Each table's columns that name a row, and those a terminal shows at any width.
 SPREAD_KEYS = ("backbone", "mode", "batch")
@@ -122,11 +123,13 @@ def build(analysis: RunAnalysis, plots=()) -> Document:
     sections = [
         _environment(analysis.run.env),
         _recommendation(analysis),
+        _decision(analysis),
         _ladder(analysis, plots),
         _trials(analysis),
         _stability(analysis),
         _accuracy(analysis),
         _protocol(analysis),
+        _time_split(analysis),
         Section("plots", "Plots", [Image(name, alt) for name, alt in PLOTS if name in plots]),
         _memory(analysis),
         _device_sizes(analysis),
@@ -207,6 +210,24 @@ def _recommendation(analysis: RunAnalysis) -> Section:
         blocks = [Bullets(advice.headlines(), ONLY_FILES), *map(Paragraph, advice.advice)]
         blocks += [Note("warning:", w) for w in advice.warnings]
     return Section("recommendation", "Recommendation", blocks)
+
+
+def _decision(analysis: RunAnalysis) -> Section:
+    """When each backbone's early answer came, and the full answer; whether the early ranking held (timing.py)."""
+    blocks: list[Block] = []
+    if d := analysis.decision:
+        rows = [answer.__dict__ for answer in d.answers]
+        blocks = [Table(rows, timing.DECISION_COLUMNS, True, shown=ONLY_FILES), Paragraph(timing.verdict(d))]
+    return Section("decision", "How long the decision took", blocks)
+
+
+def _time_split(analysis: RunAnalysis) -> Section:
+    blocks: list[Block] = []
+    if split := analysis.time_split:
+        intro, largest = timing.split_text(split)
+        table = Table(split.rows, timing.SPLIT_COLUMNS, True, shown=ONLY_FILES)
+        blocks = [Paragraph(intro, ONLY_FILES), table, Paragraph(largest, ONLY_FILES)]
+    return Section("time", "Where the time went", blocks)
 
 
 _LADDER_INTRO = (

@@ -12,7 +12,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -24,7 +23,7 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 from tlbench.errors import os_reason
 from tlbench.figures import Figure, shown_in
 from tlbench.files import write_bytes_atomic, write_text_atomic
-from tlbench.record import ended_ok, finite
+from tlbench.record import ended_ok, finite, timestamp
 from tlbench.reports.columns import sort_key
 from tlbench.results import TENSORBOARD, TRIALS_CSV, RunContents
 
@@ -81,13 +80,13 @@ def _experiment_events(run: RunContents) -> list:
         for f in shown_in("hparam")
     ]
     metrics = [api_pb2.MetricInfo(name={"tag": f.field}, display_name=f.metric) for f in shown_in("metric")]
-    created = min(filter(None, (_time(r.get("started_at")) for r in run.records)), default=0.0)
+    created = min(filter(None, (timestamp(r.get("started_at")) for r in run.records)), default=0.0)
     experiment = api_pb2.Experiment(hparam_infos=hparams, metric_infos=metrics, time_created_secs=created)
     return [_summary_event(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment), created)]
 
 
 def _session_events(run: RunContents, trial: Mapping) -> list:
-    start, end = _time(trial.get("started_at")), _time(trial.get("finished_at"))
+    start, end = (timestamp(trial.get(moment)) or 0.0 for moment in ("started_at", "finished_at"))
     hparams = {figure.field: value for figure in shown_in("hparam") if (value := _hparam(figure, trial)) is not None}
     metrics = [(f.field, value) for f in shown_in("metric") if (value := finite(f.get(trial))) is not None]
     group = f"{run.run_dir.name}/{trial['trial_id']}"  # its dashboard name; the run id keeps run folders apart
@@ -145,11 +144,3 @@ def _hparam(figure: Figure, trial: Mapping):
     if not figure.number and isinstance(value, str) and value:
         return (figure.column.format if figure.column else str)(value)  # str: a Status as "ok"
     return finite(value) if figure.number else None
-
-
-def _time(text) -> float:
-    """Seconds since the epoch of an ISO 8601 time; 0.0 when there is none."""
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except (TypeError, ValueError):
-        return 0.0

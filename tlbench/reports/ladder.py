@@ -48,21 +48,11 @@ class Rung:
     kept_probe: int  # seeds whose fine-tuning kept the probe's start (kept_epoch 0)
     kept_known: int  # seeds that recorded kept_epoch
 
-    @property
-    def has_result(self) -> bool:
-        return self.config.has_result
-
-    @property
-    def val_mean(self) -> float | None:
-        return self.config.val_mean
-
-    @property
-    def val_std(self) -> float | None:
-        return self.config.val_std
-
-    @property
-    def images_per_sec(self) -> float | None:
-        return self.config.train_images_per_sec
+    # its configuration's, under the ladder's names
+    has_result = property(lambda rung: rung.config.has_result)
+    val_mean = property(lambda rung: rung.config.val_mean)
+    val_std = property(lambda rung: rung.config.val_std)
+    images_per_sec = property(lambda rung: rung.config.train_images_per_sec)
 
     @property
     def mostly_kept_probe(self) -> bool:

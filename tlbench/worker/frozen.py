@@ -22,6 +22,7 @@ import numpy as np
 from tlbench import data
 from tlbench.errors import described
 from tlbench.plan import TrialSpec
+from tlbench.record import utc_now
 from tlbench.registry import get_backbone
 
 BATCH = 32  # images per forward pass of the shared computation
@@ -57,9 +58,14 @@ def compute(spec: TrialSpec, images: data.ImageSet, modes: list) -> dict:
             if split is not None:
                 cached = {name: Activations(split, part, BATCH).values.numpy() for name, part in parts(partial)}
                 activations[mode] = {"layer": path["boundary_layer"], **cached}
-        return {**shared, "features": features, "activations": activations, "seconds": time.perf_counter() - started}
+        return {**shared, "features": features, "activations": activations, **_ended(started)}
     except Exception as failure:  # noqa: BLE001 - the trials then compute their own
-        return {**shared, "error": described(failure), "seconds": time.perf_counter() - started}
+        return {**shared, "error": described(failure), **_ended(started)}
+
+
+def _ended(started: float) -> dict:
+    """How long the computation took and when it ended: the moment its early answer came (reports/timing.py)."""
+    return {"seconds": time.perf_counter() - started, "finished_at": utc_now()}
 
 
 def linear_answer(features: dict, train_labels, val_labels) -> dict:
@@ -107,12 +113,11 @@ def _differs(own: np.ndarray, shared: np.ndarray) -> bool:
 def record_fields(frozen: dict | None, shared: dict | None, note: str) -> dict:
     """The record's `frozen_inputs`: whether the trial used the shared
     features (and activations), which computation made them, where, how long
-    it took."""
+    it took, when it ended and the early answer it gave (None where it failed)."""
+    told = ("computation", "node_id", "seconds", "finished_at", "logme", "ridge_val_accuracy", "feature_images_per_sec")
     return {
         "shared": shared is not None,
         "activations_shared": bool(shared and shared["activations"] is not None),
-        "computation": frozen.get("computation") if frozen else None,
-        "node_id": frozen.get("node_id") if frozen else None,
-        "seconds": frozen.get("seconds") if frozen else None,
+        **{key: frozen.get(key) if frozen else None for key in told},
         "note": note or None,
     }

@@ -26,7 +26,6 @@ import gc
 import os
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 
 from tlbench import data, environment, record, stability
 from tlbench.errors import described
@@ -40,7 +39,7 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None, frozen: dict
     """`images`: the dataset as the driver loaded it; read from
     `spec.dataset` when not given. `frozen`: the backbone's frozen inputs,
     computed once for the run's trials (frozen.compute)."""
-    started, started_at = time.perf_counter(), _utc_now()
+    started, started_at = time.perf_counter(), record.utc_now()
     fields, status, error = {}, record.Status.OK, None
     try:
         # An emulated device's size is in the record however the trial ends (model_costs adds the device's own).
@@ -67,7 +66,7 @@ def run_trial(spec: TrialSpec, images: data.ImageSet | None = None, frozen: dict
         host=environment.host(),
         process_id=os.getpid(),  # every trial has a fresh worker process
         started_at=started_at,
-        finished_at=_utc_now(),
+        finished_at=record.utc_now(),
         seconds=time.perf_counter() - started,
     )
 
@@ -388,7 +387,3 @@ def timed_passes(classifier, pipeline, batch_size: int, plan: TimingPlan, memory
         "peak_rss_bytes": peak_rss,
         "runtime_overhead_bytes": max(peak_rss - peak, 0) if memory.allocator else None,
     }
-
-
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
