@@ -217,7 +217,7 @@ def test_the_time_split_adds_up_to_the_wall_time_and_counts_each_computation_onc
     rows = {row["name"]: row for row in split.rows}
     assert sum(rows[name]["all"] for name in (MOBILENET, RESNET, REST)) == pytest.approx(split.wall_seconds)
     assert rows["total"]["all"] == pytest.approx(split.wall_seconds)
-    first, last = run.records[0], run.records[-1]
+    last = run.records[-1]
     assert split.wall_seconds == pytest.approx(
         datetime.fromisoformat(last["finished_at"]).timestamp() - START.timestamp()
     )
@@ -264,8 +264,10 @@ def test_both_sections_in_report_md_and_a_line_each_in_the_terminal(tmp_path):
     assert f"| backbone | {' | '.join(columns)} |" in decision
     assert "| backbone | load s | graph costs s | features s | searches s | timed passes s | all s | share |" in split
     assert "The largest part is **searches**" in split
-    assert markdown.index("## How long the decision took") < markdown.index("## Trials") < markdown.index(
-        "## Where the time went"
+    assert (
+        markdown.index("## How long the decision took")
+        < markdown.index("## Trials")
+        < markdown.index("## Where the time went")
     )
     console = Console(file=io.StringIO(), width=80, color_system=None)
     terminal.print_report(analysed(read), console)
