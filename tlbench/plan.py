@@ -321,9 +321,9 @@ def predicted_flops(
     step = {"transfer": 1, "last_block": 1.2, "last_stage": 1.6, "finetune": 3}[spec.mode]
     images = train + val + test  # features for the probe; the one test pass
     if trains_backbone(spec.mode):
-        # Successive halving: every rate's first epoch, then the better half's others.
+        # Successive halving: every rate's first epoch, then the best half's (rounded down) others.
         rates = len(budget.learning_rates["finetune"]) if rates is None else rates
-        epochs = rates + (rates - rates // 2) * (budget.finetune_epochs - 1)
+        epochs = rates + max(1, rates // 2) * (budget.finetune_epochs - 1)
         images += epochs * (step * train + val) + train
     timed_steps = budget.warmup_steps + budget.timed_repeats * budget.min_timed_steps
     images += timed_steps * spec.batch_size * (step + 1)  # training, then inference

@@ -339,7 +339,7 @@ def _search(budget: run_env.Budget, rule: str) -> str:
         "Linear probe: logistic regression on the cached features (the head's model and loss) by L-BFGS at L2 "
         f"penalties {', '.join(f'{p:g}' for p in budget['probe_penalties'])}, the one chosen on validation: the "
         f"same for every seed and batch size. Fine-tuning from the probe's head (Adam): base learning rates {adam}"
-        f"{epochs} epochs per rate, the worse half stopped after the first (successive halving), stopping after "
+        f"{epochs} epochs per rate, the best half (rounded down) going on after the first (successive halving), stopping after "
         f"{patience.get('finetune', '?')}{stopping}"
     )
 

@@ -16,7 +16,7 @@ The protocol, the same for every trial:
    (Adam). Starting from a trained head rather than a random one keeps the
    first large gradients from distorting the pretrained features (LP-FT,
    Kumar et al. 2022). Successive halving: every rate trains one epoch, the
-   worse half by validation loss stop there, the rest go on. last_block and
+   best half by validation loss (rounded down) go on, the rest stop there. last_block and
    last_stage with BatchNorm frozen train on the activations at the first
    trained layer, computed once per split (boundary.py): the same steps
    without the frozen part's forward pass in each.
@@ -262,9 +262,10 @@ def _search(
     itself may be kept (epoch 0).
 
     `halving` (successive halving, one rung): every learning rate trains one
-    epoch, then the worse half by validation loss stop there
-    (`stopped_at_rung`) and the rest go on from where they were, their
-    optimizer state included: the search trains fewer epochs and keeps the
+    epoch, then the best half by validation loss, rounded down (at least
+    one: Jamieson and Talwalkar 2016 keep the best floor(n/2) of n), go on
+    from where they were, their optimizer state included; the others stop
+    there (`stopped_at_rung`). The search trains fewer epochs and keeps the
     same curve for every rate it ran."""
     runs = [
         _Run(base, scaled_learning_rate(base, batch_size), seconds_before, start_evaluation) for base in learning_rates
@@ -279,7 +280,7 @@ def _search(
             paused[index] = classifier.training_state()
     if halving:
         ranked = sorted(range(len(runs)), key=lambda i: _loss_order(runs[i].curve[-1]["val_loss"]))
-        going_on = set(ranked[: len(runs) - len(runs) // 2])  # the worse half, rounded down, stop
+        going_on = set(ranked[: max(1, len(runs) // 2)])
         for index, run in enumerate(runs):
             if index not in paused:
                 continue
