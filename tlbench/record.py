@@ -210,6 +210,7 @@ class TrialRecord(TypedDict, total=False):
     test_accuracy: Fraction
     test_loss: float
     test_passes: Count  # 1: the test split was read once, after every choice
+    test_inputs: str  # what that read: the shared "features" (the chosen weights were the probe's) or the "images"
     feature_seconds: Seconds
     time_to_accuracy_seconds: Seconds
     phase_seconds: dict[str, Seconds]  # wall time per phase of the trial

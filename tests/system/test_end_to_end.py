@@ -67,6 +67,12 @@ def test_quick_grid_on_mobilenet_writes_records_env_and_report(hub_run, run_in_s
     (frozen,) = shared.values()  # both trials shared one computation, its early answer recorded in each
     assert env["started_at"] < frozen["finished_at"] < min(r["started_at"] for r in records)
     assert 0 <= frozen["ridge_val_accuracy"] <= 1 and frozen["feature_images_per_sec"] > 0
+    # Test read once: on the shared test features where the chosen weights are the probe's, else through the model.
+    transfer, finetune = by_mode["transfer"], by_mode["finetune"]
+    assert transfer["test_inputs"] == "features" and transfer["test_passes"] == finetune["test_passes"] == 1
+    assert finetune["test_inputs"] == ("features" if finetune["kept_epoch"] == 0 else "images")
+    if finetune["kept_epoch"] == 0:  # the same probe on the same features: the same test figures
+        assert finetune["test_loss"] == transfer["test_loss"] and finetune["probe_penalty"] == transfer["probe_penalty"]
     decision = report.split("## How long the decision took\n")[1].split("\n## ")[0]
     early = r"\| 0\.\d{3} \| -?\d+\.\d{3} \| 1 \| \+\d+:\d\d \| \w+, batch 16 \| 0\.\d{3} \| 1 \|"  # and the final
     assert re.search(r"\| mobilenet_v2_035_128 " + early, decision), decision

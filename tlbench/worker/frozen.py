@@ -1,5 +1,5 @@
 """Frozen work once per backbone per run: the backbone's features of the
-train and validation images, and for the partial modes the activations at
+train, validation and test images, and for the partial modes the activations at
 their boundary (boundary.py), computed by one task and shared by every trial
 of that backbone (each batch size, seed and mode), through Ray's object
 store (driver/cluster.py), where trials on other nodes pull it.
@@ -48,8 +48,10 @@ def compute(spec: TrialSpec, images: data.ImageSet, modes: list) -> dict:
         setup = load(replace(spec, mode="transfer"), images)
         extract = setup.classifier.extract_features
         pass_started = time.perf_counter()
-        features = {name: FeatureSplit(extract, split, BATCH).features.numpy() for name, split in parts(setup)}
-        shared["feature_images_per_sec"] = (setup.train.size + setup.val.size) / (time.perf_counter() - pass_started)
+        # Test's features too: a trial whose chosen weights are the probe's is tested on them (no choice reads them).
+        splits = (*parts(setup), ("test", setup.test))
+        features = {name: FeatureSplit(extract, split, BATCH).features.numpy() for name, split in splits}
+        shared["feature_images_per_sec"] = sum(s.size for _, s in splits) / (time.perf_counter() - pass_started)
         shared.update(linear_answer(features, setup.train.labels, setup.val.labels))
         activations, backbone = {}, get_backbone(spec.backbone)
         for mode in sorted(set(modes) & {"last_block", "last_stage"}):

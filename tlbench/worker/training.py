@@ -81,6 +81,7 @@ class SearchResult:
     val: Evaluation
     feature_seconds: float  # computing the cached features once
     time_to_accuracy_seconds: float
+    probed: bool  # the chosen weights are the probe's on the frozen backbone (transfer, or fine-tuning kept epoch 0)
 
 
 def evaluate(predict, batches) -> Evaluation:
@@ -187,7 +188,8 @@ def fit_and_select(
         stepped.model.set_weights(final.weights)
         if split is not None:
             trainer.copy_to_classifier()
-        predict, evaluated_train = stepped.predict, inputs[0]
+        if final.best["kept_epoch"] != 0:  # else the probed start: evaluated on its cached features below
+            predict, evaluated_train = stepped.predict, inputs[0]
     chosen = final.best if final is not None else {}
     return SearchResult(
         probe_penalty=probe.best["penalty"],
@@ -200,6 +202,7 @@ def fit_and_select(
         val=(final or probe).val,
         feature_seconds=feature_seconds,
         time_to_accuracy_seconds=(final or probe).best["time_to_accuracy_seconds"],
+        probed=chosen.get("kept_epoch", 0) == 0,
     )
 
 

@@ -299,7 +299,15 @@ def measure_accuracy(setup: Setup, spec: TrialSpec, frozen: dict | None = None) 
     # now, before the timed passes measure what is resident.
     del split
     gc.collect()
-    test = evaluate(setup.classifier.predict, setup.test.batches(spec.batch_size))  # the one look at test
+    # The one look at test: where the chosen weights are the probe's, on the shared test features.
+    test_features = (shared or {}).get("features", {}).get("test") if search.probed else None
+    if test_features is not None:
+        test_inputs, test_passes = "features", 1
+        labels = setup.test.labels.astype("int32")
+        test = evaluate(setup.classifier.predict_from_features, [(test_features, labels)])
+    else:
+        test = evaluate(setup.classifier.predict, setup.test.batches(spec.batch_size))
+        test_inputs, test_passes = "images", setup.test.passes
     return {
         **path,
         "frozen_inputs": record_fields(frozen, shared, shared_note),
@@ -318,7 +326,8 @@ def measure_accuracy(setup: Setup, spec: TrialSpec, frozen: dict | None = None) 
         "val_loss": search.val.loss,
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
-        "test_passes": setup.test.passes,  # 1: the test split was read once, after every choice
+        "test_passes": test_passes,  # 1: the test split was read once, after every choice
+        "test_inputs": test_inputs,
         "feature_seconds": search.feature_seconds,
         "time_to_accuracy_seconds": search.time_to_accuracy_seconds,
     }
