@@ -70,17 +70,20 @@ def test_the_logistic_probes_gradient_is_the_losss():
 
 def test_the_logistic_probe_fits_what_scikit_learn_fits():
     """The same model (multinomial, L2 on the weights only): scikit-learn's
-    C = 1 / (penalty x images) on the standardised features."""
+    C = 1 / (penalty x images) on the standardised features (each feature
+    to unit variance; a constant one left as it is)."""
     from sklearn.linear_model import LogisticRegression
 
     features, labels = _data(90, 12, 0.7)
+    features[:, 3] = 0.25  # a dead feature: constant
+    features[:, 5] *= 1000.0  # and one of another scale
     fit = logistic_path(features, labels, 3, (0.05,), max_iterations=2000)[0]
-    centred = features - features.mean(axis=0)
-    scale = np.sqrt(np.mean(centred**2))
-    theirs = LogisticRegression(C=1 / (0.05 * len(labels)), tol=1e-10, max_iter=5000).fit(centred / scale, labels)
+    scale = np.where(features.std(axis=0) > 0, features.std(axis=0), 1.0)
+    standardised = (features - features.mean(axis=0)) / scale
+    theirs = LogisticRegression(C=1 / (0.05 * len(labels)), tol=1e-10, max_iter=5000).fit(standardised, labels)
     ours = features @ fit.kernel + fit.bias
-    assert np.argmax(ours, axis=1) == pytest.approx(theirs.predict(centred / scale))
-    assert fit.kernel * scale == pytest.approx(theirs.coef_.T, abs=1e-4)
+    assert np.argmax(ours, axis=1) == pytest.approx(theirs.predict(standardised))
+    assert fit.kernel * scale[:, None] == pytest.approx(theirs.coef_.T, abs=1e-4)
     assert fit.converged and fit.penalty == 0.05
 
 
@@ -90,7 +93,7 @@ def test_the_logistic_probe_does_not_care_about_the_features_scale():
     features, labels = _data(60, 8, 1.0)
     path = logistic_path(features, labels, 3)
     tiny = logistic_path(features * 1e-11, labels, 3)
-    assert [f.penalty for f in path] == list(PROBE_PENALTIES)
+    assert [f.penalty for f in path] == list(PROBE_PENALTIES) and PROBE_PENALTIES[:3] == (100.0, 30.0, 10.0)
     for a, b in zip(path, tiny):
         assert a.train_loss == pytest.approx(b.train_loss, rel=1e-6)
         assert features @ a.kernel + a.bias == pytest.approx(features * 1e-11 @ b.kernel + b.bias, rel=1e-4, abs=1e-6)
