@@ -42,6 +42,10 @@ FOUND_NOTE = (
     "the trial then ran at the largest."
 )
 CPU_LIMIT_VARIABLE = "TF_CPU_BFC_MEM_LIMIT_IN_MB"  # read when the CPU allocator is made: at the first op
+# A device emulated on a CPU runs TensorFlow's own CPU kernels: oneDNN's end an allocation that fails under
+# the allocator's limit with a crash (SIGSEGV, seen with TensorFlow 2.21 on a CPU where oneDNN is on by
+# default), not the ResourceExhaustedError a GPU raises. Set in the worker before TensorFlow is imported.
+EMULATION_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 TIMED_BATCHES = 8  # distinct batches a timed stream cycles through (pipeline.timed_batches)
 
 

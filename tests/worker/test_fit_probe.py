@@ -5,9 +5,11 @@ from comes from the graph. (The search around them:
 tests/system/test_max_batch.py.)"""
 
 import json
+import os
 import subprocess
 import sys
 
+from tlbench.device_memory import EMULATION_ENV
 from tlbench.plan import BUDGETS, ModuleSource, TrialSpec
 
 MIB = 2**20
@@ -33,8 +35,12 @@ def _standin() -> str:
 
 
 def _probe_in_fresh_process(module: str, batch: int) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, module, str(batch), str(DEVICE)], capture_output=True, text=True, check=False
+    done = subprocess.run(  # a worker process as run_trials starts one for an emulated device
+        [sys.executable, "-c", PROBE, module, str(batch), str(DEVICE)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **EMULATION_ENV},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -45,11 +45,15 @@ def real_and_standin_records(shared_module):
     }
 
 
-def test_pretrained_features_beat_random_ones_by_far(real_and_standin_records):
+def test_pretrained_features_beat_random_ones(real_and_standin_records):
+    """With the L-BFGS probe, a random MobileNet's features separate the
+    bundled digits too (test accuracy 0.898 here; the earlier Adam probe
+    left them at chance, 0.10): pretrained ones do better, not by far."""
     real, standin = real_and_standin_records[("transfer", "local")], real_and_standin_records[("transfer", "standin")]
     assert real["status"] == standin["status"] == "ok", (real["error"], standin["error"])
     assert real["test_accuracy"] >= 0.90  # pretrained ImageNet features separate the digits
-    assert real["test_accuracy"] - standin["test_accuracy"] >= 0.30
+    assert real["val_accuracy"] > standin["val_accuracy"] and real["test_accuracy"] > standin["test_accuracy"]
+    assert real["test_loss"] < standin["test_loss"]
     assert real["test_passes"] == standin["test_passes"] == 1
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tlbench import isolated, record, run_env
 from tlbench.data import ImageSet
+from tlbench.device_memory import EMULATION_ENV
 from tlbench.driver import frozen_tasks, stopping
 from tlbench.driver.carry import RateCarrier
 from tlbench.errors import UsageError, one_line, os_reason
@@ -292,6 +293,8 @@ def run_trials(
     task = ray.remote(max_calls=1, max_retries=max_retries, retry_exceptions=False)(_trial_task)
     board = ray.remote(num_cpus=0)(_Board).remote()
     resources = cluster.trial_resources()
+    if not cluster.gpus and any(spec.device_memory is not None for spec in specs):  # a device emulated on the CPU
+        resources["runtime_env"] = {"env_vars": dict(EMULATION_ENV)}
     images_ref = ray.put(images)
     shared, summaries = frozen_tasks.submit(specs, images_ref, frozen_work, resources, max_retries, board)
     pending = {}

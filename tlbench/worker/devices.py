@@ -47,6 +47,11 @@ def _limit_cpu_allocator(device_memory: int) -> None:
             "--device-memory can't take effect: this process ran TensorFlow ops before the trial, and the CPU "
             "allocator's limit is read at the first one (a trial's own worker process runs none before)"
         )
+    if onednn_enabled():
+        raise RuntimeError(
+            "--device-memory on a CPU needs TensorFlow's own CPU kernels: oneDNN's crash when an allocation fails "
+            "at the limit; set TF_ENABLE_ONEDNN_OPTS=0 before TensorFlow is imported (tlbench's workers do)"
+        )
     # One op at a time, in the graph's order, as a GPU's stream runs them: with
     # ops side by side the allocator's chunks land differently from run to run,
     # and a batch near the limit fits in one run and not in the next (MobileNet
