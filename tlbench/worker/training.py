@@ -104,16 +104,11 @@ class FeatureSplit:
         """`features`: computed already (frozen.py), in the split's order."""
         if features is None:
             features = tf.concat([extract(x) for x, _ in split.batches(batch_size)], axis=0)
-        self.size = split.size
         self.features = tf.convert_to_tensor(features)
         self.labels = tf.cast(split.labels, tf.int32)
 
     def batches(self, batch_size: int):
         return tf.data.Dataset.from_tensor_slices((self.features, self.labels)).batch(batch_size)
-
-    def order(self, shuffle_seed: int) -> np.ndarray:
-        """An epoch's order of the examples: a permutation drawn from `shuffle_seed`."""
-        return np.random.default_rng(shuffle_seed).permutation(self.size).astype(np.int32)
 
 
 def fit_and_select(
@@ -137,13 +132,6 @@ def fit_and_select(
     halving (off: every rate runs every epoch, as before it; a benchmark's
     baseline). `shared` (frozen.usable): the features, and the activations
     at the split's boundary, computed once for every trial of the backbone."""
-
-    def stage() -> dict:
-        return {
-            "learning_rates": budget.learning_rates["finetune"],
-            "epochs": budget.finetune_epochs,
-            "patience": budget.patience["finetune"],
-        }
 
     started = time.perf_counter()
     shared = shared or {}
@@ -183,7 +171,9 @@ def fit_and_select(
             seconds_before=probe.candidates[-1]["train_seconds"],  # after the whole path
             start_evaluation=probe.val,
             halving=halving,
-            **stage(),
+            learning_rates=budget.learning_rates["finetune"],
+            epochs=budget.finetune_epochs,
+            patience=budget.patience["finetune"],
         )
         stepped.model.set_weights(final.weights)
         if split is not None:
