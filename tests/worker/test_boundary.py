@@ -80,10 +80,13 @@ def test_the_last_block_trains_the_same_on_activations_as_through_the_backbone(r
 
     assert on_activations == pytest.approx(through, rel=1e-5, abs=1e-6)
     assert through[0] != pytest.approx(through[-1], rel=1e-3)  # the weights did move
-    # Adam divides each step by the gradient's running RMS: a weight whose gradient is float noise moves by
-    # noise-sized steps each way, up to about 1.5e-5 here (MobileNet, 1 of 18,816 weights of a layer).
+    # Adam divides each step by the gradient's running RMS: a weight whose gradient is float noise takes
+    # steps of up to the learning rate either way (seen: 1.5e-5 and 5.2e-5 apart, one weight of 18,816 and
+    # of 143,360). So: all but one in 10,000 weights of each variable alike, none further apart than three
+    # such steps each way could take them.
     for before, after in zip(trained_through, classifier.trained_variables, strict=True):
-        np.testing.assert_allclose(after.numpy(), before, rtol=1e-4, atol=5e-5)
+        apart = ~np.isclose(after.numpy(), before, rtol=1e-4, atol=1e-5)
+        assert apart.mean() <= 1e-4 and np.abs(after.numpy() - before).max() <= 2 * 3 * 1e-3, after.name
 
 
 def test_the_search_on_activations_is_the_search_on_images(converted_mobilenet):
