@@ -124,6 +124,10 @@ class FrozenInputs(TypedDict, total=False):
 
     shared: bool  # the trial used the shared features
     activations_shared: bool  # and the shared boundary activations (accuracy_path boundary)
+    probe_shared: bool  # and the linear probe's path fitted on the shared features (the trial chose on it)
+    # how the shared features were computed: "module" (its own pass), or "boundary:LAYER" (a partial mode's
+    # cached activations at LAYER through the part above it, checked against the module's)
+    features_via: str | None
     computation: str | None  # the id of the computation the trial got, one per backbone in a run
     node_id: str | None  # the Ray node it ran on
     seconds: Seconds | None  # how long it took

@@ -71,6 +71,9 @@ def test_quick_grid_on_mobilenet_writes_records_env_and_report(hub_run, run_in_s
     transfer, finetune = by_mode["transfer"], by_mode["finetune"]
     assert transfer["test_inputs"] == "features" and transfer["test_passes"] == finetune["test_passes"] == 1
     assert finetune["test_inputs"] == ("features" if finetune["kept_epoch"] == 0 else "images")
+    # One probe path, fitted once on the shared features: both trials chose on it (a TF1 module: no cut).
+    assert all(r["frozen_inputs"]["probe_shared"] and r["frozen_inputs"]["features_via"] == "module" for r in records)
+    assert [c["train_loss"] for c in transfer["probe_search"]] == [c["train_loss"] for c in finetune["probe_search"]]
     if finetune["kept_epoch"] == 0:  # the same probe on the same features: the same test figures
         assert finetune["test_loss"] == transfer["test_loss"] and finetune["probe_penalty"] == transfer["probe_penalty"]
     decision = report.split("## How long the decision took\n")[1].split("\n## ")[0]

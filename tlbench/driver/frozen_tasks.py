@@ -9,6 +9,8 @@ from tlbench import isolated
 from tlbench.errors import one_line
 from tlbench.plan import TrialSpec
 
+ARRAYS = ("features", "activations", "probe")  # what only the trials get: the driver gets the rest
+
 
 def _frozen_task(work, spec: TrialSpec, images, modes: list, board) -> tuple[dict, dict]:
     """In a worker: `work(spec, images, modes)`, the frozen inputs of every
@@ -29,7 +31,7 @@ def _frozen_task(work, spec: TrialSpec, images, modes: list, board) -> tuple[dic
         _normal_priority()
         function = isolated.resolve(work) if isinstance(work, str) else work
         result = function(spec, images, modes)
-        return {key: value for key, value in result.items() if key not in ("features", "activations")}, result
+        return {key: value for key, value in result.items() if key not in ARRAYS}, result
     finally:
         board.stop.remote(name)
 

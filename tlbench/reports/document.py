@@ -309,6 +309,14 @@ def _protocol(analysis: RunAnalysis) -> Section:
             "mode and seed; larger batches trained the rate chosen there alone, scaled to their batch size by the "
             f"same rule: {', '.join(sorted(carried))}."
         )
+    used = [r.get("frozen_inputs") or {} for r in ok]  # what the trials took from work done once per backbone
+    taken = [sum(bool(u.get(key)) for u in used) for key in ("shared", "activations_shared", "probe_shared")]
+    probe = f"; the linear probe's path, by {taken[2]}, each choosing on it" if any("probe_shared" in u for u in used) else ""
+    if taken[0]:
+        bullets.append(
+            f"Computed once per backbone and shared (`frozen_inputs`): the features, used by {taken[0]} of {len(ok)} "
+            f"trials; the boundary activations, by {taken[1]}{probe}."
+        )
     trained = [r for r in ok if r.get("mode") in MODES[1:]]  # the modes that train the backbone
     kept, all_ = Counter(r["mode"] for r in trained if r.get("kept_epoch") == 0), Counter(r["mode"] for r in trained)
     parts = [f"{kept[mode]} of {all_[mode]} {mode}" for mode in sorted(kept, key=mode_order)]

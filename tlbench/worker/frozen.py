@@ -1,8 +1,13 @@
 """Frozen work once per backbone per run: the backbone's features of the
-train, validation and test images, and for the partial modes the activations at
-their boundary (boundary.py), computed by one task and shared by every trial
-of that backbone (each batch size, seed and mode), through Ray's object
-store (driver/cluster.py), where trials on other nodes pull it.
+train, validation and test images, for the partial modes the activations at
+their boundary (boundary.py), and the linear probe's path on the features
+(linear.logistic_path), computed by one task and shared by every trial of
+that backbone (each batch size, seed and mode), through Ray's object store
+(driver/cluster.py), where trials on other nodes pull it.
+
+Where the backbone is cut, each image goes through it once: the features are
+the part above the boundary run on the cached activations, checked against
+the module's own (else the module computes them, as where it can't be cut).
 
 What is shared is what a trial would compute itself: the same module, images
 and split, in inference mode. A trial checks the first images' features (and
@@ -23,7 +28,7 @@ from tlbench import data
 from tlbench.errors import described
 from tlbench.plan import TrialSpec
 from tlbench.record import utc_now
-from tlbench.registry import get_backbone
+from tlbench.registry import MODES, get_backbone
 
 BATCH = 32  # images per forward pass of the shared computation
 CHECKED_IMAGES = 8  # a trial compares this many images' features with its own
@@ -32,37 +37,89 @@ TOLERANCE = 1e-4  # largest absolute difference accepted (a converted TF1 module
 
 def compute(spec: TrialSpec, images: data.ImageSet, modes: list) -> dict:
     """In a worker: the frozen inputs of every trial like `spec` (the same
-    plan.TrialSpec.frozen_key) in `modes`. Never raises: a failure is
-    returned, and the trials compute their own."""
+    plan.TrialSpec.frozen_key) in `modes`, and the linear probe's path on
+    them. Never raises: a failure is returned, and the trials compute their
+    own."""
     import ray
 
     started = time.perf_counter()
-    shared = {"computation": uuid.uuid4().hex[:12], "node_id": ray.get_runtime_context().get_node_id()}
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None  # None: called outside Ray
+    shared = {"computation": uuid.uuid4().hex[:12], "node_id": node}
     try:
-        from tlbench.worker.boundary import Activations, accuracy_path
+        from tlbench.linear import logistic_path
         from tlbench.worker.devices import configure_devices
-        from tlbench.worker.training import FeatureSplit
         from tlbench.worker.trial import load
 
         configure_devices(spec.device_memory)
         setup = load(replace(spec, mode="transfer"), images)
-        extract = setup.classifier.extract_features
-        pass_started = time.perf_counter()
-        # Test's features too: a trial whose chosen weights are the probe's is tested on them (no choice reads them).
-        splits = (*parts(setup), ("test", setup.test))
-        features = {name: FeatureSplit(extract, split, BATCH).features.numpy() for name, split in splits}
-        shared["feature_images_per_sec"] = sum(s.size for _, s in splits) / (time.perf_counter() - pass_started)
+        activations, cuts = boundary_activations(spec, images, modes)
+        features, via, seconds = _features(setup, activations, cuts)
+        shared["features_via"] = via
+        # Every image went through the whole backbone once, in its two parts where it was cut.
+        shared["feature_images_per_sec"] = sum(len(f) for f in features.values()) / seconds
         shared.update(linear_answer(features, setup.train.labels, setup.val.labels))
-        activations, backbone = {}, get_backbone(spec.backbone)
-        for mode in sorted(set(modes) & {"last_block", "last_stage"}):
-            partial = load(replace(spec, mode=mode), images)
-            split, path = accuracy_path(partial.classifier, partial.module_path, backbone, partial.train, partial.val)
-            if split is not None:
-                cached = {name: Activations(split, part, BATCH).values.numpy() for name, part in parts(partial)}
-                activations[mode] = {"layer": path["boundary_layer"], **cached}
-        return {**shared, "features": features, "activations": activations, **_ended(started)}
+        # A convex fit on the same features gives every trial the same path: fitted once, each trial chooses on it.
+        fits = logistic_path(features["train"], setup.train.labels, images.num_classes, spec.budget.probe_penalties)
+        probe = {"penalties": tuple(spec.budget.probe_penalties), "fits": fits}
+        return {**shared, "features": features, "activations": activations, "probe": probe, **_ended(started)}
     except Exception as failure:  # noqa: BLE001 - the trials then compute their own
         return {**shared, "error": described(failure), **_ended(started)}
+
+
+def boundary_activations(spec: TrialSpec, images: data.ImageSet, modes: list) -> tuple[dict, dict]:
+    """({mode: {"layer", "train", "val"}}, {mode: (its boundary.Split, the
+    seconds of its bottom's pass)}) of the partial modes among `modes` whose
+    backbone can be cut."""
+    from tlbench.worker.boundary import Activations, accuracy_path
+    from tlbench.worker.trial import load
+
+    activations, cuts, backbone = {}, {}, get_backbone(spec.backbone)
+    for mode in sorted(set(modes) & {"last_block", "last_stage"}):
+        partial = load(replace(spec, mode=mode), images)
+        split, path = accuracy_path(partial.classifier, partial.module_path, backbone, partial.train, partial.val)
+        if split is not None:
+            began = time.perf_counter()
+            cached = {name: Activations(split, part, BATCH).values.numpy() for name, part in parts(partial)}
+            activations[mode] = {"layer": path["boundary_layer"], **cached}
+            cuts[mode] = (split, time.perf_counter() - began)
+    return activations, cuts
+
+
+def _features(setup, activations: dict, cuts: dict) -> tuple[dict, str, float]:
+    """({split: features}, how they were computed, the seconds of a whole
+    backbone's pass over every image). Where the backbone was cut, the
+    training and validation features are the top's on the cached boundary
+    activations (the highest boundary: the least left to run), checked
+    against the module's own on the first images; else the module's."""
+    import tensorflow as tf
+
+    from tlbench.worker.training import FeatureSplit
+
+    module = setup.classifier.extract_features
+    for mode in sorted(cuts, key=MODES.index):  # last_block before last_stage
+        (split, bottom_seconds), cached = cuts[mode], activations[mode]
+        top = tf.function(lambda a, split=split: split.top(a, training=False))
+        began = time.perf_counter()
+        features = {name: _in_batches(top, cached[name]) for name, _ in parts(setup)}
+        seconds = bottom_seconds + time.perf_counter() - began
+        first, _ = next(iter(setup.train.batches(CHECKED_IMAGES)))
+        if _differs(module(first).numpy(), features["train"][: len(first)]):
+            continue  # the module's own pass below
+        began = time.perf_counter()
+        whole = tf.function(lambda x, split=split: split.top(split.bottom(x, training=False), training=False))
+        features["test"] = FeatureSplit(whole, setup.test, BATCH).features.numpy()
+        return features, f"boundary:{cached['layer']}", seconds + time.perf_counter() - began
+    began = time.perf_counter()
+    # Test's features too: a trial whose chosen weights are the probe's is tested on them (no choice reads them).
+    splits = (*parts(setup), ("test", setup.test))
+    features = {name: FeatureSplit(module, split, BATCH).features.numpy() for name, split in splits}
+    return features, "module", time.perf_counter() - began
+
+
+def _in_batches(function, values: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    return tf.concat([function(values[i : i + BATCH]) for i in range(0, len(values), BATCH)], axis=0).numpy()
 
 
 def _ended(started: float) -> dict:
@@ -97,7 +154,7 @@ def usable(shared: dict | None, classifier, train, split=None, layer: str | None
     own = classifier.extract_features(first).numpy()
     if _differs(own, shared["features"]["train"][: len(own)]):
         return None, "the shared features differ from the trial's own: computed by the trial"
-    use = {"features": shared["features"], "activations": None}
+    use = {"features": shared["features"], "activations": None, "probe": shared.get("probe")}
     if split is not None:
         cached = shared["activations"].get(classifier.mode)
         if cached is None or cached["layer"] != layer:
@@ -112,14 +169,17 @@ def _differs(own: np.ndarray, shared: np.ndarray) -> bool:
     return own.shape != shared.shape or not float(np.abs(own - shared).max()) <= TOLERANCE
 
 
-def record_fields(frozen: dict | None, shared: dict | None, note: str) -> dict:
+def record_fields(frozen: dict | None, shared: dict | None, note: str, probe_shared: bool = False) -> dict:
     """The record's `frozen_inputs`: whether the trial used the shared
-    features (and activations), which computation made them, where, how long
-    it took, when it ended and the early answer it gave (None where it failed)."""
-    told = ("computation", "node_id", "seconds", "finished_at", "logme", "ridge_val_accuracy", "feature_images_per_sec")
+    features (and activations, and the probe's path), which computation made
+    them, how, where, how long it took, when it ended and the early answer
+    it gave (None where it failed)."""
+    told = ("computation", "node_id", "seconds", "finished_at", "features_via")
+    told += ("logme", "ridge_val_accuracy", "feature_images_per_sec")
     return {
         "shared": shared is not None,
         "activations_shared": bool(shared and shared["activations"] is not None),
+        "probe_shared": probe_shared,
         **{key: frozen.get(key) if frozen else None for key in told},
         "note": note or None,
     }

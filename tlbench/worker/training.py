@@ -82,6 +82,7 @@ class SearchResult:
     feature_seconds: float  # computing the cached features once
     time_to_accuracy_seconds: float
     probed: bool  # the chosen weights are the probe's on the frozen backbone (transfer, or fine-tuning kept epoch 0)
+    probe_shared: bool = False  # the probe's path was fitted once for the backbone's trials (frozen.py)
 
 
 def evaluate(predict, batches) -> Evaluation:
@@ -156,7 +157,11 @@ def fit_and_select(
         batches = inputs[0].batches(batch_size, shuffle_seed=shuffle_seed)
         return float(np.mean([float(stepped.train_step(x, y)) for x, y in batches]))
 
-    probe = _probe(classifier, train_features, val_features, budget.probe_penalties, seconds_before=feature_seconds)
+    # On the shared features, the path fitted once for every trial of the backbone (frozen.py): the same fits.
+    fits = _shared_fits(shared.get("probe"), budget.probe_penalties) if split is None and given else None
+    probe = _probe(
+        classifier, train_features, val_features, budget.probe_penalties, seconds_before=feature_seconds, fits=fits
+    )
     classifier.head.set_weights(probe.weights)
     final, predict, evaluated_train = None, classifier.predict_from_features, train_features
     if trains_backbone(mode):
@@ -193,18 +198,33 @@ def fit_and_select(
         feature_seconds=feature_seconds,
         time_to_accuracy_seconds=(final or probe).best["time_to_accuracy_seconds"],
         probed=chosen.get("kept_epoch", 0) == 0,
+        probe_shared=fits is not None,
     )
 
 
+def _shared_fits(probe: dict | None, penalties) -> list | None:
+    """The shared path's fits (linear.LogisticFit), where they are at this budget's penalties."""
+    if probe is None or tuple(probe["penalties"]) != tuple(penalties):
+        return None
+    return probe["fits"]
+
+
 def _probe(
-    classifier: Classifier, train: FeatureSplit, val: FeatureSplit, penalties, *, seconds_before: float
+    classifier: Classifier,
+    train: FeatureSplit,
+    val: FeatureSplit,
+    penalties,
+    *,
+    seconds_before: float,
+    fits: list | None = None,
 ) -> Search:
     """The linear probe: the head fitted at each L2 penalty of `penalties`
-    (linear.logistic_path), each fit evaluated on validation through the head
-    itself; the best kept."""
+    (linear.logistic_path; `fits`: fitted already, on these features), each
+    fit evaluated on validation through the head itself; the best kept."""
     from tlbench.linear import logistic_path
 
-    fits = logistic_path(train.features.numpy(), train.labels.numpy(), classifier.num_classes, penalties)
+    if fits is None:
+        fits = logistic_path(train.features.numpy(), train.labels.numpy(), classifier.num_classes, penalties)
     candidates, weights, evaluations, seconds = [], [], [], seconds_before
     for fit in fits:
         classifier.head.set_weights([fit.kernel.astype(np.float32), fit.bias.astype(np.float32)])

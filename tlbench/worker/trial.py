@@ -310,7 +310,7 @@ def measure_accuracy(setup: Setup, spec: TrialSpec, frozen: dict | None = None) 
         test_inputs, test_passes = "images", setup.test.passes
     return {
         **path,
-        "frozen_inputs": record_fields(frozen, shared, shared_note),
+        "frozen_inputs": record_fields(frozen, shared, shared_note, search.probe_shared),
         "probe_penalty": search.probe_penalty,
         "probe_search": search.probe_candidates,
         "learning_rate": search.learning_rate,
