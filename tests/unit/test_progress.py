@@ -1,6 +1,7 @@
 import io
 import time
 
+import pytest
 from rich.console import Console
 
 from tlbench.driver.progress import GridProgress
@@ -50,3 +51,29 @@ def test_the_live_view_counts_the_frozen_computations_and_the_trials_that_used_t
         "frozen inputs: 2 computation(s) for 2 backbone(s) (mobilenet_v2_035_128, resnet_v2_50), used by 3 trial(s)"
         in text
     )
+
+
+def test_the_estimate_scales_the_trials_predicted_flops_by_what_the_finished_ones_took():
+    """The longest trials run first: after them, the mean of the finished
+    ones would overstate the rest. Each trial's seconds here are 5 + 1e-8 x
+    its FLOPs, as a fixed part (loading, the timed passes' minimum) and a
+    part that grows with the compute."""
+    predicted = {"big": 3e9, "medium": 1e9, "small": 2e8, "tiny": 1e8}
+    took = {trial: 5 + 1e-8 * flops for trial, flops in predicted.items()}
+    progress = GridProgress(total=4, parallel=1, predicted=predicted)
+    progress.finished({"trial_id": "big", "status": "ok", "seconds": took["big"]})
+    # One trial: its seconds per FLOP, through the origin.
+    assert progress.remaining_seconds() == pytest.approx(took["big"] / 3e9 * 1.3e9)
+    progress.finished({"trial_id": "medium", "status": "ok", "seconds": took["medium"]})
+    # Two: the fixed part and the rate, exactly; a running trial counts what it has left.
+    assert progress.remaining_seconds() == pytest.approx(took["small"] + took["tiny"])
+    progress.running = {"small": {"node": "n", "gpus": [], "since": 1000.0}}
+    assert progress.remaining_seconds(wall=1003.0) == pytest.approx(took["small"] - 3 + took["tiny"])
+    assert progress.remaining_seconds(wall=2000.0) == pytest.approx(took["tiny"])  # overdue: none left, not less
+
+
+def test_a_fit_that_would_give_a_negative_part_goes_through_the_origin():
+    progress = GridProgress(total=3, parallel=2, predicted={"a": 1e9, "b": 2e9, "c": 4e9})
+    progress.finished({"trial_id": "a", "status": "ok", "seconds": 30.0})
+    progress.finished({"trial_id": "b", "status": "ok", "seconds": 10.0})  # faster for more FLOPs: no line
+    assert progress.remaining_seconds() == pytest.approx(40.0 / 3e9 * 4e9 / 2)

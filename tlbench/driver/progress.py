@@ -1,5 +1,13 @@
 """The live view of a running grid: done / running / failed out of the total,
-which trial runs where, elapsed time and an estimate of the rest."""
+which trial runs where, elapsed time and an estimate of the rest.
+
+The estimate scales each trial's predicted FLOPs (plan.predicted_flops) by
+what the finished trials took: seconds = fixed + FLOPs x seconds per FLOP,
+fitted by least squares once two trials of different predictions have
+ended (a fixed part: loading, graph costs and the timed passes' minimum
+seconds don't grow with FLOPs), through the origin after one. The grid runs
+its longest trials first, so the mean of the finished ones would overstate
+the rest."""
 
 from __future__ import annotations
 
@@ -25,6 +33,10 @@ class GridProgress:
     # frozen inputs (worker/frozen.py): computation -> backbone, and how many finished trials used them
     frozen: dict = field(default_factory=dict)
     frozen_users: int = 0
+    # trial id -> its predicted FLOPs, every trial the run will run; none: the mean of the finished ones
+    predicted: dict = field(default_factory=dict)
+    measured: list = field(default_factory=list)  # (predicted FLOPs, seconds) of the finished trials
+    ended: set = field(default_factory=set)  # their trial ids
 
     def finished(self, record: dict) -> None:
         shared = record.get("frozen_inputs") or {}
@@ -35,14 +47,28 @@ class GridProgress:
         self.failed += not ended_ok(record)
         if record.get("seconds"):
             self.trial_seconds.append(record["seconds"])
+            if record.get("trial_id") in self.predicted:
+                self.measured.append((self.predicted[record["trial_id"]], record["seconds"]))
+        self.ended.add(record.get("trial_id"))
         self.running.pop(record.get("trial_id"), None)
 
-    def remaining_seconds(self) -> float | None:
-        """Mean trial time x trials left / trials at once; None before the first."""
+    def remaining_seconds(self, wall: float | None = None) -> float | None:
+        """The trials not ended, each by its FLOPs as the finished ones took
+        theirs (a running one less the time it has run), over the trials at
+        once; without predictions, the mean trial time x trials left. None
+        before the first."""
         if not self.trial_seconds:
             return None
-        left = self.total - self.done
-        return sum(self.trial_seconds) / len(self.trial_seconds) * left / max(1, self.parallel)
+        fit = _fit(self.measured)
+        if fit is None:
+            left = self.total - self.done
+            return sum(self.trial_seconds) / len(self.trial_seconds) * left / max(1, self.parallel)
+        fixed, per_flop = fit
+        wall = time.time() if wall is None else wall
+        ran = {trial: wall - where["since"] for trial, where in self.running.items()}
+        pending = [(trial, flops) for trial, flops in self.predicted.items() if trial not in self.ended]
+        rest = sum(max(0.0, fixed + per_flop * flops - ran.get(trial, 0.0)) for trial, flops in pending)
+        return rest / max(1, self.parallel)
 
     def frozen_line(self) -> str:
         """How often the run computed frozen inputs, for which backbones, for how many trials ("" if never)."""
@@ -79,6 +105,22 @@ def early_answer(backbone: str, summary: dict, trials: int, trial_seconds: float
         f"LogME {summary['logme']:.3f} (features at {summary['feature_images_per_sec']:.1f} images/s, "
         f"{summary['seconds']:.0f} s); its {trials} trial(s): about {_clock(trial_seconds)} by their FLOPs"
     )
+
+
+def _fit(measured: list) -> tuple[float, float] | None:
+    """(fixed seconds, seconds per FLOP) of seconds = fixed + FLOPs x rate
+    over (FLOPs, seconds): least squares where it gives both at least 0;
+    else through the origin. None without a measurement."""
+    if not measured:
+        return None
+    flops, seconds = [m[0] for m in measured], [m[1] for m in measured]
+    mean_flops, mean_seconds = sum(flops) / len(flops), sum(seconds) / len(seconds)
+    spread = sum((f - mean_flops) ** 2 for f in flops)
+    if spread > 0:
+        rate = sum((f - mean_flops) * (s - mean_seconds) for f, s in measured) / spread
+        if rate > 0 and mean_seconds - rate * mean_flops >= 0:
+            return mean_seconds - rate * mean_flops, rate
+    return 0.0, sum(seconds) / max(sum(flops), 1.0)
 
 
 def _frozen_summary(computations: dict, users: int) -> str:

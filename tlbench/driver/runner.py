@@ -258,7 +258,9 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
     )
     # Fine-tuning's rates are searched at each group's smallest batch size and carried to the others.
     carrier = RateCarrier(specs, results.read_run(run_dir).records if done else ())
-    progress = GridProgress(total=len(specs), parallel=info.parallel_trials)
+    predicted = {s.trial_id: predicted_flops(s, plan.forward_flops[s.backbone], sizes, carrier.searched_rates(s))
+                 for s in specs}  # fmt: skip
+    progress = GridProgress(total=len(specs), parallel=info.parallel_trials, predicted=predicted)
     with Live(progress.render(), console=console, refresh_per_second=2, transient=True) as live:
 
         def on_record(trial: dict) -> None:
@@ -282,10 +284,7 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
 
         def on_frozen(spec, summary: dict) -> None:
             trials = [s for s in specs if s.frozen_key() == spec.frozen_key()]
-            images = sum(
-                predicted_flops(s, plan.forward_flops[s.backbone], sizes, carrier.searched_rates(s)) for s in trials
-            )
-            images /= plan.forward_flops[spec.backbone]  # forward passes' worth of images
+            images = sum(predicted[s.trial_id] for s in trials) / plan.forward_flops[spec.backbone]  # forward passes
             seconds = images / summary["feature_images_per_sec"] if summary.get("feature_images_per_sec") else 0.0
             live.console.print(early_answer(spec.backbone, summary, len(trials), seconds))
 
