@@ -173,3 +173,50 @@ def test_a_boundary_search_leaves_nothing_of_the_rebuilt_backbone_behind(convert
     del split
     gc.collect()
     assert [ref for ref in rebuilt if ref() is not None] == []
+
+
+ON_TWO_DEVICES = """
+import json
+import numpy as np
+import tlbench  # noqa: F401 - tf-keras before TensorFlow
+import tensorflow as tf
+import tf_keras as keras
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from tlbench import data
+from tlbench.worker.boundary import Activations, Split
+from tlbench.worker.pipeline import SplitPipeline
+
+images, boundary = keras.Input((16, 16, 3)), keras.Input((14, 14, 4))
+bottom = keras.Model(images, keras.layers.Conv2D(4, 3)(images))
+top = keras.Model(boundary, keras.layers.GlobalAveragePooling2D()(boundary))
+pipeline = SplitPipeline(data.open_dataset(data.EMBEDDED), np.arange(12), 16)
+with tf.device("CPU:1"):  # the device the trial trains on, as a GPU would be
+    activations = Activations(Split(bottom, top, "trained", 14 * 14 * 4 * 4), pipeline, 4)
+    x, y = next(activations.batches(4))
+    step = tf.identity(x)  # the caller's step, after the batch came
+expected = np.concatenate([bottom(batch, training=False).numpy() for batch, _ in pipeline.batches(4)])
+print(json.dumps({
+    "values": activations.values.device, "batch": [x.device, y.device], "step": step.device,
+    "difference": float(np.abs(activations.values.numpy() - expected).max()),
+}))
+"""
+
+
+def test_activations_are_kept_in_host_memory_and_batches_gathered_there_whatever_the_callers_device():
+    """In a fresh process with two logical CPUs, CPU:1 standing for a GPU:
+    the values and every batch are on CPU:0, the host, and the caller's step
+    still runs on its own device (a generator's device scope would hold over
+    it). The frozen part runs where Activations is called: it is a
+    tf.function called outside any scope of tlbench's."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", ON_TWO_DEVICES], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    placed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert placed["values"].endswith("CPU:0") and all(d.endswith("CPU:0") for d in placed["batch"]), placed
+    assert placed["step"].endswith("CPU:1") and placed["difference"] <= 1e-6, placed

@@ -127,25 +127,31 @@ def _matching(variables, classifier: Classifier) -> list:
 
 
 class Activations:
-    """One split's boundary activations, computed once, kept in host memory."""
+    """One split's boundary activations, computed once on the trial's device
+    (a GPU, where there is one), kept in host memory: the device holds a
+    batch at a time, as it holds images."""
 
     def __init__(self, split: Split, pipeline, batch_size: int, values: np.ndarray | None = None):
         """`values`: computed already (frozen.py), in the pipeline's order."""
+        if values is None:  # not in a CPU scope: a tf.function runs on the device it is called under
+            bottom = tf.function(lambda x: split.bottom(x, training=False))
+            values = np.concatenate([bottom(x).numpy() for x, _ in pipeline.batches(batch_size)])
         with tf.device("CPU:0"):
-            if values is None:
-                bottom = tf.function(lambda x: split.bottom(x, training=False))
-                values = tf.concat([tf.identity(bottom(x)) for x, _ in pipeline.batches(batch_size)], axis=0)
             self.values = tf.convert_to_tensor(values)
-        self.labels = tf.constant(pipeline.labels, tf.int32)
+            self.labels = tf.constant(pipeline.labels, tf.int32)
         self.size = pipeline.size
         self._order = pipeline.order
 
     def batches(self, batch_size: int, *, shuffle_seed: int | None = None):
-        """The batches the images' pipeline gives, in its order, as activations."""
+        """The batches the images' pipeline gives, in its order, as
+        activations, gathered in host memory (the scope ends before the
+        yield: a generator's scope would hold over its caller's steps)."""
         order = self._order(shuffle_seed)
         for start in range(0, self.size, batch_size):
             rows = order[start : start + batch_size]
-            yield tf.gather(self.values, rows), tf.gather(self.labels, rows)
+            with tf.device("CPU:0"):
+                batch = tf.gather(self.values, rows), tf.gather(self.labels, rows)
+            yield batch
 
 
 class _Weights:
