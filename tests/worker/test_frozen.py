@@ -43,7 +43,8 @@ def test_the_features_come_from_the_cached_activations_and_are_the_modules_own(s
     for name, part in (("train", setup.train), ("val", setup.val), ("test", setup.test)):
         own = FeatureSplit(setup.classifier.extract_features, part, 4).features.numpy()
         assert own.shape == result["features"][name].shape
-        assert np.abs(own - result["features"][name]).max() <= frozen.TOLERANCE, name  # every image, not the first
+        # Every image, not the first; relative: the stand-in's features are about 1e-10.
+        assert np.abs(own - result["features"][name]).max() <= frozen.TOLERANCE * np.abs(own).max(), name
     assert len(result["activations"]["last_block"]["train"]) == setup.train.size
     assert result["feature_images_per_sec"] > 0 and np.isfinite(result["logme"])
 
@@ -71,3 +72,31 @@ def test_the_probes_path_is_fitted_once_and_the_trials_use_what_applies_to_them(
     assert last_block["status"] == "ok", last_block["error"]
     assert last_block["frozen_inputs"]["activations_shared"] and not last_block["frozen_inputs"]["probe_shared"]
     assert last_block["accuracy_path"] == "boundary"
+
+
+def test_a_trial_refuses_shared_inputs_that_are_not_its_own_even_at_a_stand_ins_scale(shared):
+    """The check compares a trial's first images with the shared arrays,
+    scaled to the features: at about 1e-10, an absolute 1e-4 would take
+    another image's features (here the split's rows reversed)."""
+    from tlbench.worker import frozen
+    from tlbench.worker.boundary import accuracy_path
+    from tlbench.worker.trial import load
+
+    module, images, result = shared
+    setup = load(_spec("transfer", module), images)
+    assert np.abs(result["features"]["train"]).max() < 1e-4  # the scale at which the absolute check said nothing
+    use, note = frozen.usable(result, setup.classifier, setup.train)
+    assert use is not None and use["probe"] is result["probe"] and note == ""
+    reversed_rows = {**result, "features": {name: f[::-1] for name, f in result["features"].items()}}
+    use, note = frozen.usable(reversed_rows, setup.classifier, setup.train)
+    assert use is None and "differ from the trial's own" in note
+
+    partial = load(_spec("last_block", module), images)
+    split, path = accuracy_path(partial.classifier, partial.module_path, MOBILENET, partial.train, partial.val)
+    layer = path["boundary_layer"]
+    use, note = frozen.usable(result, partial.classifier, partial.train, split, layer)
+    assert use["activations"] is result["activations"]["last_block"] and note == ""
+    cached = result["activations"]["last_block"]
+    swapped = {**result, "activations": {"last_block": {**cached, "train": cached["train"][::-1]}}}
+    use, note = frozen.usable(swapped, partial.classifier, partial.train, split, layer)
+    assert use["activations"] is None and "activations differ" in note

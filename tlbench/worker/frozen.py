@@ -32,7 +32,7 @@ from tlbench.registry import MODES, get_backbone
 
 BATCH = 32  # images per forward pass of the shared computation
 CHECKED_IMAGES = 8  # a trial compares this many images' features with its own
-TOLERANCE = 1e-4  # largest absolute difference accepted (a converted TF1 module's own, convert.py)
+TOLERANCE = 1e-4  # largest difference accepted (a converted TF1 module's own, convert.py), scaled (boundary.agree)
 
 
 def compute(spec: TrialSpec, images: data.ImageSet, modes: list) -> dict:
@@ -166,7 +166,9 @@ def usable(shared: dict | None, classifier, train, split=None, layer: str | None
 
 
 def _differs(own: np.ndarray, shared: np.ndarray) -> bool:
-    return own.shape != shared.shape or not float(np.abs(own - shared).max()) <= TOLERANCE
+    from tlbench.worker.boundary import agree
+
+    return not agree(own, shared, TOLERANCE)
 
 
 def record_fields(frozen: dict | None, shared: dict | None, note: str, probe_shared: bool = False) -> dict:
