@@ -88,38 +88,32 @@ def boundary_activations(spec: TrialSpec, images: data.ImageSet, modes: list) ->
 def _features(setup, activations: dict, cuts: dict) -> tuple[dict, str, float]:
     """({split: features}, how they were computed, the seconds of a whole
     backbone's pass over every image). Where the backbone was cut, the
-    training and validation features are the top's on the cached boundary
-    activations (the highest boundary: the least left to run), checked
-    against the module's own on the first images; else the module's."""
+    features are the top's on the boundary activations (cached for training
+    and validation; computed for test), at the highest boundary (the least
+    left to run), checked against the module's own on the first images;
+    else the module's."""
     import tensorflow as tf
 
+    from tlbench.worker.boundary import Activations
     from tlbench.worker.training import FeatureSplit
 
     module = setup.classifier.extract_features
+    # Test's features too: a trial whose chosen weights are the probe's is tested on them (no choice reads them).
+    splits = (*parts(setup), ("test", setup.test))
     for mode in sorted(cuts, key=MODES.index):  # last_block before last_stage
         (split, bottom_seconds), cached = cuts[mode], activations[mode]
         top = tf.function(lambda a, split=split: split.top(a, training=False))
         began = time.perf_counter()
-        features = {name: _in_batches(top, cached[name]) for name, _ in parts(setup)}
+        # Test's activations are not cached: its bottom's pass runs here.
+        on_boundary = {name: Activations(split, part, BATCH, cached.get(name)) for name, part in splits}
+        features = {name: FeatureSplit(top, values, BATCH).features.numpy() for name, values in on_boundary.items()}
         seconds = bottom_seconds + time.perf_counter() - began
         first, _ = next(iter(setup.train.batches(CHECKED_IMAGES)))
-        if _differs(module(first).numpy(), features["train"][: len(first)]):
-            continue  # the module's own pass below
-        began = time.perf_counter()
-        whole = tf.function(lambda x, split=split: split.top(split.bottom(x, training=False), training=False))
-        features["test"] = FeatureSplit(whole, setup.test, BATCH).features.numpy()
-        return features, f"boundary:{cached['layer']}", seconds + time.perf_counter() - began
+        if not _differs(module(first).numpy(), features["train"][: len(first)]):
+            return features, f"boundary:{cached['layer']}", seconds
     began = time.perf_counter()
-    # Test's features too: a trial whose chosen weights are the probe's is tested on them (no choice reads them).
-    splits = (*parts(setup), ("test", setup.test))
     features = {name: FeatureSplit(module, split, BATCH).features.numpy() for name, split in splits}
     return features, "module", time.perf_counter() - began
-
-
-def _in_batches(function, values: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    return tf.concat([function(values[i : i + BATCH]) for i in range(0, len(values), BATCH)], axis=0).numpy()
 
 
 def _ended(started: float) -> dict:
