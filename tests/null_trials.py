@@ -59,6 +59,8 @@ def frozen_inputs(spec, images, modes) -> dict:
         "node_id": ray.get_runtime_context().get_node_id(),
         "seconds": 0.0,
         "feature_images_per_sec": 100.0,
+        "setup_seconds": 1.0,
+        "top_share": {},
         "logme": 0.5,
         "ridge_val_accuracy": 0.625,
         "features": {"train": np.arange(FROZEN_VALUES, dtype=np.float32)},

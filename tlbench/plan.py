@@ -58,6 +58,9 @@ class Budget:
 
 
 FINETUNE_RATES = (1e-5, 5e-5, 3e-4)
+# Each probe of the device's peak FLOP/s (worker/measure.py) runs its matmuls
+# this long at least; a trial probes twice or more.
+PEAK_PROBE_SECONDS = 0.5
 
 
 # Learning rates are given for this batch size and scaled to a trial's by the
@@ -305,6 +308,18 @@ def longest_first(specs, cost: Callable[[TrialSpec], float]) -> list[TrialSpec]:
     return sorted(specs, key=cost, reverse=True)  # sorted is stable, reversed too
 
 
+# A training step in forward passes: the forward, plus the backward of the part that trains.
+STEP_FORWARDS = {"transfer": 1, "last_block": 1.2, "last_stage": 1.6, "finetune": 3}
+
+
+def search_epochs(budget: Budget, rates: int | None = None) -> int:
+    """Epochs a fine-tuning search trains at most: successive halving, every
+    rate's first epoch, then the best half's (rounded down, at least one)
+    others. `rates`: the rates it trains (default: the budget's)."""
+    rates = len(budget.learning_rates["finetune"]) if rates is None else rates
+    return rates + max(1, rates // 2) * (budget.finetune_epochs - 1)
+
+
 def predicted_flops(
     spec: TrialSpec, forward_flops_per_image: float, split_sizes: dict, rates: int | None = None
 ) -> float:
@@ -317,14 +332,10 @@ def predicted_flops(
     the budget's; one where a smaller batch's rate is carried, carry.py)."""
     train, val, test = (split_sizes[name] for name in ("train", "val", "test"))
     budget = spec.budget
-    # A training step in forward passes: the forward, plus the backward of the part that trains.
-    step = {"transfer": 1, "last_block": 1.2, "last_stage": 1.6, "finetune": 3}[spec.mode]
+    step = STEP_FORWARDS[spec.mode]
     images = train + val + test  # features for the probe; the one test pass
     if trains_backbone(spec.mode):
-        # Successive halving: every rate's first epoch, then the best half's (rounded down) others.
-        rates = len(budget.learning_rates["finetune"]) if rates is None else rates
-        epochs = rates + max(1, rates // 2) * (budget.finetune_epochs - 1)
-        images += epochs * (step * train + val) + train
+        images += search_epochs(budget, rates) * (step * train + val) + train
     timed_steps = budget.warmup_steps + budget.timed_repeats * budget.min_timed_steps
     images += timed_steps * spec.batch_size * (step + 1)  # training, then inference
     return forward_flops_per_image * images

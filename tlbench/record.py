@@ -137,6 +137,10 @@ class FrozenInputs(TypedDict, total=False):
     logme: float | None
     ridge_val_accuracy: Fraction | None
     feature_images_per_sec: Rate | None
+    # what the early answer's time of the trials was predicted from (driver/estimate.py): the task's start-up
+    # and load, and {partial mode: the share of a forward pass above its boundary} where it was cut
+    setup_seconds: Seconds | None
+    top_share: dict[str, Fraction] | None
 
 
 class TrialRecord(TypedDict, total=False):

@@ -98,7 +98,9 @@ def test_frozen_inputs_are_computed_once_per_backbone_for_trials_on_both_nodes(r
     assert len({r["node_id"] for r in records}) == 4
     assert "frozen inputs: 2 computation(s) for 2 backbone(s)" in stdout.replace("\n", " ")
     for backbone in ("mobilenet_v2_035_128", "resnet_v2_50"):  # each told as its computation ended
-        assert f"early answer, {backbone}: a ridge probe's validation accuracy 0.625, LogME 0.500" in stdout
+        told = stdout.replace("\n", " ")
+        assert f"early answer, {backbone}: a ridge probe's validation accuracy 0.625, LogME 0.500" in told
+        assert "its 2 trial(s): about 0:0" in told.split(f"early answer, {backbone}")[1]
 
 
 def test_a_cluster_that_cannot_hold_a_trial_fails_fast(ray_cluster, run_in_subprocess, tmp_path):

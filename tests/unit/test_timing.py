@@ -283,6 +283,7 @@ def test_both_sections_in_report_md_and_a_line_each_in_the_terminal(tmp_path):
 def test_the_worker_records_when_its_frozen_computation_ended_and_its_answer():
     ended = {"computation": "c1", "node_id": "n", "seconds": 16.0, "finished_at": _at(41), "logme": 1.2}
     answered = {**ended, "ridge_val_accuracy": 0.95, "feature_images_per_sec": 384.0, "features_via": "module"}
+    answered.update(setup_seconds=4.5, top_share={"last_block": 0.25})  # what the early answer's time came from
     answered["features"] = {}
     shared = frozen_inputs.record_fields(answered, {"activations": None}, "", probe_shared=True)
     fields = record.make(**trial(MOBILENET, "transfer", 16, 0), frozen_inputs=shared)  # of the declared types

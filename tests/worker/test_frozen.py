@@ -47,6 +47,10 @@ def test_the_features_come_from_the_cached_activations_and_are_the_modules_own(s
         assert np.abs(own - result["features"][name]).max() <= frozen.TOLERANCE * np.abs(own).max(), name
     assert len(result["activations"]["last_block"]["train"]) == setup.train.size
     assert result["feature_images_per_sec"] > 0 and np.isfinite(result["logme"])
+    # What the early answer predicts the trials' time from: the start-up and load before the first pass,
+    # and the share of a pass above the boundary, timed there itself (the cut the features came through).
+    assert 0 < result["setup_seconds"] < result["seconds"]
+    assert set(result["top_share"]) == {"last_block"} and 0 < result["top_share"]["last_block"] < 1
 
 
 def test_the_probes_path_is_fitted_once_and_the_trials_use_what_applies_to_them(shared):

@@ -94,17 +94,21 @@ class GridProgress:
         return Group(summary, table)
 
 
-def early_answer(backbone: str, summary: dict, trials: int, trial_seconds: float) -> str:
+def early_answer(backbone: str, summary: dict, trials: int, trial_seconds: float | None) -> str:
     """The run's first answer for a backbone, from its frozen inputs, before
     any trial: what its features give a linear model, and how long its
-    trials will take by their FLOPs at the speed of that features pass."""
+    trials will take by the protocol at that pass's speed (estimate.py;
+    None: it told no speed)."""
     if "error" in summary:
         return f"early answer, {backbone}: none (its frozen inputs failed: {summary['error']})"
-    return (
+    line = (
         f"early answer, {backbone}: a ridge probe's validation accuracy {summary['ridge_val_accuracy']:.3f}, "
         f"LogME {summary['logme']:.3f} (features at {summary['feature_images_per_sec']:.1f} images/s, "
-        f"{summary['seconds']:.0f} s); its {trials} trial(s): about {_clock(trial_seconds)} by their FLOPs"
+        f"{summary['seconds']:.0f} s)"
     )
+    if trial_seconds:
+        line += f"; its {trials} trial(s): about {_clock(trial_seconds)} by the protocol at this speed"
+    return line
 
 
 def _fit(measured: list) -> tuple[float, float] | None:

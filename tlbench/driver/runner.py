@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from tlbench import data, environment, isolated, record, results, run_env
-from tlbench.driver import cluster, stopping
+from tlbench.driver import cluster, estimate, stopping
 from tlbench.driver.carry import RateCarrier
 from tlbench.driver.progress import GridProgress, early_answer
 from tlbench.driver.request import RunPlan, RunRequest, recorded_plan
@@ -284,8 +284,8 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
 
         def on_frozen(spec, summary: dict) -> None:
             trials = [s for s in specs if s.frozen_key() == spec.frozen_key()]
-            images = sum(predicted[s.trial_id] for s in trials) / plan.forward_flops[spec.backbone]  # forward passes
-            seconds = images / summary["feature_images_per_sec"] if summary.get("feature_images_per_sec") else 0.0
+            speed = estimate.Speed.of(summary)
+            seconds = speed and sum(estimate.trial_seconds(s, sizes, speed, carrier.searched_rates(s)) for s in trials)
             live.console.print(early_answer(spec.backbone, summary, len(trials), seconds))
 
         cluster.run_trials(

@@ -52,11 +52,15 @@ def compute(spec: TrialSpec, images: data.ImageSet, modes: list) -> dict:
 
         configure_devices(spec.device_memory)
         setup = load(replace(spec, mode="transfer"), images)
+        # What a trial spends before its first figure too: its process's start-up and the same load.
+        shared["setup_seconds"] = time.perf_counter() - started
         activations, cuts = boundary_activations(spec, images, modes)
-        features, via, seconds = _features(setup, activations, cuts)
-        shared["features_via"] = via
+        features, cut, seconds, top_seconds = _features(setup, activations, cuts)
+        shared["features_via"] = f"boundary:{activations[cut]['layer']}" if cut else "module"
         # Every image went through the whole backbone once, in its two parts where it was cut.
-        shared["feature_images_per_sec"] = sum(len(f) for f in features.values()) / seconds
+        per_image = seconds / sum(len(f) for f in features.values())
+        shared["feature_images_per_sec"] = 1 / per_image
+        shared["top_share"] = top_shares(cuts, activations, per_image, {cut: top_seconds / seconds} if cut else {})
         shared.update(linear_answer(features, setup.train.labels, setup.val.labels))
         # A convex fit on the same features gives every trial the same path: fitted once, each trial chooses on it.
         fits = logistic_path(features["train"], setup.train.labels, images.num_classes, spec.budget.probe_penalties)
@@ -85,9 +89,10 @@ def boundary_activations(spec: TrialSpec, images: data.ImageSet, modes: list) ->
     return activations, cuts
 
 
-def _features(setup, activations: dict, cuts: dict) -> tuple[dict, str, float]:
-    """({split: features}, how they were computed, the seconds of a whole
-    backbone's pass over every image). Where the backbone was cut, the
+def _features(setup, activations: dict, cuts: dict) -> tuple[dict, str | None, float, float]:
+    """({split: features}, the partial mode whose cut computed them or None
+    for the module, the seconds of a whole backbone's pass over every image,
+    the seconds of that pass's top part). Where the backbone was cut, the
     features are the top's on the boundary activations (cached for training
     and validation; computed for test), at the highest boundary (the least
     left to run), checked against the module's own on the first images;
@@ -106,14 +111,28 @@ def _features(setup, activations: dict, cuts: dict) -> tuple[dict, str, float]:
         began = time.perf_counter()
         # Test's activations are not cached: its bottom's pass runs here.
         on_boundary = {name: Activations(split, part, BATCH, cached.get(name)) for name, part in splits}
+        top_began = time.perf_counter()
         features = {name: FeatureSplit(top, values, BATCH).features.numpy() for name, values in on_boundary.items()}
-        seconds = bottom_seconds + time.perf_counter() - began
+        ended = time.perf_counter()
         first, _ = next(iter(setup.train.batches(CHECKED_IMAGES)))
         if not _differs(module(first).numpy(), features["train"][: len(first)]):
-            return features, f"boundary:{cached['layer']}", seconds
+            return features, mode, bottom_seconds + ended - began, ended - top_began
     began = time.perf_counter()
     features = {name: FeatureSplit(module, split, BATCH).features.numpy() for name, split in splits}
-    return features, "module", time.perf_counter() - began
+    return features, None, time.perf_counter() - began, 0.0
+
+
+def top_shares(cuts: dict, activations: dict, whole_seconds: float, timed: dict) -> dict:
+    """{partial mode: the share of a forward pass above its boundary}, what a
+    step on its cached activations runs (driver/estimate.py): `timed` where
+    the top's pass was timed itself, else one less its bottom's seconds per
+    image (train and validation) over a whole pass's (`whole_seconds` per
+    image)."""
+    shares = {}
+    for mode, (_, bottom_seconds) in cuts.items():
+        images = len(activations[mode]["train"]) + len(activations[mode]["val"])
+        shares[mode] = timed.get(mode, min(max(1 - bottom_seconds / images / whole_seconds, 0.0), 1.0))
+    return shares
 
 
 def _ended(started: float) -> dict:
@@ -171,7 +190,7 @@ def record_fields(frozen: dict | None, shared: dict | None, note: str, probe_sha
     them, how, where, how long it took, when it ended and the early answer
     it gave (None where it failed)."""
     told = ("computation", "node_id", "seconds", "finished_at", "features_via")
-    told += ("logme", "ridge_val_accuracy", "feature_images_per_sec")
+    told += ("logme", "ridge_val_accuracy", "feature_images_per_sec", "setup_seconds", "top_share")
     return {
         "shared": shared is not None,
         "activations_shared": bool(shared and shared["activations"] is not None),

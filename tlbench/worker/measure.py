@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import psutil
 
 from tlbench import stability
+from tlbench.plan import PEAK_PROBE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,7 @@ class TensorFlowPeakMemory:
 PROBE_SIZE = {"CPU": 2048, "GPU": 8192}
 
 
-def matmul_peak_flops(device: str, dtype: str = "float32", seconds: float = 0.5) -> tuple[float, str]:
+def matmul_peak_flops(device: str, dtype: str = "float32", seconds: float = PEAK_PROBE_SECONDS) -> tuple[float, str]:
     """(FLOP/s, method): the best rate of a square matmul on `device`, the
     yardstick for model FLOP utilisation. A multiply-add counts 2 FLOPs, as in
     the model's FLOP count."""
