@@ -15,7 +15,7 @@ def _text(renderable) -> str:
 
 def test_counts_elapsed_and_estimate_of_the_rest():
     progress = GridProgress(total=8, parallel=2, started=100.0)
-    assert "estimate after the first trial" in _text(progress.render(now=130.0))
+    assert "estimate to come" in _text(progress.render(now=130.0))
     progress.finished({"trial_id": "a", "status": "ok", "seconds": 60.0})
     progress.finished({"trial_id": "b", "status": "oom", "seconds": 20.0})
     # mean 40 s x 6 trials left / 2 at once = 120 s
@@ -77,3 +77,21 @@ def test_a_fit_that_would_give_a_negative_part_goes_through_the_origin():
     progress.finished({"trial_id": "a", "status": "ok", "seconds": 30.0})
     progress.finished({"trial_id": "b", "status": "ok", "seconds": 10.0})  # faster for more FLOPs: no line
     assert progress.remaining_seconds() == pytest.approx(40.0 / 3e9 * 4e9 / 2)
+
+
+def test_trials_predicted_from_their_frozen_task_count_by_their_prediction_from_before_the_first_trial():
+    """The predictions (estimate.trial_seconds) come as each backbone's
+    frozen task ends: its trials count by them; a trial without one, by the
+    FLOPs fit of the finished trials, once there is one."""
+    progress = GridProgress(total=3, parallel=1, predicted={"a": 3e9, "b": 1e9, "c": 1e9})
+    progress.seconds.update(a=200.0, b=40.0)
+    assert progress.remaining_seconds() is None  # c: no prediction, no finished trial
+    progress.seconds["c"] = 25.0
+    assert progress.remaining_seconds() == pytest.approx(265.0)  # before any trial
+    assert "about 0:04:25 left" in _text(progress.render())
+    progress.running = {"a": {"node": "n", "gpus": [], "since": 1000.0}}
+    assert progress.remaining_seconds(wall=1150.0) == pytest.approx(50.0 + 40.0 + 25.0)
+    progress.finished({"trial_id": "a", "status": "ok", "seconds": 180.0})
+    assert progress.remaining_seconds() == pytest.approx(65.0)  # what a took is not a prediction of b and c
+    del progress.seconds["c"]  # say c's backbone had no frozen task: by the fit, through the origin
+    assert progress.remaining_seconds() == pytest.approx(40.0 + 180.0 / 3e9 * 1e9)

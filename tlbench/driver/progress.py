@@ -1,13 +1,17 @@
 """The live view of a running grid: done / running / failed out of the total,
 which trial runs where, elapsed time and an estimate of the rest.
 
-The estimate scales each trial's predicted FLOPs (plan.predicted_flops) by
-what the finished trials took: seconds = fixed + FLOPs x seconds per FLOP,
-fitted by least squares once two trials of different predictions have
-ended (a fixed part: loading, graph costs and the timed passes' minimum
-seconds don't grow with FLOPs), through the origin after one. The grid runs
-its longest trials first, so the mean of the finished ones would overstate
-the rest."""
+The estimate counts each trial not ended by its seconds predicted from its
+backbone's frozen-inputs task (estimate.py), from the moment that task ends,
+before any trial. It follows the protocol, where one line through FLOPs
+and the finished trials' seconds can't fit both trials that are mostly
+fixed seconds and trials that are mostly epochs (README: measured over two
+runs' records). A trial without a prediction (its backbone's frozen
+work not shared, or not ended yet) counts its predicted FLOPs
+(plan.predicted_flops) scaled by what the finished trials took: seconds =
+fixed + FLOPs x seconds per FLOP, fitted by least squares once two trials
+of different predictions have ended, through the origin after one. A running
+trial counts what it has left."""
 
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class GridProgress:
     predicted: dict = field(default_factory=dict)
     measured: list = field(default_factory=list)  # (predicted FLOPs, seconds) of the finished trials
     ended: set = field(default_factory=set)  # their trial ids
+    seconds: dict = field(default_factory=dict)  # trial id -> its seconds predicted (estimate.trial_seconds)
 
     def finished(self, record: dict) -> None:
         shared = record.get("frozen_inputs") or {}
@@ -53,22 +58,22 @@ class GridProgress:
         self.running.pop(record.get("trial_id"), None)
 
     def remaining_seconds(self, wall: float | None = None) -> float | None:
-        """The trials not ended, each by its FLOPs as the finished ones took
-        theirs (a running one less the time it has run), over the trials at
-        once; without predictions, the mean trial time x trials left. None
-        before the first."""
+        """The trials not ended, each by its predicted seconds, else by its
+        FLOPs as the finished ones took theirs (a running one less the time
+        it has run), over the trials at once; without either, the mean trial
+        time x trials left. None before anything can tell."""
+        fit = _fit(self.measured)
+        left = [trial for trial in self.predicted if trial not in self.ended]
+        each = [self.seconds.get(trial, fit and fit[0] + fit[1] * self.predicted[trial]) for trial in left]
+        if self.predicted and None not in each:
+            wall = time.time() if wall is None else wall
+            ran = {trial: wall - where["since"] for trial, where in self.running.items()}
+            rest = sum(max(0.0, seconds - ran.get(trial, 0.0)) for trial, seconds in zip(left, each))
+            return rest / max(1, self.parallel)
         if not self.trial_seconds:
             return None
-        fit = _fit(self.measured)
-        if fit is None:
-            left = self.total - self.done
-            return sum(self.trial_seconds) / len(self.trial_seconds) * left / max(1, self.parallel)
-        fixed, per_flop = fit
-        wall = time.time() if wall is None else wall
-        ran = {trial: wall - where["since"] for trial, where in self.running.items()}
-        pending = [(trial, flops) for trial, flops in self.predicted.items() if trial not in self.ended]
-        rest = sum(max(0.0, fixed + per_flop * flops - ran.get(trial, 0.0)) for trial, flops in pending)
-        return rest / max(1, self.parallel)
+        mean = sum(self.trial_seconds) / len(self.trial_seconds)
+        return mean * (self.total - self.done) / max(1, self.parallel)
 
     def frozen_line(self) -> str:
         """How often the run computed frozen inputs, for which backbones, for how many trials ("" if never)."""
@@ -80,7 +85,7 @@ class GridProgress:
         summary = Text(
             f"{self.done}/{self.total} done · {len(self.running)} running · {self.failed} failed · "
             f"elapsed {_clock(now - self.started)} · "
-            + (f"about {_clock(remaining)} left" if remaining is not None else "estimate after the first trial")
+            + (f"about {_clock(remaining)} left" if remaining is not None else "estimate to come")
             + ("\n" + self.frozen_line() if self.frozen else "")
         )
         if not self.running:

@@ -285,8 +285,13 @@ def _run(run_dir, plan: RunPlan, images, info, done, settings, console, workers,
         def on_frozen(spec, summary: dict) -> None:
             trials = [s for s in specs if s.frozen_key() == spec.frozen_key()]
             speed = estimate.Speed.of(summary)
-            seconds = speed and sum(estimate.trial_seconds(s, sizes, speed, carrier.searched_rates(s)) for s in trials)
+            if speed is not None:  # each trial now counts by its prediction in the live view's estimate
+                progress.seconds.update(
+                    {s.trial_id: estimate.trial_seconds(s, sizes, speed, carrier.searched_rates(s)) for s in trials}
+                )
+            seconds = speed and sum(progress.seconds[s.trial_id] for s in trials)
             live.console.print(early_answer(spec.backbone, summary, len(trials), seconds))
+            live.update(progress.render())
 
         cluster.run_trials(
             specs,
