@@ -92,3 +92,20 @@ def test_with_host_memory_the_images_stay_out_of_the_allocator_and_each_batch_is
     labels = [tuple(next(stream)[1].numpy()) for _ in range(9)]
     assert labels[:3] == labels[3:6] == labels[6:] and len(set(labels[:3])) == 3  # three full batches, cycled
     assert host.passes == 3 and in_use() - before < split_bytes / 4
+
+
+def test_no_pass_over_a_split_is_autotuned(tf):
+    """tf.data's tuning thread can hold the end of a pass until its next
+    wake-up (pipeline.untuned; measured in bench/test_pass_end.py): every
+    pass tlbench iterates runs without it."""
+    from tlbench.worker.pipeline import SplitPipeline
+    from tlbench.worker.training import FeatureSplit
+
+    pipeline = SplitPipeline(data.open_dataset("digits"), np.arange(10), image_size=32)
+    passes = {
+        "batches": pipeline.batches(4),
+        "shuffled batches": pipeline.batches(4, shuffle_seed=1),
+        "timed stream": pipeline.timed_stream(4),
+        "features": FeatureSplit(lambda x: tf.reshape(x, (len(x), -1)), pipeline, 4).batches(4),
+    }
+    assert {name: ds.options().autotune.enabled for name, ds in passes.items()} == dict.fromkeys(passes, False)

@@ -46,7 +46,7 @@ from tlbench.plan import Budget, scaled_learning_rate
 from tlbench.registry import trains_backbone
 from tlbench.worker.boundary import Activations, Split, TopTrainer
 from tlbench.worker.model import Classifier
-from tlbench.worker.pipeline import SplitPipeline
+from tlbench.worker.pipeline import SplitPipeline, untuned
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class FeatureSplit:
         self.labels = tf.cast(split.labels, tf.int32)
 
     def batches(self, batch_size: int):
-        return tf.data.Dataset.from_tensor_slices((self.features, self.labels)).batch(batch_size)
+        return untuned(tf.data.Dataset.from_tensor_slices((self.features, self.labels)).batch(batch_size))
 
 
 def fit_and_select(
