@@ -5,7 +5,7 @@ The estimate counts each trial not ended by its seconds predicted from its
 backbone's frozen-inputs task (estimate.py), from the moment that task ends,
 before any trial. It follows the protocol, where one line through FLOPs
 and the finished trials' seconds can't fit both trials that are mostly
-fixed seconds and trials that are mostly epochs (README: measured over two
+fixed seconds and trials that are mostly epochs (README: measured over three
 runs' records). A trial without a prediction (its backbone's frozen
 work not shared, or not ended yet) counts its predicted FLOPs
 (plan.predicted_flops) scaled by what the finished trials took: seconds =
