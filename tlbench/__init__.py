@@ -39,6 +39,7 @@ shared by both sides and import no TensorFlow either.
 | `driver/stopping.py`    | SIGTERM stops a command as Ctrl-C does; blocks that finish first         |
 | `driver/max_batch.py`   | `--batch-size max` on the cluster: prediction, probes, each search kept  |
 | `driver/progress.py`    | the live view: done / running / failed, where, time left; early answers  |
+| `driver/estimate.py`    | a trial's seconds predicted from its backbone's frozen task and protocol |
 | `driver/screen.py`      | `screen`: every backbone, one features pass each, ranked; what to run    |
 | `driver/prefetch.py`    | `prefetch`: modules into TFHUB_CACHE_DIR for nodes without internet      |
 | `worker/entry.py`       | what the driver calls on the worker side: weights, FLOPs, prefetch       |
