@@ -14,7 +14,9 @@ TensorFlow. They run in real Ray worker processes through the runner's
   made them and where, as a real trial's `frozen_inputs` does.
 - `frozen_inputs`: the frozen work, once per backbone: appends a line to
   `<control>/frozen` and returns an id, its node and a 1 MB array (which a
-  trial on another node pulls through Ray's object store).
+  trial on another node pulls through Ray's object store); a backbone named
+  in `<control>/hold-frozen` waits until `<control>/go-frozen-BACKBONE`
+  exists; its end is appended to `<control>/frozen-ended`.
 - `prepare_standin` / `refuse_prepare`: the runner's `prepare` step.
 - `predict_batch` / `probe_batch`: --batch-size max's worker side on a
   device where batches up to FITS_UP_TO fit, the prediction PREDICTED; every
@@ -54,6 +56,11 @@ def frozen_inputs(spec, images, modes) -> dict:
 
     with open(_control() / "frozen", "a") as f:
         f.write(json.dumps({"backbone": spec.backbone, "modes": modes, "pid": os.getpid()}) + "\n")
+    if spec.backbone in _lines("hold-frozen"):
+        while not (_control() / f"go-frozen-{spec.backbone}").exists():  # the test's signal
+            time.sleep(0.02)
+    with open(_control() / "frozen-ended", "a") as f:
+        f.write(json.dumps({"backbone": spec.backbone, "at": time.time()}) + "\n")
     return {
         "computation": uuid.uuid4().hex[:12],
         "node_id": ray.get_runtime_context().get_node_id(),
@@ -71,7 +78,8 @@ def quick_trial(spec, images, frozen=None) -> dict:
     import ray
 
     with open(_control() / "started", "a") as f:  # one short line per append: whole lines
-        f.write(json.dumps({"trial_id": spec.trial_id, "pid": os.getpid(), "gpus": ray.get_gpu_ids()}) + "\n")
+        at = time.time()
+        f.write(json.dumps({"trial_id": spec.trial_id, "pid": os.getpid(), "gpus": ray.get_gpu_ids(), "at": at}) + "\n")
     _wait_if_held(spec.trial_id)
     if spec.trial_id in _lines("fail"):
         return record.make(**spec.record_fields(), status=record.Status.ERROR, error="RuntimeError: asked to fail")
@@ -184,6 +192,13 @@ def wait_for_start(count: int, deadline_seconds: float = 300) -> dict:
             return starts[count - 1]
         time.sleep(0.02)
     raise AssertionError(f"no start number {count} within {deadline_seconds} s: {started()}")
+
+
+def frozen_ended() -> dict:
+    """{backbone: when its frozen task ended (time.time())}."""
+    path = _control() / "frozen-ended"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {line["backbone"]: line["at"] for line in map(json.loads, lines)}
 
 
 def release(trial_id: str) -> None:

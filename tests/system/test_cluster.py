@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import null_trials
@@ -101,6 +102,32 @@ def test_frozen_inputs_are_computed_once_per_backbone_for_trials_on_both_nodes(r
         told = stdout.replace("\n", " ")
         assert f"early answer, {backbone}: a ridge probe's validation accuracy 0.625, LogME 0.500" in told
         assert "its 2 trial(s): about 0:0" in told.split(f"early answer, {backbone}")[1]
+
+
+def test_no_trial_starts_before_every_backbones_frozen_task_has_answered(ray_cluster, null_run, tmp_path):
+    """Room for a trial beside the frozen tasks, MobileNet's held: ResNet's
+    trials, ready, still wait for it, so that its early answer comes before
+    any trial takes the cores (Ray runs ready tasks in no set order)."""
+    cluster = ray_cluster({"num_cpus": 4})
+    control = Path(os.environ[null_trials.CONTROL])
+    (control / "hold-frozen").write_text("mobilenet_v2_035_128")
+    backbones = ["resnet_v2_50", "mobilenet_v2_035_128"]
+    driver = null_run(
+        "start", tmp_path, "--backbone", *backbones, "--mode", "transfer", "--batch-size", "8", "16",
+        "--address", cluster.address, "--share-frozen",
+    )  # fmt: skip
+    try:
+        while "resnet_v2_50" not in null_trials.frozen_ended():  # ResNet's trials are ready from here
+            time.sleep(0.02)
+        with pytest.raises(AssertionError, match="no start number 1"):  # none starts while MobileNet's is held
+            null_trials.wait_for_start(1, deadline_seconds=10)
+        (control / "go-frozen-mobilenet_v2_035_128").touch()
+        stdout, stderr = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, stdout + stderr
+    answered = max(null_trials.frozen_ended().values())
+    assert len(null_trials.started()) == 4 and all(s["at"] > answered for s in null_trials.started())
 
 
 def test_a_cluster_that_cannot_hold_a_trial_fails_fast(ray_cluster, run_in_subprocess, tmp_path):

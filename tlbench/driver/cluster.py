@@ -284,7 +284,9 @@ def run_trials(
     reach each trial through the object store, pulled to the trial's node; a
     trial is scheduled once they are there. Should that task's worker die,
     its trials run again computing their own. `on_frozen(spec, summary)`
-    gets what each computation found, without its arrays, as it ends.
+    gets what each computation found, without its arrays, as it ends; the
+    trials are submitted once every computation has ended, so that each
+    backbone's early answer comes before any trial takes the cores.
 
     `carrier` (carry.RateCarrier of these specs): the trials that wait for a
     smaller batch size's fine-tuning rate are submitted when its record comes."""
@@ -304,10 +306,19 @@ def run_trials(
         pending[task.options(name=spec.trial_id, **resources).remote(*args)] = (spec, frozen)
 
     carrier = carrier or RateCarrier(specs)
-    for spec in carrier.ready():
-        submit(spec, shared.get(spec.frozen_key()))
+    # The trials wait until every frozen task has told its early answer: Ray doesn't run ready tasks in the
+    # order they came, and a trial taking the cores first delayed another backbone's answer by minutes.
+    held = list(carrier.ready())
+
+    def release_held() -> None:
+        for spec in held:
+            submit(spec, shared.get(spec.frozen_key()))
+        held.clear()
+
+    if not summaries:
+        release_held()
     try:
-        while pending:
+        while pending or held:
             ready, _ = ray.wait([*summaries, *pending], num_returns=1, timeout=REFRESH_SECONDS)
             if on_running:
                 on_running(ray.get(board.read.remote()))
@@ -316,6 +327,8 @@ def run_trials(
             (ref,) = ready
             if ref in summaries:
                 frozen_tasks.told(summaries.pop(ref), ref, on_frozen)
+                if not summaries:
+                    release_held()
                 continue
             spec, frozen = pending.pop(ref)
             try:
