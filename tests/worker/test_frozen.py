@@ -70,11 +70,12 @@ def test_the_probes_path_is_fitted_once_and_the_trials_use_what_applies_to_them(
     assert used["shared"] and used["probe_shared"] and used["features_via"] == "boundary:block_16_expand"
     assert [c["train_loss"] for c in transfer["probe_search"]] == [fit.train_loss for fit in fits]
     assert transfer["test_inputs"] == "features"
-    # last_block trains the block above the boundary on the shared activations; its probe is on its own
-    # features of them (the part above the boundary, as it trains), fitted by the trial.
+    # last_block trains the block above the boundary on the shared activations, from the probe chosen on the
+    # shared path: the features came through that same part on those activations; nothing is fitted again.
     last_block = run_trial(_spec("last_block", module), images, frozen=result)
     assert last_block["status"] == "ok", last_block["error"]
-    assert last_block["frozen_inputs"]["activations_shared"] and not last_block["frozen_inputs"]["probe_shared"]
+    assert last_block["frozen_inputs"]["activations_shared"] and last_block["frozen_inputs"]["probe_shared"]
+    assert [c["train_loss"] for c in last_block["probe_search"]] == [fit.train_loss for fit in fits]
     assert last_block["accuracy_path"] == "boundary"
 
 

@@ -136,16 +136,19 @@ def fit_and_select(
 
     started = time.perf_counter()
     shared = shared or {}
-    given = shared.get("activations") if split is not None else shared.get("features")
+    # The shared features (checked against this trial's own, frozen.usable) are the probe's, whatever the mode:
+    # a partial mode's own would be the part above its boundary on the same activations, the same numbers.
+    given = shared.get("features")
     if split is None:
         inputs, extract = (train, val), classifier.extract_features
-    else:  # the probe's features from the activations: the frozen part runs once
+    else:  # trained on the activations at the boundary: the frozen part runs once
         trainer = TopTrainer(classifier, split)
+        activations = shared.get("activations") or {}
         inputs = tuple(
-            Activations(split, part, batch_size, (given or {}).get(name))
+            Activations(split, part, batch_size, activations.get(name))
             for name, part in (("train", train), ("val", val))
         )
-        extract, given = trainer.features, None
+        extract = trainer.features
     train_features, val_features = (
         FeatureSplit(extract, part, batch_size, (given or {}).get(name)) for name, part in zip(("train", "val"), inputs)
     )
@@ -158,7 +161,7 @@ def fit_and_select(
         return float(np.mean([float(stepped.train_step(x, y)) for x, y in batches]))
 
     # On the shared features, the path fitted once for every trial of the backbone (frozen.py): the same fits.
-    fits = _shared_fits(shared.get("probe"), budget.probe_penalties) if split is None and given else None
+    fits = _shared_fits(shared.get("probe"), budget.probe_penalties) if given else None
     probe = _probe(
         classifier, train_features, val_features, budget.probe_penalties, seconds_before=feature_seconds, fits=fits
     )
